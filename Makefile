@@ -1,0 +1,27 @@
+# The two commands of the README, and the steps they share. Each creates .venv when needed.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench lab clean
+
+demo: $(VENV)/.installed  ## profile, clean and train on the built-in demo data
+	$(BIN)/workbench train --data demo --target churn
+
+test: $(VENV)/.installed  ## the whole test suite
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed  ## accuracy and time against LightGBM defaults on ../shared/datasets
+	$(BIN)/python benchmarks/accuracy.py
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab notebooks/
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .workbench reports/*/ .pytest_cache

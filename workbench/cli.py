@@ -1,0 +1,94 @@
+"""`workbench ...`: the command line. Each command is a thin call into the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from workbench.errors import WorkbenchError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    warnings.filterwarnings("ignore")
+    try:
+        return args.func(args) or 0
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="AIMS Workbench: a business table to a trusted model.")
+    sub = p.add_subparsers(title="commands")
+
+    c = sub.add_parser("profile", help="profile a table: types, missing values, outliers, leakage")
+    c.add_argument("--data", required=True, help="CSV/TSV/Parquet/Excel path, sklearn:<name> or demo")
+    c.add_argument("--target", help="the column to predict (name or position)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=_profile)
+
+    c = sub.add_parser("train", help="clean, cross-validate the model zoo, print the leaderboard, log to MLflow")
+    c.add_argument("--data", required=True, help="CSV/TSV/Parquet/Excel path, sklearn:<name> or demo")
+    c.add_argument("--target", required=True, help="the column to predict (name or position)")
+    c.add_argument("--test", help="a labelled table to score the best model on")
+    c.add_argument("--task", choices=["binary", "multiclass", "regression"], help="override the detected task")
+    c.add_argument("--models", help="comma-separated zoo names (default: every model that fits the task)")
+    c.add_argument("--metric", help="the metric to rank by (default: roc_auc, log_loss or rmse)")
+    c.add_argument("--folds", type=int, default=5)
+    c.add_argument("--time-budget", type=float, default=300, help="seconds for the whole comparison")
+    c.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    c.set_defaults(func=_train)
+
+    c = sub.add_parser("models-zoo", help="list the model zoo")
+    c.set_defaults(func=lambda a: print("\n".join(_zoo_lines())))
+    return p
+
+
+def _profile(args) -> int:
+    from workbench.data import load, profile
+
+    prof = profile(load(args.data), args.target)
+    print(json.dumps(prof.to_dict(), indent=1, default=str) if args.json else prof)
+    return 0
+
+
+def _train(args) -> int:
+    from workbench.models import train
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise WorkbenchError("--time-budget must be a positive number of seconds")
+    result = train(args.data, args.target, test=args.test, task=args.task, models=models, metric=args.metric,
+                   folds=args.folds, time_budget=args.time_budget, progress=not args.json)
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    print(result.cleaned.report)
+    print()
+    print(f"leaderboard ({result.leaderboard.task}, {result.leaderboard.folds and len(result.leaderboard.folds)}-fold CV, "
+          f"ranked by {result.leaderboard.metric}):")
+    print(result.leaderboard)
+    if result.test_metrics:
+        print("\ntest metrics of the best model (" + result.best.name + "): " +
+              ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+    print(f"\nbest model: {result.best.name}; MLflow run {result.run_id}\nstored in {result.artifact_uri}")
+    return 0
+
+
+def _zoo_lines() -> list[str]:
+    from workbench.models import ZOO
+
+    return [f"{n:14s} {ZOO.get(n).label} ({', '.join(ZOO.get(n).tasks)})" for n in ZOO]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

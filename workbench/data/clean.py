@@ -1,0 +1,377 @@
+"""Cleaning: a transformer fitted on training data that replays identically on any later data."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from workbench.data.columns import as_text, association, category_key, infer_kind, to_date, to_number
+from workbench.data.load import resolve_target
+from workbench.errors import DataError
+
+MISSING, OTHER = "(missing)", "(other)"
+DATE_PARTS = ("year", "month", "dayofweek", "days")
+
+
+@dataclass
+class Change:
+    column: str
+    action: str
+    rows: int
+    detail: str = ""
+
+
+@dataclass
+class CleaningReport:
+    """Every change cleaning made, with the number of rows it touched."""
+
+    changes: list[Change] = field(default_factory=list)
+    rows_in: int = 0
+    rows_out: int = 0
+
+    def add(self, column: str, action: str, rows: int = 0, detail: str = "") -> None:
+        self.changes.append(Change(column, action, int(rows), detail))
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        return {c.column: c.detail for c in self.changes if c.action == "dropped column"}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([c.__dict__ for c in self.changes], columns=["column", "action", "rows", "detail"])
+
+    def to_dict(self) -> dict:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "changes": [c.__dict__ for c in self.changes]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CleaningReport":
+        return cls([Change(**c) for c in d["changes"]], d["rows_in"], d["rows_out"])
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>Cleaning</b>: {self.rows_in} rows in, {self.rows_out} rows out, {len(self.changes)} changes</p>"
+        return head + self.to_frame().to_html(index=False)
+
+    def __str__(self) -> str:
+        lines = [f"cleaning: {self.rows_in} rows in, {self.rows_out} out"]
+        lines += [f"  {c.column}: {c.action}" + (f" ({c.rows} rows)" if c.rows else "") + (f" — {c.detail}" if c.detail else "")
+                  for c in self.changes]
+        return "\n".join(lines)
+
+
+class Cleaner(TransformerMixin, BaseEstimator):
+    """Fix types, spellings, missing values, rare categories, outliers; drop useless and leaking columns.
+
+    Fitted on training data, it replays the same plan on any later table: the same
+    output columns in the same order, categories with the training levels (unseen
+    values become ``"(other)"``, missing ones ``"(missing)"``), numbers imputed with
+    the training median and clipped at the training fences. Its whole learned state
+    is plain JSON (``to_json`` / ``from_json``): no pickle needed to ship it.
+
+    Parameters
+    ----------
+    rare_min_count : categories seen fewer times are grouped into ``"(other)"``.
+    max_levels : at most this many levels per category column are kept.
+    outlier_iqr : numbers beyond quartile ± this many interquartile ranges are clipped.
+    leak_threshold : a column that alone predicts the target at least this well is dropped.
+
+    Attributes
+    ----------
+    plan_ : dict of column → what to do with it.
+    dropped_ : dict of dropped column → reason.
+    target_ : dict with the target's name, task and (for classification) classes.
+    report_ : CleaningReport of the fit data.
+
+    Examples
+    --------
+    >>> from workbench.data import load
+    >>> df = load("demo", n_rows=200)
+    >>> c = Cleaner().fit(df.drop(columns="churn"), df["churn"])
+    >>> "churn_reason" in c.dropped_
+    True
+    """
+
+    def __init__(self, rare_min_count: int = 10, max_levels: int = 100, outlier_iqr: float = 3.0,
+                 leak_threshold: float = 0.98, task: str | None = None):
+        self.rare_min_count = rare_min_count
+        self.max_levels = max_levels
+        self.outlier_iqr = outlier_iqr
+        self.leak_threshold = leak_threshold
+        self.task = task
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | None = None):
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: pd.Series | None = None, **_) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise DataError("the cleaner takes a pandas DataFrame")
+        report = CleaningReport(rows_in=len(X), rows_out=len(X))
+        self.plan_, self.dropped_, self.target_ = {}, {}, None
+        yt = None
+        if y is not None:
+            self.target_ = _fit_target(y, self.task, report)
+            yt = self.transform_target(y)
+        for col in X.columns:
+            self._fit_column(str(col), X[col], yt, report)
+        if not self.plan_:
+            raise DataError("no usable feature columns are left after cleaning: " +
+                            "; ".join(f"{c}: {r}" for c, r in self.dropped_.items()))
+        self.feature_names_in_ = np.array([str(c) for c in X.columns], dtype=object)
+        self.report_ = report
+        return self.transform(X)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "plan_")
+        missing = [c for c in self.plan_ if c not in X.columns]
+        if missing:
+            raise DataError(f"columns missing from the table: {', '.join(missing)}; give every column the model was trained on")
+        out = {}
+        for col, plan in self.plan_.items():
+            out.update(_apply(col, plan, X[col]))
+        return pd.DataFrame(out, index=X.index)
+
+    def transform_target(self, y: pd.Series) -> pd.Series:
+        """Target values in their training spelling (classification) or as numbers (regression)."""
+        check_is_fitted(self, "plan_")
+        if self.target_["task"] == "regression":
+            return _numbers(y)
+        keys = _label_key(y)
+        return keys.map(self.target_["labels"]).astype("object").where(keys.notna(), None)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "plan_")
+        names = []
+        for col, plan in self.plan_.items():
+            names += [f"{col}_{p}" for p in DATE_PARTS] if plan["kind"] == "date" else [col]
+        return np.array(names, dtype=object)
+
+    def to_json(self) -> str:
+        check_is_fitted(self, "plan_")
+        return json.dumps({"params": self.get_params(), "plan": self.plan_, "dropped": self.dropped_,
+                           "target": self.target_, "columns_in": list(self.feature_names_in_),
+                           "report": self.report_.to_dict()}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Cleaner":
+        d = json.loads(text)
+        c = cls(**d["params"])
+        c.plan_, c.dropped_, c.target_ = d["plan"], d["dropped"], d["target"]
+        c.feature_names_in_ = np.array(d["columns_in"], dtype=object)
+        c.report_ = CleaningReport.from_dict(d["report"])
+        return c
+
+    def _drop(self, col: str, reason: str, report: CleaningReport) -> None:
+        self.dropped_[col] = reason
+        report.add(col, "dropped column", 0, reason)
+
+    def _fit_column(self, col: str, s: pd.Series, y: pd.Series | None, report: CleaningReport) -> None:
+        kind, detail = infer_kind(s)
+        if kind in {"empty", "constant", "id", "text"}:
+            self._drop(col, {"empty": "all values missing", "constant": "constant: one value only",
+                             "id": f"ID-like: {detail}", "text": detail}[kind], report)
+            return
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            t = s.astype("string")
+            spaces = int((t.notna() & (t != t.str.strip())).sum())
+            if spaces:
+                report.add(col, "stripped spaces", spaces)
+            tokens = int((t.notna() & as_text(s).isna()).sum())
+            if tokens:
+                spelled = sorted(set(t[t.notna() & as_text(s).isna()].str.strip()))[:5]
+                report.add(col, "missing spellings → missing", tokens, ", ".join(repr(x) for x in spelled))
+        if kind == "number":
+            plan, values = _fit_number(s, detail, report, col, self.outlier_iqr)
+        elif kind == "date":
+            plan = {"kind": "date", "fill": float(_days(to_date(as_text(s))).median())}
+            values = pd.Series(_apply(col, plan, s)[f"{col}_days"])
+            report.add(col, "date → year, month, weekday, days", int(as_text(s).notna().sum()))
+        else:
+            plan, values = _fit_category(s, report, col, self.rare_min_count, self.max_levels)
+        if y is not None and kind != "date":
+            strength = association(values, y, self.target_["task"])
+            if strength >= self.leak_threshold:
+                self._drop(col, f"leaks the target: alone it predicts '{y.name}' with strength {strength:.3f}", report)
+                return
+        self.plan_[col] = plan
+
+
+def _fit_number(s, detail, report, col, k):
+    x = _numbers(s)
+    if detail:
+        report.add(col, "text → number", int(x.notna().sum()), detail)
+    bad = int((as_text(s).notna() & x.isna()).sum()) if detail else 0
+    if bad:
+        report.add(col, "unreadable numbers → missing", bad)
+    q1, q3 = x.quantile([0.25, 0.75])
+    clip = None
+    if q3 > q1:
+        clip = [float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))]
+        n_out = int(((x < clip[0]) | (x > clip[1])).sum())
+        if n_out:
+            report.add(col, "clipped outliers", n_out, f"to [{clip[0]:.4g}, {clip[1]:.4g}]")
+        else:
+            clip = None
+    fill = float(x.clip(*(clip or [None, None])).median())
+    n_missing = int(x.isna().sum())
+    if n_missing:
+        report.add(col, "imputed missing", n_missing, f"median {fill:.4g}")
+    plan = {"kind": "number", "fill": fill, "clip": clip, "from_text": bool(detail)}
+    return plan, x
+
+
+def _fit_category(s, report, col, rare_min_count, max_levels):
+    t = as_text(s)
+    keys = category_key(t)
+    spelled = pd.DataFrame({"k": keys, "t": t}).dropna()
+    canon = spelled.groupby("k")["t"].agg(lambda v: v.value_counts().index[0])
+    variants = spelled.groupby("k")["t"].nunique()
+    merged = variants[variants > 1]
+    if len(merged):
+        n_rows = int((spelled["t"] != spelled["k"].map(canon)).sum())
+        report.add(col, "merged spellings", n_rows, "; ".join(f"→ '{canon[k]}'" for k in merged.index[:5]))
+    counts = keys.value_counts()
+    keep = counts[counts >= rare_min_count].index[:max_levels]
+    if len(keep) == 0:
+        keep = counts.index[:max_levels]
+    rare = int(keys.notna().sum() - keys.isin(keep).sum())
+    if rare:
+        report.add(col, "rare categories → (other)", rare, f"{len(counts) - len(keep)} categories")
+    n_missing = int(keys.isna().sum())
+    if n_missing:
+        report.add(col, "missing → (missing)", n_missing)
+    plan = {"kind": "category", "levels": [canon[k] for k in keep], "keys": {k: canon[k] for k in keep}}
+    return plan, _apply(col, plan, s)[col]
+
+
+def _apply(col: str, plan: dict, s: pd.Series) -> dict[str, pd.Series]:
+    kind = plan["kind"]
+    if kind == "number":
+        x = _numbers(s)
+        if plan["clip"]:
+            x = x.clip(*plan["clip"])
+        return {col: x.fillna(plan["fill"])}
+    if kind == "date":
+        d = to_date(as_text(s))
+        days = _days(d)
+        return {f"{col}_year": d.dt.year.astype("float64"), f"{col}_month": d.dt.month.astype("float64"),
+                f"{col}_dayofweek": d.dt.dayofweek.astype("float64"), f"{col}_days": days.fillna(plan["fill"])}
+    keys = category_key(as_text(s))
+    values = keys.map(plan["keys"]).astype("object")
+    values = values.where(values.notna(), np.where(keys.isna(), MISSING, OTHER))
+    return {col: pd.Series(pd.Categorical(values, categories=[*plan["levels"], OTHER, MISSING]), index=s.index)}
+
+
+def _numbers(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(s):
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s):
+        return s.astype("float64")
+    return to_number(as_text(s))
+
+
+def _days(d: pd.Series) -> pd.Series:
+    return (d - pd.Timestamp("1970-01-01")).dt.days.astype("float64")
+
+
+def _label_key(y: pd.Series) -> pd.Series:
+    # adult_test spells labels '<=50K.' where adult_train has '<=50K': the trailing dot and case do not matter
+    t = as_text(y)
+    return t.str.rstrip(".").str.strip().str.casefold()
+
+
+def _fit_target(y: pd.Series, task: str | None, report: CleaningReport) -> dict:
+    from workbench.models.task import detect_task
+
+    name = str(y.name)
+    if as_text(y).isna().all():
+        raise DataError(f"target '{name}' has no values; choose a column that holds the outcome to predict")
+    task = task or detect_task(y)
+    if task == "regression":
+        x = _numbers(y)
+        if x.notna().sum() == 0:
+            raise DataError(f"target '{name}' holds no numbers; use --task binary or multiclass for labels")
+        return {"name": name, "task": task}
+    keys = _label_key(y)
+    t = as_text(y)
+    canon = pd.DataFrame({"k": keys, "t": t.str.rstrip(".").str.strip()}).dropna().groupby("k")["t"].agg(
+        lambda v: v.value_counts().index[0])
+    if len(canon) < 2:
+        raise DataError(f"target '{name}' has only one class ({', '.join(map(str, canon.values)) or 'none'}); "
+                        "a classifier needs at least two")
+    changed = int((t.notna() & (t != keys.map(canon))).sum())
+    if changed:
+        report.add(name, "normalized target labels", changed, "case, spaces and trailing '.' ignored")
+    labels = {k: _native(v, y) for k, v in canon.items()}
+    classes = sorted(set(labels.values()), key=lambda v: (str(type(v)), v))
+    return {"name": name, "task": task, "labels": labels, "classes": classes}
+
+
+def _native(label: str, y: pd.Series):
+    """Numeric and boolean labels keep their type (titanic's 0/1 stays 0/1)."""
+    if pd.api.types.is_bool_dtype(y):
+        return label.lower() == "true"
+    if pd.api.types.is_integer_dtype(y):
+        return int(float(label))
+    if pd.api.types.is_float_dtype(y):
+        v = float(label)
+        return int(v) if v.is_integer() else v
+    return label
+
+
+@dataclass
+class Cleaned:
+    """What `clean` returns: the cleaned features and target, the fitted cleaner and its report."""
+
+    X: pd.DataFrame
+    y: pd.Series | None
+    cleaner: Cleaner
+    report: CleaningReport
+    target: str | None = None
+
+    @property
+    def task(self) -> str | None:
+        return self.cleaner.target_["task"] if self.cleaner.target_ else None
+
+    def _repr_html_(self) -> str:
+        return self.report._repr_html_()
+
+
+def clean(df: pd.DataFrame, target: str | int | None = None, *, task: str | None = None, **params) -> Cleaned:
+    """Fit a Cleaner on a training table and return the cleaned table with the report.
+
+    Duplicate rows and rows without a target are removed here (training data only);
+    the fitted cleaner itself never drops rows, so it can score any later table.
+    """
+    report = CleaningReport(rows_in=len(df))
+    if target is not None:
+        target = resolve_target(df, target)
+    dup = df.duplicated()
+    if dup.any():
+        report.add("(rows)", "removed duplicate rows", int(dup.sum()))
+        df = df[~dup]
+    y = None
+    if target is not None:
+        missing_y = as_text(df[target]).isna()
+        if missing_y.all():
+            raise DataError(f"target '{target}' has no values; choose a column that holds the outcome to predict")
+        if missing_y.any():
+            report.add(target, "removed rows with missing target", int(missing_y.sum()))
+            df = df[~missing_y]
+        y = df[target]
+        df = df.drop(columns=[target])
+    cleaner = Cleaner(task=task, **params)
+    X = cleaner.fit_transform(df, y)
+    report.changes += cleaner.report_.changes
+    report.rows_out = len(X)
+    cleaner.report_ = report
+    yt = cleaner.transform_target(y) if y is not None else None
+    if yt is not None and cleaner.target_["task"] == "regression" and yt.isna().any():
+        keep = yt.notna()
+        report.add(target, "removed rows whose target is not a number", int((~keep).sum()))
+        X, yt = X[keep], yt[keep]
+        report.rows_out = len(X)
+    return Cleaned(X.reset_index(drop=True), None if yt is None else yt.reset_index(drop=True).rename(target),
+                   cleaner, report, target)

@@ -1,0 +1,97 @@
+"""A first look at a table: what each column is, how dirty, how related to the target."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from workbench.data.columns import as_text, association, infer_kind, to_number
+from workbench.data.load import resolve_target
+
+LEAK_WARNING = 0.98
+
+
+@dataclass
+class Profile:
+    """Per-column facts about a table; ``to_frame()`` for the numbers, ``warnings`` for what needs a look."""
+
+    columns: pd.DataFrame
+    rows: int
+    target: str | None
+    task: str | None
+    duplicate_rows: int
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.columns.copy()
+
+    @property
+    def warnings(self) -> list[str]:
+        out = [f"{self.duplicate_rows} duplicate rows"] if self.duplicate_rows else []
+        for _, r in self.columns.iterrows():
+            if r["warning"]:
+                out.append(f"{r['column']}: {r['warning']}")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "target": self.target, "task": self.task, "duplicate_rows": self.duplicate_rows,
+                "columns": self.columns.to_dict(orient="records"), "warnings": self.warnings}
+
+    def __str__(self) -> str:
+        head = f"{self.rows} rows, {len(self.columns)} columns" + (f", target '{self.target}' ({self.task})" if self.target else "")
+        body = self.columns.drop(columns=["examples"]).to_string(index=False)
+        warn = "\n".join(f"! {w}" for w in self.warnings)
+        return "\n".join(x for x in [head, body, warn] if x)
+
+    def _repr_html_(self) -> str:
+        head = f"<p><b>{self.rows}</b> rows, <b>{len(self.columns)}</b> columns"
+        head += f", target <b>{self.target}</b> ({self.task})</p>" if self.target else "</p>"
+        warn = "".join(f"<li>{w}</li>" for w in self.warnings)
+        return head + (f"<ul style='color:#b45309'>{warn}</ul>" if warn else "") + self.columns.to_html(index=False)
+
+
+def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | None = None) -> Profile:
+    """Profile a raw table: per column the inferred type, missing share, cardinality, examples,
+    outliers, association with the target and a leakage warning.
+
+    Examples
+    --------
+    >>> from workbench.data import load
+    >>> p = profile(load("demo", n_rows=300), "churn")
+    >>> p.to_frame().set_index("column").loc["churn_reason", "warning"].startswith("leaks")
+    True
+    """
+    from workbench.models.task import detect_task
+
+    if target is not None:
+        target = resolve_target(df, target)
+        task = task or detect_task(df[target].dropna())
+    y = as_text(df[target]) if target is not None else None
+    rows = []
+    for col in df.columns:
+        s = df[col]
+        kind, detail = infer_kind(s)
+        text = as_text(s)
+        missing = float(text.isna().mean())
+        numbers = s.astype("float64") if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) else (
+            to_number(text) if kind == "number" else None)
+        outliers = 0
+        if numbers is not None:
+            q1, q3 = numbers.quantile([0.25, 0.75])
+            if q3 > q1:
+                outliers = int(((numbers < q1 - 3 * (q3 - q1)) | (numbers > q3 + 3 * (q3 - q1))).sum())
+        strength = None
+        warning = ""
+        if y is not None and col != target and kind not in {"empty", "constant"}:
+            values = numbers if numbers is not None else text
+            strength = round(association(values, y, task), 3)
+            if strength >= LEAK_WARNING:
+                warning = f"leaks the target (alone it predicts '{target}' with strength {strength:.3f})"
+        if not warning and kind in {"empty", "constant", "id", "text"}:
+            warning = {"empty": "all values missing", "constant": "one value only", "id": "ID-like", "text": "free text"}[kind]
+        rows.append({
+            "column": str(col), "type": kind + (f" ({detail})" if detail and kind in {"number", "date"} else ""),
+            "missing": round(missing, 4), "distinct": int(text.nunique()),
+            "examples": ", ".join(map(str, text.dropna().unique()[:3])), "outliers": outliers,
+            "target_strength": strength, "warning": warning,
+        })
+    return Profile(pd.DataFrame(rows), len(df), target, task, int(df.duplicated().sum()))

@@ -1,0 +1,7 @@
+"""The model zoo, cross-validation, metrics, the leaderboard and training end to end."""
+from workbench.models.compare import Candidate, Leaderboard, compare
+from workbench.models.train import TrainResult, train
+from workbench.models.trained import TrainedModel
+from workbench.models.zoo import ZOO, get_model, models_for
+
+__all__ = ["compare", "Candidate", "Leaderboard", "train", "TrainResult", "TrainedModel", "ZOO", "get_model", "models_for"]

@@ -1,0 +1,237 @@
+"""Cross-validate zoo models on the same folds and rank them on a leaderboard."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from workbench import compute
+from workbench.errors import ModelError
+from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, is_better, score
+from workbench.models.task import check_task
+from workbench.models.zoo import get_model, models_for
+from workbench.settings import Settings, get_settings
+
+
+@dataclass
+class Candidate:
+    """One model on the leaderboard, with its cross-validated scores and out-of-fold predictions."""
+
+    name: str
+    model: str
+    params: dict
+    task: str
+    status: str = "ok"  # ok | failed | timeout | cancelled | skipped
+    cv: dict[str, float] = field(default_factory=dict)
+    cv_std: dict[str, float] = field(default_factory=dict)
+    fit_time: float = float("nan")
+    predict_time: float = float("nan")
+    oof: np.ndarray | None = None
+    error: str = ""
+    estimator: BaseEstimator | None = None  # fitted on all training rows, once refit
+
+    def row(self) -> dict:
+        return {"model": self.name, "status": self.status, **self.cv,
+                "fit_time_s": round(self.fit_time, 3), "predict_time_s": round(self.predict_time, 3), "note": self.error}
+
+
+@dataclass
+class Leaderboard:
+    """Candidates ranked by a metric; ``best`` is the top one that finished."""
+
+    candidates: list[Candidate]
+    task: str
+    metric: str
+    classes: list | None = None
+    folds: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        self.sort()
+
+    def sort(self) -> None:
+        sign = -1 if GREATER_IS_BETTER[self.metric] else 1
+        self.candidates.sort(key=lambda c: (c.status != "ok", sign * c.cv.get(self.metric, np.nan)
+                                            if not np.isnan(c.cv.get(self.metric, np.nan)) else np.inf))
+
+    def add(self, candidate: Candidate) -> None:
+        self.candidates = [c for c in self.candidates if c.name != candidate.name] + [candidate]
+        self.sort()
+
+    @property
+    def best(self) -> Candidate:
+        for c in self.candidates:
+            if c.status == "ok":
+                return c
+        raise ModelError("no model finished; raise the time budget or check the notes: " +
+                         "; ".join(f"{c.name}: {c.status} {c.error}" for c in self.candidates))
+
+    def __getitem__(self, name: str) -> Candidate:
+        for c in self.candidates:
+            if c.name == name:
+                return c
+        raise KeyError(f"no candidate '{name}' on the leaderboard: {', '.join(c.name for c in self.candidates)}")
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame([c.row() for c in self.candidates])
+        frame.insert(0, "rank", range(1, len(frame) + 1))
+        cols = ["rank", "model", "status", *[m for m in TASK_METRICS[self.task] if m in frame], "fit_time_s", "predict_time_s", "note"]
+        return frame[cols]
+
+    def __str__(self) -> str:
+        f = self.to_frame()
+        return f.to_string(index=False, float_format=lambda v: f"{v:.4f}")
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>Leaderboard</b> ({self.task}, ranked by {self.metric})</p>" + self.to_frame().to_html(
+            index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def make_folds(y: pd.Series, task: str, folds: int = 5, *, groups=None, seed: int = 0):
+    """The same folds for every model: stratified for classification, grouped when groups are given."""
+    n = len(y)
+    if groups is not None:
+        splitter, args = GroupKFold(n_splits=folds), (np.zeros(n), y, groups)
+    elif task == "regression":
+        splitter, args = KFold(folds, shuffle=True, random_state=seed), (np.zeros(n),)
+    else:
+        smallest = int(pd.Series(y).value_counts().min())
+        if smallest < 2:
+            splitter, args = KFold(folds, shuffle=True, random_state=seed), (np.zeros(n),)
+        else:
+            splitter, args = StratifiedKFold(min(folds, smallest), shuffle=True, random_state=seed), (np.zeros(n), y)
+    return [(np.asarray(a), np.asarray(b)) for a, b in splitter.split(*args)]
+
+
+def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
+    """Class codes 0..k-1 and the class labels (classification), or the numbers (regression)."""
+    if task == "regression":
+        return y.to_numpy(dtype="float64"), None
+    classes = sorted(pd.unique(y.dropna()), key=lambda v: (str(type(v)), v))
+    codes = pd.Categorical(y, categories=classes).codes
+    return codes.astype("int64"), list(classes)
+
+
+def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | None = None, metric: str | None = None,
+            folds: int = 5, groups=None, time_budget: float | None = None, model_timeout: float | None = None,
+            params: dict[str, dict] | None = None, settings: Settings | None = None,
+            on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True) -> Leaderboard:
+    """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
+
+    ``time_budget`` (seconds) bounds the whole comparison: models not started by then
+    are cancelled, a model still running stops at its next fold. ``model_timeout``
+    bounds one model (default: the budget). Models run in parallel across the cores
+    (see ``workbench.compute``); ``on_result`` is called as each one finishes.
+
+    Examples
+    --------
+    >>> from workbench.data import load, clean
+    >>> c = clean(load("demo", n_rows=300), "churn")
+    >>> lb = compare(c.X, c.y, task="binary", models=["linear", "naive_bayes"], folds=3, progress=False)
+    >>> lb.best.status
+    'ok'
+    """
+    s = settings or get_settings()
+    check_task(task)
+    metric = metric or DEFAULT_METRIC[task]
+    if metric not in TASK_METRICS[task]:
+        raise ModelError(f"metric '{metric}' does not apply to {task}. Valid metrics: {', '.join(TASK_METRICS[task])}")
+    names = list(models) if models else models_for(task, len(X))
+    for name in names:
+        spec = get_model(name)
+        if task not in spec.tasks:
+            raise ModelError(f"model '{name}' does not do {task}. Models for {task}: {', '.join(models_for(task))}")
+    codes, classes = encode_target(y, task)
+    if classes is not None and len(classes) < 2:
+        raise ModelError("the target has one class only; a classifier needs at least two")
+    split = make_folds(pd.Series(codes), task, folds, groups=groups, seed=s.seed)
+    n_jobs = compute.threads_per_task(len(names), s)
+    start = time.time()
+    deadline = start + time_budget if time_budget else None
+    timeout = model_timeout or time_budget
+    board = Leaderboard([], task, metric, classes, split)
+    jobs = [(name, (params or {}).get(name, {}), task, X, codes, split, n_jobs, s.seed, timeout, deadline) for name in names]
+    bar = _progress(len(jobs), progress)
+    for out in compute.run(cross_validate, jobs, deadline=deadline, settings=s):
+        name = names[out.index]
+        if out.status == "ok":
+            cand = out.value
+        else:
+            cand = Candidate(name, name, (params or {}).get(name, {}), task, status=out.status, error=out.error)
+        board.add(cand)
+        bar.update(1)
+        bar.set_postfix_str(f"{name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok" else f"{name}: {cand.status}")
+        if on_result:
+            on_result(cand, board)
+    bar.close()
+    return board
+
+
+def cross_validate(name: str, params: dict, task: str, X: pd.DataFrame, y: np.ndarray, split, n_jobs: int,
+                   seed: int, timeout: float | None = None, deadline: float | None = None) -> Candidate:
+    """One model on every fold (runs on a worker); stops between folds once over its time."""
+    spec = get_model(name)
+    start = time.time()
+    stop_at = min(t for t in (deadline, start + timeout if timeout else None, np.inf) if t is not None)
+    k = int(y.max()) + 1 if task != "regression" else 0
+    oof = np.full((len(y), k), np.nan) if k else np.full(len(y), np.nan)
+    fit_time = predict_time = 0.0
+    scores = []
+    cand = Candidate(name, name, dict(params), task)
+    with threadpool_limits(n_jobs):
+        for train_idx, test_idx in split:
+            if time.time() > stop_at:
+                cand.status, cand.error = "timeout", f"stopped after {len(scores)} of {len(split)} folds ({time.time() - start:.0f} s)"
+                break
+            est = spec.make(task, params, n_jobs=n_jobs, seed=seed)
+            t0 = time.time()
+            est.fit(X.iloc[train_idx], y[train_idx])
+            t1 = time.time()
+            pred = predict_scores(est, X.iloc[test_idx], task, k)
+            predict_time += time.time() - t1
+            fit_time += t1 - t0
+            oof[test_idx] = pred
+            scores.append(score(task, y[test_idx], pred))
+    if cand.status == "ok":
+        frame = pd.DataFrame(scores)
+        cand.cv, cand.cv_std = frame.mean().to_dict(), frame.std(ddof=0).to_dict()
+        cand.oof = oof
+    cand.fit_time, cand.predict_time = fit_time / max(1, len(scores)), predict_time / max(1, len(scores))
+    return cand
+
+
+def predict_scores(est: BaseEstimator, X: pd.DataFrame, task: str, k: int) -> np.ndarray:
+    """Probabilities for every class code 0..k-1 (a class the fold did not see gets 0), or numbers."""
+    if task == "regression":
+        return np.asarray(est.predict(X), dtype="float64")
+    proba = np.asarray(est.predict_proba(X), dtype="float64")
+    seen = np.asarray(est.classes_, dtype="int64")
+    if len(seen) == k:
+        return proba
+    full = np.zeros((len(X), k))
+    full[:, seen] = proba
+    return full
+
+
+def refit(candidate: Candidate, X: pd.DataFrame, y: pd.Series, *, settings: Settings | None = None) -> BaseEstimator:
+    """Fit the candidate's model on all training rows, with every core."""
+    s = settings or get_settings()
+    codes, _ = encode_target(y, candidate.task)
+    est = get_model(candidate.model).make(candidate.task, candidate.params, n_jobs=s.n_threads, seed=s.seed)
+    with threadpool_limits(s.n_threads):
+        candidate.estimator = clone(est).fit(X, codes)
+    return candidate.estimator
+
+
+def _progress(total: int, enabled: bool):
+    from workbench.progress import progress_bar
+
+    return progress_bar(total=total, desc="models", disable=not enabled)

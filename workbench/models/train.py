@@ -1,0 +1,160 @@
+"""Training end to end: load → profile → clean → compare → refit the best → test → log to MLflow."""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from workbench.data import Cleaned, Profile, Schema, clean, load, profile, resolve_target
+from workbench.errors import DataError
+from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, predict_scores, refit
+from workbench.models.metrics import score
+from workbench.models.task import check_task
+from workbench.models.trained import TrainedModel
+from workbench.models.zoo import get_model
+from workbench.settings import Settings, get_settings
+
+
+@dataclass
+class TrainResult:
+    """Everything one training run produced, and where MLflow stored it."""
+
+    profile: Profile
+    cleaned: Cleaned
+    schema: Schema
+    leaderboard: Leaderboard
+    model: TrainedModel
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+    artifact_uri: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def best(self) -> Candidate:
+        return self.leaderboard.best
+
+    def to_dict(self) -> dict:
+        lb = self.leaderboard.to_frame().replace({np.nan: None})
+        return {"task": self.leaderboard.task, "metric": self.leaderboard.metric, "best_model": self.best.name,
+                "leaderboard": lb.to_dict(orient="records"), "test_metrics": self.test_metrics,
+                "run_id": self.run_id, "artifact_uri": self.artifact_uri, "seconds": round(self.seconds, 2)}
+
+    def _repr_html_(self) -> str:
+        test = "".join(f"<li>{k}: {v:.4f}</li>" for k, v in self.test_metrics.items())
+        return (self.leaderboard._repr_html_() + (f"<p><b>Test</b></p><ul>{test}</ul>" if test else "")
+                + f"<p>MLflow run <code>{self.run_id}</code></p>")
+
+
+def train(data, target: str | int, *, test=None, task: str | None = None, models: list[str] | None = None,
+          metric: str | None = None, folds: int = 5, time_budget: float | None = 300, model_timeout: float | None = None,
+          log: bool = True, progress: bool = True, settings: Settings | None = None,
+          on_result: Callable[[Candidate, Leaderboard], None] | None = None) -> TrainResult:
+    """Train and compare models on a raw table; refit the best on all rows; score ``test`` if given.
+
+    ``data`` and ``test`` are anything ``load`` takes (a path, ``"demo"``, a DataFrame).
+
+    Examples
+    --------
+    >>> r = train("demo", "churn", models=["linear"], folds=3, log=False, progress=False)
+    >>> r.best.name
+    'linear'
+    """
+    s = settings or get_settings()
+    t0 = time.time()
+    check_task(task)
+    for name in models or []:
+        get_model(name)  # an unknown name fails before any work is done
+    df = load(data, seed=s.seed)
+    target = resolve_target(df, target)
+    prof = profile(df, target, task=task)
+    cleaned = clean(df, target, task=task)
+    task = cleaned.task
+    schema = Schema.infer(cleaned.cleaner, df)
+    board = compare(cleaned.X, cleaned.y, task=task, models=models, metric=metric, folds=folds, time_budget=time_budget,
+                    model_timeout=model_timeout, settings=s, on_result=on_result, progress=progress)
+    best = board.best
+    estimator = refit(best, cleaned.X, cleaned.y, settings=s)
+    model = TrainedModel(cleaned.cleaner, estimator, task, board.classes, best.name)
+    result = TrainResult(prof, cleaned, schema, board, model)
+    if test is not None:
+        result.test_metrics = evaluate(model, load(test, seed=s.seed), target)
+    result.seconds = time.time() - t0
+    if log:
+        result.run_id, result.artifact_uri = log_training(result, data=data, settings=s)
+    return result
+
+
+def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, float]:
+    """The task's metrics of a trained model on a raw labelled table (rows without a label are left out)."""
+    if target not in df.columns:
+        raise DataError(f"the test table has no target column '{target}'")
+    y = model.cleaner.transform_target(df[target])
+    if model.task != "regression":
+        raw = df[target][y.isna() & df[target].notna()]
+        if len(raw):
+            raise DataError(f"the test table has labels never seen in training: {', '.join(map(str, raw.unique()[:5]))}")
+    keep = y.notna().to_numpy()
+    df, y = df[keep], y[keep]
+    if model.task == "regression":
+        return score("regression", y.to_numpy(dtype="float64"), model.predict(df))
+    codes = pd.Categorical(y, categories=model.classes).codes
+    return score(model.task, codes, model.predict_proba(df))
+
+
+def log_training(result: TrainResult, *, data, settings: Settings) -> tuple[str, str]:
+    """One MLflow run: parameters, CV and test metrics, cleaning report, schema, leaderboard, OOF and the best model."""
+    from workbench.registry.modelio import save_model
+    from workbench.registry.tracking import log_run, mlflow_client
+
+    board, best = result.leaderboard, result.best
+    metrics = {f"cv_{k}": v for k, v in best.cv.items()} | {f"test_{k}": v for k, v in result.test_metrics.items()}
+    params = {"data": data if isinstance(data, (str, Path)) else "DataFrame", "target": result.cleaned.target,
+              "task": board.task, "metric": board.metric, "folds": len(board.folds), "rows": len(result.cleaned.X),
+              "features": result.cleaned.X.shape[1], "models": ",".join(c.name for c in board.candidates),
+              "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}}
+    oof = _oof_frame(board, result.cleaned.y)
+    artifacts = {
+        "cleaning_report.json": json.dumps(result.cleaned.report.to_dict(), indent=1),
+        "profile.json": json.dumps(result.profile.to_dict(), indent=1, default=str),
+        "schema.json": result.schema.to_json(),
+        "leaderboard.csv": board.to_frame().to_csv(index=False),
+        "result.json": json.dumps(result.to_dict() | {"run_id": None}, indent=1, default=str),
+        "oof.parquet": _parquet_bytes(oof),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = save_model(result.model, Path(tmp) / "model")
+        run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
+                         tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings)
+    return run_id, mlflow_client(settings).get_run(run_id).info.artifact_uri
+
+
+def _oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
+    """Out-of-fold predictions of every finished candidate, one column per model (and class)."""
+    codes, _ = encode_target(y, board.task)
+    cols = {"actual": codes}
+    for c in board.candidates:
+        if c.oof is None:
+            continue
+        if c.oof.ndim == 1:
+            cols[c.name] = c.oof
+        else:
+            for k, label in enumerate(board.classes):
+                cols[f"{c.name}:{label}"] = c.oof[:, k]
+    return pd.DataFrame(cols)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+__all__ = ["train", "TrainResult", "evaluate", "predict_scores"]

@@ -1,0 +1,157 @@
+"""The model zoo: every model family by name, with its defaults and its search space."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from workbench.lookup import Registry
+from workbench.models.space import Choice, Float, Int, Space
+
+CLASSIFICATION = ("binary", "multiclass")
+ALL_TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A zoo entry: how to build the estimator for a task, its defaults and its search space."""
+
+    name: str
+    label: str
+    tasks: tuple[str, ...]
+    build: Callable[..., BaseEstimator]
+    space: Space = field(default_factory=dict)
+    max_rows: int | None = None  # slower than that many rows allows in a default run
+
+    def make(self, task: str, params: dict | None = None, *, n_jobs: int = 1, seed: int = 0) -> BaseEstimator:
+        return self.build(task, dict(params or {}), n_jobs, seed)
+
+
+ZOO: Registry[ModelSpec] = Registry("model")
+
+
+def get_model(name: str) -> ModelSpec:
+    return ZOO.get(name)
+
+
+def models_for(task: str, n_rows: int | None = None) -> list[str]:
+    """The zoo models that apply to a task (and, given ``n_rows``, fit in a default run)."""
+    return [n for n in ZOO if task in ZOO.get(n).tasks and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)]
+
+
+def _onehot(estimator: BaseEstimator, scale: bool = True) -> Pipeline:
+    """Numbers scaled and categories one-hot encoded, for models that cannot read categories."""
+    prep = ColumnTransformer([
+        ("num", StandardScaler() if scale else "passthrough", make_column_selector(dtype_exclude="category")),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), make_column_selector(dtype_include="category")),
+    ], verbose_feature_names_out=False)
+    return Pipeline([("prep", prep), ("model", estimator)])
+
+
+def _scaled_target(model: BaseEstimator) -> BaseEstimator:
+    """Regressors that learn by gradient or distance need a target on a unit scale (prices are not)."""
+    from sklearn.compose import TransformedTargetRegressor
+
+    return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
+
+
+def _register(name: str, label: str, tasks, space: Space | None = None, max_rows: int | None = None):
+    def deco(build):
+        ZOO.register(name, ModelSpec(name, label, tuple(tasks), build, space or {}, max_rows))
+        return build
+    return deco
+
+
+@_register("lightgbm", "LightGBM", ALL_TASKS, {
+    "n_estimators": Int(50, 1000, log=True), "learning_rate": Float(0.01, 0.3, log=True),
+    "num_leaves": Int(7, 255, log=True), "min_child_samples": Int(5, 100, log=True),
+    "subsample": Float(0.5, 1.0), "subsample_freq": Choice(0, 1), "colsample_bytree": Float(0.4, 1.0),
+    "reg_lambda": Float(1e-3, 10.0, log=True),
+})
+def _lightgbm(task, params, n_jobs, seed):
+    import lightgbm as lgb
+
+    cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+    return cls(**{"n_jobs": n_jobs, "random_state": seed, "verbose": -1, **params})
+
+
+@_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)})
+def _linear(task, params, n_jobs, seed):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if task == "regression":
+        alpha = 1.0 / params.pop("C", 1.0)
+        return _onehot(Ridge(alpha=alpha, **params))
+    return _onehot(LogisticRegression(**{"max_iter": 2000, **params}))
+
+
+@_register("random_forest", "Random forest", ALL_TASKS, {
+    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
+})
+def _random_forest(task, params, n_jobs, seed):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    return _onehot(cls(**{"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
+
+
+@_register("extra_trees", "Extra trees", ALL_TASKS, {
+    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
+})
+def _extra_trees(task, params, n_jobs, seed):
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
+    return _onehot(cls(**{"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
+
+
+@_register("hist_gb", "Histogram gradient boosting", ALL_TASKS, {
+    "learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(7, 127, log=True),
+    "min_samples_leaf": Int(5, 100, log=True), "l2_regularization": Float(1e-4, 10.0, log=True),
+})
+def _hist_gb(task, params, n_jobs, seed):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
+
+
+@_register("knn", "k-nearest neighbours", ALL_TASKS, {"n_neighbors": Int(3, 100, log=True), "weights": Choice("uniform", "distance")}, max_rows=50_000)
+def _knn(task, params, n_jobs, seed):
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
+    return _onehot(cls(**{"n_neighbors": 15, "n_jobs": n_jobs, **params}))
+
+
+@_register("svm", "Support vector machine", ALL_TASKS, {"C": Float(1e-2, 100.0, log=True), "gamma": Choice("scale", "auto")}, max_rows=5_000)
+def _svm(task, params, n_jobs, seed):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC, SVR
+
+    if task == "regression":
+        return _scaled_target(_onehot(SVR(**params)))
+    return _onehot(CalibratedClassifierCV(SVC(**{"random_state": seed, **params}), ensemble=False, cv=3))
+
+
+@_register("mlp", "Neural network (MLP)", ALL_TASKS, {
+    "hidden_layer_sizes": Choice((64,), (128,), (64, 32)), "alpha": Float(1e-6, 1e-1, log=True),
+    "learning_rate_init": Float(1e-4, 1e-2, log=True),
+})
+def _mlp(task, params, n_jobs, seed):
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    cls = MLPRegressor if task == "regression" else MLPClassifier
+    model = _onehot(cls(**{"hidden_layer_sizes": (64,), "early_stopping": True, "max_iter": 300, "random_state": seed, **params}))
+    return _scaled_target(model) if task == "regression" else model
+
+
+@_register("naive_bayes", "Naive Bayes", CLASSIFICATION, {"var_smoothing": Float(1e-12, 1e-3, log=True)})
+def _naive_bayes(task, params, n_jobs, seed):
+    from sklearn.naive_bayes import GaussianNB
+
+    return _onehot(GaussianNB(**params))

@@ -1,0 +1,16 @@
+"""The MLflow pyfunc flavour of a workbench model, logged as code (no pickle): it loads the safe model files."""
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class WorkbenchModel(PythonModel):
+    def load_context(self, context):
+        from workbench.registry.modelio import load_model
+
+        self.model = load_model(context.artifacts["model"])
+
+    def predict(self, context, model_input, params=None):
+        return self.model.predict_frame(model_input)
+
+
+mlflow.models.set_model(WorkbenchModel())

@@ -1,0 +1,71 @@
+"""MLflow tracking in the embedded store (sqlite under the workbench home) or the server in MLFLOW_TRACKING_URI."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+from workbench.settings import Settings, get_settings
+
+EXPERIMENT = "workbench"
+
+
+def mlflow_client(settings: Settings | None = None):
+    """Point MLflow at the workbench store and make sure the experiment exists with its own artifact folder."""
+    s = settings or get_settings()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    import mlflow
+
+    s.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(s.tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # an explicit location: the Default experiment would write <cwd>/mlruns
+        mlflow.create_experiment(EXPERIMENT, artifact_location=s.artifacts.as_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow
+
+
+def log_run(*, params: dict, metrics: dict, artifacts: dict[str, str | bytes], model_dir: Path | None = None,
+            tags: dict | None = None, run_name: str | None = None, settings: Settings | None = None) -> str:
+    """One MLflow run with parameters, metrics, text artifacts and (optionally) a saved model; returns the run id."""
+    mlflow = mlflow_client(settings)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        if tags:
+            mlflow.set_tags(tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in artifacts.items():
+                path = Path(tmp) / name
+                path.write_bytes(content if isinstance(content, bytes) else content.encode())
+                mlflow.log_artifact(str(path))
+        if model_dir is not None:
+            log_model(mlflow, model_dir)
+        return run.info.run_id
+
+
+def log_model(mlflow, model_dir: Path):
+    """Log saved model files as an MLflow pyfunc model, defined by code so that nothing is pickled."""
+    from importlib.metadata import version
+
+    reqs = [f"{p}=={version(p)}" for p in ("pandas", "scikit-learn", "lightgbm", "skops", "numpy")]
+    with warnings.catch_warnings():  # mlflow nags about type hints it does not need here
+        warnings.simplefilter("ignore")
+        return mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+                                       artifacts={"model": str(model_dir)}, pip_requirements=reqs)
+
+
+def run_artifacts(run_id: str, settings: Settings | None = None) -> Path:
+    """The local folder holding a run's artifacts."""
+    mlflow = mlflow_client(settings)
+    uri = mlflow.get_run(run_id).info.artifact_uri
+    return Path(uri.removeprefix("file://"))
+
+
+def read_json_artifact(run_id: str, name: str, settings: Settings | None = None):
+    return json.loads((run_artifacts(run_id, settings) / name).read_text())
