@@ -38,7 +38,7 @@ def _client(address: str, n_threads: int):
     if address:
         return Client(address, timeout="10s")
     cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR, memory_limit=0)
+                           silence_logs=logging.CRITICAL, memory_limit=0)
     return Client(cluster)
 
 

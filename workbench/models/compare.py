@@ -127,8 +127,8 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
 
     ``time_budget`` (seconds) bounds the whole comparison: models not started by then
-    are cancelled, a model still running stops at its next fold. ``model_timeout``
-    bounds one model (default: the budget). Models run in parallel across the cores
+    are cancelled, a model still running stops before a fold that would run over.
+    ``model_timeout`` bounds one model (default: twice its fair share of the budget). Models run in parallel across the cores
     (see ``workbench.compute``); ``on_result`` is called as each one finishes.
 
     Examples
@@ -156,7 +156,8 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     n_jobs = compute.threads_per_task(len(names), s)
     start = time.time()
     deadline = start + time_budget if time_budget else None
-    timeout = model_timeout or time_budget
+    # one model may take twice its fair share of the budget, so a slow family cannot starve the rest
+    timeout = model_timeout or (time_budget and min(time_budget, 2 * time_budget * compute.workers(s) / len(names)))
     board = Leaderboard([], task, metric, classes, split)
     jobs = [(name, (params or {}).get(name, {}), task, X, codes, split, n_jobs, s.seed, timeout, deadline) for name in names]
     bar = _progress(len(jobs), progress)
@@ -188,8 +189,10 @@ def cross_validate(name: str, params: dict, task: str, X: pd.DataFrame, y: np.nd
     cand = Candidate(name, name, dict(params), task)
     with threadpool_limits(n_jobs):
         for train_idx, test_idx in split:
-            if time.time() > stop_at:
-                cand.status, cand.error = "timeout", f"stopped after {len(scores)} of {len(split)} folds ({time.time() - start:.0f} s)"
+            per_fold = (time.time() - start) / len(scores) if scores else 0.0
+            if time.time() + per_fold > stop_at:  # stop before a fold that would run over, not after it
+                cand.status = "timeout"
+                cand.error = f"stopped after {len(scores)} of {len(split)} folds ({time.time() - start:.0f} s): over its time"
                 break
             est = spec.make(task, params, n_jobs=n_jobs, seed=seed)
             t0 = time.time()

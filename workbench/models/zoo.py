@@ -31,6 +31,7 @@ class ModelSpec:
         return self.build(task, dict(params or {}), n_jobs, seed)
 
 
+# registration order is run order: fast families first, so a tight budget still sees them
 ZOO: Registry[ModelSpec] = Registry("model")
 
 
@@ -79,36 +80,6 @@ def _lightgbm(task, params, n_jobs, seed):
     return cls(**{"n_jobs": n_jobs, "random_state": seed, "verbose": -1, **params})
 
 
-@_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)})
-def _linear(task, params, n_jobs, seed):
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    if task == "regression":
-        alpha = 1.0 / params.pop("C", 1.0)
-        return _onehot(Ridge(alpha=alpha, **params))
-    return _onehot(LogisticRegression(**{"max_iter": 2000, **params}))
-
-
-@_register("random_forest", "Random forest", ALL_TASKS, {
-    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
-})
-def _random_forest(task, params, n_jobs, seed):
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
-    return _onehot(cls(**{"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
-
-
-@_register("extra_trees", "Extra trees", ALL_TASKS, {
-    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
-})
-def _extra_trees(task, params, n_jobs, seed):
-    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
-
-    cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
-    return _onehot(cls(**{"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
-
-
 @_register("hist_gb", "Histogram gradient boosting", ALL_TASKS, {
     "learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(7, 127, log=True),
     "min_samples_leaf": Int(5, 100, log=True), "l2_regularization": Float(1e-4, 10.0, log=True),
@@ -120,22 +91,29 @@ def _hist_gb(task, params, n_jobs, seed):
     return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
 
 
+@_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)})
+def _linear(task, params, n_jobs, seed):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if task == "regression":
+        alpha = 1.0 / params.pop("C", 1.0)
+        return _onehot(Ridge(alpha=alpha, **params))
+    return _onehot(LogisticRegression(**{"max_iter": 2000, **params}))
+
+
+@_register("naive_bayes", "Naive Bayes", CLASSIFICATION, {"var_smoothing": Float(1e-12, 1e-3, log=True)})
+def _naive_bayes(task, params, n_jobs, seed):
+    from sklearn.naive_bayes import GaussianNB
+
+    return _onehot(GaussianNB(**params))
+
+
 @_register("knn", "k-nearest neighbours", ALL_TASKS, {"n_neighbors": Int(3, 100, log=True), "weights": Choice("uniform", "distance")}, max_rows=50_000)
 def _knn(task, params, n_jobs, seed):
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
     cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
     return _onehot(cls(**{"n_neighbors": 15, "n_jobs": n_jobs, **params}))
-
-
-@_register("svm", "Support vector machine", ALL_TASKS, {"C": Float(1e-2, 100.0, log=True), "gamma": Choice("scale", "auto")}, max_rows=5_000)
-def _svm(task, params, n_jobs, seed):
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.svm import SVC, SVR
-
-    if task == "regression":
-        return _scaled_target(_onehot(SVR(**params)))
-    return _onehot(CalibratedClassifierCV(SVC(**{"random_state": seed, **params}), ensemble=False, cv=3))
 
 
 @_register("mlp", "Neural network (MLP)", ALL_TASKS, {
@@ -150,8 +128,31 @@ def _mlp(task, params, n_jobs, seed):
     return _scaled_target(model) if task == "regression" else model
 
 
-@_register("naive_bayes", "Naive Bayes", CLASSIFICATION, {"var_smoothing": Float(1e-12, 1e-3, log=True)})
-def _naive_bayes(task, params, n_jobs, seed):
-    from sklearn.naive_bayes import GaussianNB
+@_register("random_forest", "Random forest", ALL_TASKS, {
+    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
+})
+def _random_forest(task, params, n_jobs, seed):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-    return _onehot(GaussianNB(**params))
+    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    return _onehot(cls(**{"n_estimators": 100, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
+
+
+@_register("extra_trees", "Extra trees", ALL_TASKS, {
+    "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
+})
+def _extra_trees(task, params, n_jobs, seed):
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
+    return _onehot(cls(**{"n_estimators": 100, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
+
+
+@_register("svm", "Support vector machine", ALL_TASKS, {"C": Float(1e-2, 100.0, log=True), "gamma": Choice("scale", "auto")}, max_rows=5_000)
+def _svm(task, params, n_jobs, seed):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC, SVR
+
+    if task == "regression":
+        return _scaled_target(_onehot(SVR(**params)))
+    return _onehot(CalibratedClassifierCV(SVC(**{"random_state": seed, **params}), ensemble=False, cv=3))
