@@ -1,5 +1,6 @@
 """The MLflow pyfunc flavour of a workbench model, logged as code (no pickle): it loads the safe model files."""
 import mlflow
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -9,7 +10,7 @@ class WorkbenchModel(PythonModel):
 
         self.model = load_model(context.artifacts["model"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict_frame(model_input)
 
 

@@ -18,7 +18,7 @@ def mlflow_client(settings: Settings | None = None):
     s = settings or get_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     import mlflow
 
     s.home.mkdir(parents=True, exist_ok=True)

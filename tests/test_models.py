@@ -1,0 +1,96 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import compute
+from workbench.data import clean
+from workbench.errors import ModelError, UnknownNameError
+from workbench.models import compare, models_for
+from workbench.models.metrics import score
+from workbench.models.task import detect_task
+from workbench.settings import get_settings
+
+
+@pytest.fixture(scope="module")
+def cleaned(demo_df):
+    return clean(demo_df, "churn")
+
+
+def test_task_is_detected_from_the_target():
+    assert detect_task(pd.Series(["a", "b", "a"])) == "binary"
+    assert detect_task(pd.Series([0, 1, 1])) == "binary"
+    assert detect_task(pd.Series(["x", "y", "z"])) == "multiclass"
+    assert detect_task(pd.Series(np.linspace(0, 1, 50))) == "regression"
+
+
+def test_leaderboard_ranks_every_model_with_out_of_fold_predictions(trained, demo_df):
+    lb = trained.leaderboard
+    frame = lb.to_frame()
+    assert list(frame["model"]) == sorted(frame["model"], key=lambda m: -lb[m].cv["roc_auc"])
+    assert {"roc_auc", "log_loss", "f1", "fit_time_s", "predict_time_s"} <= set(frame.columns)
+    codes = pd.Categorical(trained.cleaned.y, categories=lb.classes).codes
+    for c in lb.candidates:
+        assert c.status == "ok" and c.oof.shape == (len(trained.cleaned.X), 2)
+        assert np.allclose(c.oof.sum(axis=1), 1)
+        assert score("binary", codes, c.oof)["roc_auc"] == pytest.approx(c.cv["roc_auc"], abs=0.03)
+    assert trained.test_metrics["roc_auc"] > 0.7
+
+
+def test_trained_model_scores_raw_rows(trained, demo_df):
+    pred = trained.model.predict_frame(demo_df.drop(columns="churn").head(50))
+    assert list(pred.columns) == ["prediction", "No", "Yes"] and np.allclose(pred[["No", "Yes"]].sum(axis=1), 1)
+    assert set(pred["prediction"]) <= {"No", "Yes"}
+
+
+def test_all_zoo_models_run_on_multiclass_and_regression():
+    from workbench.data import load
+
+    iris = clean(load("sklearn:iris"), "target")
+    lb = compare(iris.X, iris.y, task="multiclass", folds=3, progress=False)
+    assert {c.name for c in lb.candidates} == set(models_for("multiclass")) and all(c.status == "ok" for c in lb.candidates)
+    assert lb.best.cv["accuracy"] > 0.9 and lb.metric == "log_loss"
+    diab = clean(load("sklearn:diabetes"), "target")
+    lb = compare(diab.X, diab.y, task="regression", models=["lightgbm", "linear", "mlp"], folds=3, progress=False)
+    assert lb.best.name == "linear" and lb.best.cv["r2"] > 0.4 and lb.best.oof.ndim == 1
+
+
+def test_a_tight_budget_stops_slow_models_and_keeps_the_rest(cleaned):
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["naive_bayes", "svm", "mlp", "random_forest", "extra_trees"],
+                 folds=5, time_budget=1.0, progress=False)
+    statuses = {c.name: c.status for c in lb.candidates}
+    assert set(statuses) == {"naive_bayes", "svm", "mlp", "random_forest", "extra_trees"}
+    assert "ok" in statuses.values() or lb.candidates[0].status in {"timeout", "cancelled"}
+    assert any(s in {"timeout", "cancelled"} for s in statuses.values())
+    assert all(c.error for c in lb.candidates if c.status != "ok")
+
+
+def test_a_failing_model_is_recorded_and_the_others_go_on(cleaned):
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "lightgbm"], folds=3, progress=False,
+                 params={"lightgbm": {"num_leaves": -5}})
+    assert lb["lightgbm"].status == "failed" and "num_leaves" in lb["lightgbm"].error
+    assert lb.best.name == "linear"
+
+
+def test_unknown_model_and_wrong_task_are_clear_errors(cleaned):
+    with pytest.raises(UnknownNameError, match="Valid names: lightgbm"):
+        compare(cleaned.X, cleaned.y, task="binary", models=["xgboost"])
+    with pytest.raises(ModelError, match="does not do regression"):
+        compare(cleaned.X, cleaned.y.eq("Yes").astype(float), task="regression", models=["naive_bayes"])
+    with pytest.raises(ModelError, match="Valid metrics"):
+        compare(cleaned.X, cleaned.y, task="binary", metric="rmse")
+
+
+def test_thread_budget_never_exceeds_the_cores():
+    s = get_settings(n_threads=2)
+    assert compute.threads_per_task(9, s) == 1 and compute.threads_per_task(1, s) == 2
+    s = get_settings(n_threads=8)
+    assert compute.threads_per_task(3, s) * 3 <= 8
+
+
+def test_metrics_cover_each_task():
+    y = np.array([0, 1, 1, 0])
+    p = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.45, 0.55]])
+    m = score("binary", y, p)
+    assert m["accuracy"] == 0.75 and m["roc_auc"] == 1.0 and m["recall"] == 1.0
+    r = score("regression", [1, 2, 4], [1, 2, 3])
+    assert r["mae"] == pytest.approx(1 / 3) and r["rmse"] == pytest.approx(np.sqrt(1 / 3))
