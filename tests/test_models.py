@@ -55,13 +55,13 @@ def test_all_zoo_models_run_on_multiclass_and_regression():
 
 
 def test_a_tight_budget_stops_slow_models_and_keeps_the_rest(cleaned):
-    lb = compare(cleaned.X, cleaned.y, task="binary", models=["naive_bayes", "svm", "mlp", "random_forest", "extra_trees"],
-                 folds=5, time_budget=1.0, progress=False)
+    slow = {"n_estimators": 3000}
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["naive_bayes", "random_forest", "extra_trees"], folds=5,
+                 time_budget=2.0, params={"random_forest": slow, "extra_trees": slow}, progress=False)
     statuses = {c.name: c.status for c in lb.candidates}
-    assert set(statuses) == {"naive_bayes", "svm", "mlp", "random_forest", "extra_trees"}
-    assert "ok" in statuses.values() or lb.candidates[0].status in {"timeout", "cancelled"}
-    assert any(s in {"timeout", "cancelled"} for s in statuses.values())
-    assert all(c.error for c in lb.candidates if c.status != "ok")
+    assert statuses["naive_bayes"] == "ok"
+    assert statuses["random_forest"] in {"timeout", "cancelled"} and statuses["extra_trees"] in {"timeout", "cancelled"}
+    assert all(c.error and c.oof is None for c in lb.candidates if c.status != "ok")
 
 
 def test_a_failing_model_is_recorded_and_the_others_go_on(cleaned):

@@ -1,1 +1,6 @@
-"""ipywidgets panels, one per stage, thin over workbench."""
+"""ipywidgets panels, one per stage, thin over workbench: each exposes what it produced as ``.result``."""
+from widgets.data import DataPanel
+from widgets.results import ResultsPanel
+from widgets.train import TrainPanel
+
+__all__ = ["DataPanel", "TrainPanel", "ResultsPanel"]

@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     c.set_defaults(func=_train)
 
+    c = sub.add_parser("run", help="run the pipeline notebooks with papermill; reports go to reports/<run-id>/")
+    c.add_argument("--data", default="demo", help="the table (default: the built-in demo)")
+    c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
+    c.add_argument("--params", help="a YAML file of notebook parameters, e.g. time_budget: 120")
+    c.add_argument("--run-id", help="the run's name (default: the date and time)")
+    c.set_defaults(func=_run)
+
+    c = sub.add_parser("dashboard", help="serve the results dashboard with Voila on 127.0.0.1")
+    c.add_argument("--run-id", help="the run to open first (default: the newest)")
+    c.add_argument("--port", type=int, default=8866)
+    c.set_defaults(func=_dashboard)
+
     c = sub.add_parser("models-zoo", help="list the model zoo")
     c.set_defaults(func=lambda a: print("\n".join(_zoo_lines())))
     return p
@@ -82,6 +94,58 @@ def _train(args) -> int:
               ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest model: {result.best.name}; MLflow run {result.run_id}\nstored in {result.artifact_uri}")
     return 0
+
+
+def _run(args) -> int:
+    from workbench.runner import run_pipeline
+
+    params = {}
+    if args.params:
+        import yaml
+
+        try:
+            params = yaml.safe_load(open(args.params)) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise WorkbenchError(f"{args.params}: cannot read the parameters ({exc})") from None
+        if not isinstance(params, dict):
+            raise WorkbenchError(f"{args.params}: expected a mapping of parameter: value")
+    summary = run_pipeline(args.data, args.target, params=params, run_id=args.run_id)
+    print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']} s")
+    for k, v in summary.get("metrics", {}).items():
+        if k.startswith("test_") or k == "best_model":
+            print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+    print(f"reports: {summary['report_dir']} (executed notebooks, HTML, summary.json)")
+    print(f"MLflow run: {summary['mlflow_run_id']}")
+    if summary["status"] != "ok":
+        failed = next(e for e in summary["notebooks"] if e["status"] != "ok")
+        print(f"error: {failed['notebook']} failed at {failed['error']}; partial output in {failed['output']}", file=sys.stderr)
+        return 1
+    print(f"\ndashboard:  .venv/bin/workbench dashboard --run-id {summary['run_id']}   (then open http://127.0.0.1:8866)")
+    print("JupyterLab: make lab")
+    return 0
+
+
+def _dashboard(args) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from workbench.pipeline import list_runs, load_results
+    from workbench.settings import get_settings
+
+    if args.run_id:
+        load_results(args.run_id)  # a clear error now rather than a broken page later
+    elif not list_runs():
+        raise WorkbenchError("no runs to show yet: run `workbench run` first")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
+    s = get_settings()
+    # Voila starts the kernel in notebooks/: hand it absolute paths to this store and these reports
+    env = os.environ | {"WORKBENCH_DASHBOARD_RUN": args.run_id or "", "WORKBENCH_HOME": str(s.home.resolve()),
+                        "WORKBENCH_REPORTS": str(s.reports.resolve())}
+    print(f"dashboard on http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={args.port}", "--Voila.ip=127.0.0.1",
+           "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}"]
+    return subprocess.call(cmd, env=env, cwd=notebook.parent.parent)
 
 
 def _zoo_lines() -> list[str]:

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     seed: int = 0
     n_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     strict: bool = Field(False, description="tests fail instead of skipping for a missing resource")
+    dashboard_run: str = Field("", description="the run the dashboard opens first; empty = the newest")
     plain_progress: bool = Field(False, description="plain, rarely updated progress bars (set by the pipeline runner)")
 
     @property

@@ -375,3 +375,19 @@ def clean(df: pd.DataFrame, target: str | int | None = None, *, task: str | None
         report.rows_out = len(X)
     return Cleaned(X.reset_index(drop=True), None if yt is None else yt.reset_index(drop=True).rename(target),
                    cleaner, report, target)
+
+
+def preview_changes(raw: pd.DataFrame, cleaner: Cleaner, n: int = 3) -> pd.DataFrame:
+    """A few rows per column where cleaning changed the value: column, row, before, after."""
+    rows = []
+    for col, plan in cleaner.plan_.items():
+        if plan["kind"] == "date" or col not in raw.columns:
+            continue
+        after = _apply(col, plan, raw[col])[col].astype("string")
+        before = raw[col].astype("string")
+        changed = before.fillna("<missing>") != after.fillna("<missing>")
+        if plan["kind"] == "number":  # 3 and 3.0 are the same number
+            changed &= ~(_numbers(raw[col]) == _numbers(after))
+        for i in before.index[changed][:n]:
+            rows.append({"column": col, "row": i, "before": before[i], "after": after[i]})
+    return pd.DataFrame(rows, columns=["column", "row", "before", "after"])

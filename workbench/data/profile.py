@@ -36,6 +36,10 @@ class Profile:
         return {"rows": self.rows, "target": self.target, "task": self.task, "duplicate_rows": self.duplicate_rows,
                 "columns": self.columns.to_dict(orient="records"), "warnings": self.warnings}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        return cls(pd.DataFrame(d["columns"]), d["rows"], d["target"], d["task"], d["duplicate_rows"])
+
     def __str__(self) -> str:
         head = f"{self.rows} rows, {len(self.columns)} columns" + (f", target '{self.target}' ({self.task})" if self.target else "")
         body = self.columns.drop(columns=["examples"]).to_string(index=False)

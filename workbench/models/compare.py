@@ -154,6 +154,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
         raise ModelError("the target has one class only; a classifier needs at least two")
     split = make_folds(pd.Series(codes), task, folds, groups=groups, seed=s.seed)
     n_jobs = compute.threads_per_task(len(names), s)
+    compute.start(len(names), s)
     start = time.time()
     deadline = start + time_budget if time_budget else None
     # one model may take twice its fair share of the budget, so a slow family cannot starve the rest

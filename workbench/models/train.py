@@ -51,6 +51,51 @@ class TrainResult:
                 + f"<p>MLflow run <code>{self.run_id}</code></p>")
 
 
+@dataclass
+class Prepared:
+    """A raw table made ready for training: its profile, the cleaned rows, the schema, and the test rows (raw)."""
+
+    profile: Profile
+    cleaned: Cleaned
+    schema: Schema
+    test: pd.DataFrame | None = None
+
+
+def prepare(data, target: str | int, *, test=None, task: str | None = None, settings: Settings | None = None) -> Prepared:
+    """Load, profile and clean a training table; load the test table (kept raw: the model's cleaner scores it)."""
+    s = settings or get_settings()
+    check_task(task)
+    df = load(data, seed=s.seed)
+    target = resolve_target(df, target)
+    cleaned = clean(df, target, task=task)
+    prof = profile(df, target, task=cleaned.task)
+    test_df = None
+    if test is not None:
+        test_df = load(test, seed=s.seed + 1)
+        if target not in test_df.columns:
+            raise DataError(f"the test table has no target column '{target}'")
+    return Prepared(prof, cleaned, Schema.infer(cleaned.cleaner, df), test_df)
+
+
+def fit(prepared: Prepared, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,
+        time_budget: float | None = 300, model_timeout: float | None = None, progress: bool = True,
+        settings: Settings | None = None, on_result: Callable[[Candidate, Leaderboard], None] | None = None) -> TrainResult:
+    """Compare models on prepared data, refit the best on all rows, and score the test rows."""
+    s = settings or get_settings()
+    t0 = time.time()
+    cleaned = prepared.cleaned
+    board = compare(cleaned.X, cleaned.y, task=cleaned.task, models=models, metric=metric, folds=folds,
+                    time_budget=time_budget, model_timeout=model_timeout, settings=s, on_result=on_result, progress=progress)
+    best = board.best
+    estimator = refit(best, cleaned.X, cleaned.y, settings=s)
+    model = TrainedModel(cleaned.cleaner, estimator, cleaned.task, board.classes, best.name)
+    result = TrainResult(prepared.profile, cleaned, prepared.schema, board, model)
+    if prepared.test is not None:
+        result.test_metrics = evaluate(model, prepared.test, cleaned.target)
+    result.seconds = time.time() - t0
+    return result
+
+
 def train(data, target: str | int, *, test=None, task: str | None = None, models: list[str] | None = None,
           metric: str | None = None, folds: int = 5, time_budget: float | None = 300, model_timeout: float | None = None,
           log: bool = True, progress: bool = True, settings: Settings | None = None,
@@ -67,23 +112,11 @@ def train(data, target: str | int, *, test=None, task: str | None = None, models
     """
     s = settings or get_settings()
     t0 = time.time()
-    check_task(task)
     for name in models or []:
         get_model(name)  # an unknown name fails before any work is done
-    df = load(data, seed=s.seed)
-    target = resolve_target(df, target)
-    prof = profile(df, target, task=task)
-    cleaned = clean(df, target, task=task)
-    task = cleaned.task
-    schema = Schema.infer(cleaned.cleaner, df)
-    board = compare(cleaned.X, cleaned.y, task=task, models=models, metric=metric, folds=folds, time_budget=time_budget,
-                    model_timeout=model_timeout, settings=s, on_result=on_result, progress=progress)
-    best = board.best
-    estimator = refit(best, cleaned.X, cleaned.y, settings=s)
-    model = TrainedModel(cleaned.cleaner, estimator, task, board.classes, best.name)
-    result = TrainResult(prof, cleaned, schema, board, model)
-    if test is not None:
-        result.test_metrics = evaluate(model, load(test, seed=s.seed), target)
+    prepared = prepare(data, target, test=test, task=task, settings=s)
+    result = fit(prepared, models=models, metric=metric, folds=folds, time_budget=time_budget,
+                 model_timeout=model_timeout, progress=progress, settings=s, on_result=on_result)
     result.seconds = time.time() - t0
     if log:
         result.run_id, result.artifact_uri = log_training(result, data=data, settings=s)
@@ -107,34 +140,36 @@ def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, fl
     return score(model.task, codes, model.predict_proba(df))
 
 
-def log_training(result: TrainResult, *, data, settings: Settings) -> tuple[str, str]:
+def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: str | None = None) -> tuple[str, str]:
     """One MLflow run: parameters, CV and test metrics, cleaning report, schema, leaderboard, OOF and the best model."""
     from workbench.registry.modelio import save_model
     from workbench.registry.tracking import log_run, mlflow_client
 
     board, best = result.leaderboard, result.best
     metrics = {f"cv_{k}": v for k, v in best.cv.items()} | {f"test_{k}": v for k, v in result.test_metrics.items()}
-    params = {"data": data if isinstance(data, (str, Path)) else "DataFrame", "target": result.cleaned.target,
+    params = {"data": data if isinstance(data, (str, Path)) else "DataFrame"} if data is not None else {}
+    params |= {"target": result.cleaned.target,
               "task": board.task, "metric": board.metric, "folds": len(board.folds), "rows": len(result.cleaned.X),
               "features": result.cleaned.X.shape[1], "models": ",".join(c.name for c in board.candidates),
               "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}}
-    oof = _oof_frame(board, result.cleaned.y)
+    oof = oof_frame(board, result.cleaned.y)
     artifacts = {
         "cleaning_report.json": json.dumps(result.cleaned.report.to_dict(), indent=1),
         "profile.json": json.dumps(result.profile.to_dict(), indent=1, default=str),
         "schema.json": result.schema.to_json(),
         "leaderboard.csv": board.to_frame().to_csv(index=False),
         "result.json": json.dumps(result.to_dict() | {"run_id": None}, indent=1, default=str),
-        "oof.parquet": _parquet_bytes(oof),
+        "oof.parquet": parquet_bytes(oof),
     }
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = save_model(result.model, Path(tmp) / "model")
         run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
-                         tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings)
+                         tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings,
+                         run_id=run_id)
     return run_id, mlflow_client(settings).get_run(run_id).info.artifact_uri
 
 
-def _oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
+def oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
     """Out-of-fold predictions of every finished candidate, one column per model (and class)."""
     codes, _ = encode_target(y, board.task)
     cols = {"actual": codes}
@@ -149,7 +184,7 @@ def _oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
     import io
 
     buf = io.BytesIO()
@@ -157,4 +192,3 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["train", "TrainResult", "evaluate", "predict_scores"]

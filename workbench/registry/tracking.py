@@ -17,6 +17,7 @@ def mlflow_client(settings: Settings | None = None):
     """Point MLflow at the workbench store and make sure the experiment exists with its own artifact folder."""
     s = settings or get_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here, and no reason to phone home
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     import mlflow
@@ -31,10 +32,11 @@ def mlflow_client(settings: Settings | None = None):
 
 
 def log_run(*, params: dict, metrics: dict, artifacts: dict[str, str | bytes], model_dir: Path | None = None,
-            tags: dict | None = None, run_name: str | None = None, settings: Settings | None = None) -> str:
-    """One MLflow run with parameters, metrics, text artifacts and (optionally) a saved model; returns the run id."""
+            tags: dict | None = None, run_name: str | None = None, settings: Settings | None = None,
+            run_id: str | None = None) -> str:
+    """Log parameters, metrics, artifacts and (optionally) a saved model to a new run, or to ``run_id``; returns the run id."""
     mlflow = mlflow_client(settings)
-    with mlflow.start_run(run_name=run_name) as run:
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
         if tags:
@@ -58,6 +60,13 @@ def log_model(mlflow, model_dir: Path):
         warnings.simplefilter("ignore")
         return mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc_model.py")),
                                        artifacts={"model": str(model_dir)}, pip_requirements=reqs)
+
+
+def start_run(name: str, settings: Settings | None = None) -> str:
+    """Create an MLflow run that later steps log into (a pipeline run's stages share one)."""
+    mlflow = mlflow_client(settings)
+    with mlflow.start_run(run_name=name) as run:
+        return run.info.run_id
 
 
 def run_artifacts(run_id: str, settings: Settings | None = None) -> Path:

@@ -1,0 +1,50 @@
+"""The results panel: a saved run's cleaning, leaderboard and charts, with a run and a model picker."""
+from __future__ import annotations
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from workbench import viz
+from workbench.pipeline import RunResults, list_runs, load_results
+from workbench.settings import get_settings
+
+
+class ResultsPanel(W.VBox):
+    """Reads what a run saved (no retraining). ``result`` is the RunResults on show."""
+
+    def __init__(self, run_id: str | None = None):
+        runs = list_runs()
+        run_id = run_id or get_settings().dashboard_run or (runs[0] if runs else None)
+        self.result: RunResults | None = None
+        self.run = W.Dropdown(options=runs or [run_id], value=run_id, description="Run")
+        self.model = W.Dropdown(description="Model")
+        self.summary, self.cleaning = W.HTML(), W.HTML()
+        self.charts = W.VBox()
+        self.run.observe(lambda ch: self.show_run(ch["new"]), names="value")
+        self._switching = False
+        self.model.observe(lambda ch: self._switching or self.show_model(ch["new"]), names="value")
+        super().__init__([W.HBox([self.run, self.model]), self.summary,
+                          W.Accordion(children=[self.cleaning], titles=("What cleaning changed",)), self.charts])
+        if run_id:
+            self.show_run(run_id)
+        else:
+            self.summary.value = "No runs yet: run <code>workbench run</code> first."
+
+    def show_run(self, run_id: str) -> None:
+        self.result = load_results(run_id)
+        r = self.result
+        test = ", ".join(f"{k} {v:.3f}" for k, v in list(r.meta["test_metrics"].items())[:4])
+        self.summary.value = (f"<h3>Predicting <i>{r.meta['target']}</i> ({r.task})</h3>"
+                              f"<p>Best model: <b>{r.meta['best_model']}</b>. On held-out test rows: {test}.</p>")
+        self.cleaning.value = r.cleaning._repr_html_()
+        self._switching = True  # one redraw for the new run, not one per option change
+        self.model.options = r.models
+        self.model.value = r.meta["best_model"] if r.meta["best_model"] in r.models else r.models[0]
+        self._switching = False
+        self.show_model(self.model.value)
+
+    def show_model(self, model: str | None) -> None:
+        if not model or self.result is None:
+            return
+        # FigureWidgets, not display() in an Output widget: under Voila and nbclient the latter can hang
+        self.charts.children = [go.FigureWidget(figure) for figure in viz.figures_for(self.result, model).values()]

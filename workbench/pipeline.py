@@ -1,0 +1,178 @@
+"""The pipeline's stages as library calls. Each stage reads what the previous one saved in the run
+folder and logs into the run's MLflow run, so notebooks hand nothing to each other through kernel state.
+
+Run folder (``reports/<run-id>/``): the executed notebooks and their HTML, ``summary.json``, and
+``artifacts/`` with the tidy files below, which the dashboard reads without retraining.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.data import CleaningReport, Profile, Schema, split
+from workbench.data.clean import Cleaned, Cleaner
+from workbench.errors import WorkbenchError
+from workbench.models.explain import feature_importance, learning_curve
+from workbench.models.train import Prepared, TrainResult, fit, log_training, oof_frame, prepare
+from workbench.settings import Settings, get_settings
+
+TOP_IMPORTANCE = 3  # models whose feature importance the dashboard can show
+
+
+def run_folder(run_id: str, settings: Settings | None = None) -> Path:
+    return (settings or get_settings()).reports / run_id
+
+
+def list_runs(settings: Settings | None = None) -> list[str]:
+    """Run ids with results, newest first."""
+    root = (settings or get_settings()).reports
+    runs = [p for p in root.glob("*/artifacts/leaderboard.csv")] if root.exists() else []
+    return [p.parent.parent.name for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def data_stage(run_dir: str | Path, data, target: str, *, test=None, task: str | None = None, test_size: float = 0.2,
+               mlflow_run_id: str | None = None, settings: Settings | None = None) -> Prepared:
+    """Load, profile and clean; hold out ``test_size`` as test when no test table is given; save to the run folder."""
+    s = settings or get_settings()
+    from workbench.data import load
+
+    df = load(data, seed=s.seed)
+    if test is None:
+        parts = split(df, target, test_size=test_size, seed=s.seed)
+        df, test = parts.train, parts.test
+    prepared = prepare(df, target, test=test, task=task, settings=s)
+    art = _artifacts(run_dir)
+    cleaned = prepared.cleaned
+    cleaned.X.assign(**{cleaned.target: cleaned.y}).to_parquet(art / "train_clean.parquet")
+    _text_columns(prepared.test).to_parquet(art / "test_raw.parquet")
+    files = {"cleaner.json": cleaned.cleaner.to_json(),
+             "cleaning_report.json": json.dumps(cleaned.report.to_dict(), indent=1),
+             "profile.json": json.dumps(prepared.profile.to_dict(), indent=1, default=str),
+             "schema.json": prepared.schema.to_json()}
+    for name, text in files.items():
+        (art / name).write_text(text)
+    if mlflow_run_id:
+        from workbench.registry.tracking import log_run
+
+        log_run(params={"data": str(data), "target": target, "task": cleaned.task, "rows": len(cleaned.X),
+                        "features": cleaned.X.shape[1]}, metrics={}, artifacts=files, run_id=mlflow_run_id, settings=s)
+    return prepared
+
+
+def load_prepared(run_dir: str | Path) -> Prepared:
+    """What the data stage saved, ready for the training stage."""
+    art = Path(run_dir) / "artifacts"
+    if not (art / "train_clean.parquet").exists():
+        raise WorkbenchError(f"{run_dir} has no cleaned data: run the data stage (01_data) first")
+    cleaner = Cleaner.from_json((art / "cleaner.json").read_text())
+    target = cleaner.target_["name"]
+    frame = pd.read_parquet(art / "train_clean.parquet")
+    report = CleaningReport.from_dict(json.loads((art / "cleaning_report.json").read_text()))
+    cleaned = Cleaned(frame.drop(columns=[target]), frame[target], cleaner, report, target)
+    return Prepared(Profile.from_dict(json.loads((art / "profile.json").read_text())), cleaned,
+                    Schema.from_json((art / "schema.json").read_text()), pd.read_parquet(art / "test_raw.parquet"))
+
+
+def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,
+                time_budget: float | None = 300, mlflow_run_id: str | None = None, progress: bool = True,
+                settings: Settings | None = None) -> TrainResult:
+    """Compare and refit on the saved cleaned data; save the leaderboard and everything the charts need."""
+    s = settings or get_settings()
+    prepared = load_prepared(run_dir)
+    result = fit(prepared, models=models, metric=metric, folds=folds, time_budget=time_budget, progress=progress, settings=s)
+    art = _artifacts(run_dir)
+    board, cleaned = result.leaderboard, prepared.cleaned
+    board.to_frame().to_csv(art / "leaderboard.csv", index=False)
+    oof_frame(board, cleaned.y).to_parquet(art / "oof.parquet")
+    test = prepared.test
+    test_pred = result.model.predict_frame(test).assign(actual=result.model.cleaner.transform_target(test[cleaned.target]).to_numpy())
+    test_pred.to_parquet(art / "test_predictions.parquet")
+    finished = [c for c in board.candidates if c.status == "ok"][:TOP_IMPORTANCE]
+    importances = []
+    for cand in finished:
+        if cand.estimator is None:
+            from workbench.models.compare import refit
+
+            refit(cand, cleaned.X, cleaned.y, settings=s)
+        importances.append(feature_importance(cand, cleaned.X, cleaned.y, settings=s))
+    pd.concat(importances, ignore_index=True).to_parquet(art / "importance.parquet")
+    learning_curve(result.best, cleaned.X, cleaned.y, settings=s).to_parquet(art / "learning_curve.parquet")
+    meta = {"task": board.task, "metric": board.metric, "classes": board.classes, "target": cleaned.target,
+            "best_model": result.best.name, "cv": result.best.cv, "test_metrics": result.test_metrics,
+            "mlflow_run_id": mlflow_run_id}
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    if mlflow_run_id:
+        result.run_id, result.artifact_uri = log_training(result, settings=s, run_id=mlflow_run_id)
+    return result
+
+
+@dataclass
+class RunResults:
+    """What a pipeline run saved, as tidy frames: what the dashboard and the results panel show."""
+
+    run_id: str
+    meta: dict
+    leaderboard: pd.DataFrame
+    oof: pd.DataFrame
+    test_predictions: pd.DataFrame
+    importance: pd.DataFrame
+    learning_curve: pd.DataFrame
+    cleaning: CleaningReport
+    profile: Profile
+    summary: dict
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self.meta["classes"]
+
+    @property
+    def models(self) -> list[str]:
+        """Models with out-of-fold predictions, best first."""
+        ok = self.leaderboard[self.leaderboard["status"] == "ok"]["model"].tolist()
+        return [m for m in ok if m in self.oof.columns or f"{m}:{self.classes[0] if self.classes else ''}" in self.oof.columns]
+
+    def scores(self, model: str):
+        """(actual class codes or values, the model's out-of-fold probabilities n×k or predictions n)."""
+        y = self.oof["actual"].to_numpy()
+        if self.task == "regression":
+            return y, self.oof[model].to_numpy()
+        return y, self.oof[[f"{model}:{c}" for c in self.classes]].to_numpy()
+
+
+def load_results(run: str | Path, settings: Settings | None = None) -> RunResults:
+    """Read a run's saved results (by run id under the reports folder, or by path)."""
+    root = Path(run) if Path(run).is_dir() else run_folder(str(run), settings)
+    art = root / "artifacts"
+    if not (art / "result.json").exists():
+        known = ", ".join(list_runs(settings)[:10]) or "none yet (run `workbench run`)"
+        raise WorkbenchError(f"run '{run}' has no results at {root}. Runs: {known}")
+    read = lambda name: pd.read_parquet(art / name)
+    summary_path = root / "summary.json"
+    return RunResults(root.name, json.loads((art / "result.json").read_text()), pd.read_csv(art / "leaderboard.csv"),
+                      read("oof.parquet"), read("test_predictions.parquet"), read("importance.parquet"),
+                      read("learning_curve.parquet"),
+                      CleaningReport.from_dict(json.loads((art / "cleaning_report.json").read_text())),
+                      Profile.from_dict(json.loads((art / "profile.json").read_text())),
+                      json.loads(summary_path.read_text()) if summary_path.exists() else {})
+
+
+def _artifacts(run_dir: str | Path) -> Path:
+    art = Path(run_dir) / "artifacts"
+    art.mkdir(parents=True, exist_ok=True)
+    return art
+
+
+def _text_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Raw tables mix numbers and text in one column; Parquet needs one type, and the cleaner reads text."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].astype("string")
+    return out

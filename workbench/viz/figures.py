@@ -1,0 +1,155 @@
+"""The figures. Inputs are plain arrays and tidy frames, so each figure is tested on its data."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from workbench.models import metrics as M
+
+METRIC_WORDS = {
+    "roc_auc": "ROC AUC (ranking quality, 0.5 = guessing, 1 = perfect)", "accuracy": "Accuracy (share predicted right)",
+    "balanced_accuracy": "Balanced accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1 score",
+    "pr_auc": "PR AUC", "log_loss": "Log loss (lower is better)", "rmse": "Typical error (RMSE, lower is better)",
+    "mae": "Average error (MAE, lower is better)", "r2": "Share of variation explained (R²)", "mape": "Average % error (MAPE)",
+}
+_LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), height=420)
+
+
+def _fig(title: str, x: str, y: str, **layout) -> go.Figure:
+    return go.Figure(layout=go.Layout(title=title, xaxis_title=x, yaxis_title=y, **(_LAYOUT | layout)))
+
+
+def leaderboard_bar(leaderboard: pd.DataFrame, metric: str, highlight: str | None = None) -> go.Figure:
+    """One bar per model that finished, best first; ``highlight`` marks the chosen one."""
+    ok = leaderboard[leaderboard["status"] == "ok"]
+    colors = ["#f59e0b" if m == highlight else "#2563eb" for m in ok["model"]]
+    fig = _fig(f"How the models compare: {METRIC_WORDS.get(metric, metric)}", "Model", METRIC_WORDS.get(metric, metric))
+    fig.add_bar(x=ok["model"], y=ok[metric], marker_color=colors, text=ok[metric].round(4), textposition="outside")
+    return fig
+
+
+def metric_by_model(leaderboard: pd.DataFrame, metrics: list[str]) -> go.Figure:
+    """Grouped bars: several metrics side by side for every model that finished."""
+    ok = leaderboard[leaderboard["status"] == "ok"]
+    fig = _fig("Every metric, model by model", "Model", "Score", barmode="group")
+    for m in metrics:
+        fig.add_bar(x=ok["model"], y=ok[m], name=METRIC_WORDS.get(m, m))
+    return fig
+
+
+def importance_bar(importance: pd.DataFrame, top: int = 15) -> go.Figure:
+    """What the model relies on most: the score lost when a column's values are shuffled."""
+    f = importance.sort_values("importance", ascending=False).head(top).iloc[::-1]
+    model = str(f["model"].iloc[0]) if len(f) else ""  # a numpy str_ here hangs Voila's output widgets
+    fig = _fig(f"What drives the predictions of {model}", "Score lost when the column is scrambled", "Column",
+               height=max(300, 28 * len(f) + 120))
+    fig.add_bar(x=f["importance"], y=f["feature"].astype(str).tolist(), orientation="h", error_x=dict(type="data", array=f["std"]),
+                marker_color="#2563eb")
+    return fig
+
+
+def roc_curve(y, proba, classes, name: str = "") -> go.Figure:
+    d = M.roc_data(y, proba, classes)
+    fig = _fig(f"How well {name or 'the model'} separates the classes (ROC)", "False alarms (false positive rate)",
+               "Cases found (true positive rate)")
+    for c, g in d.groupby("class", sort=False):
+        fig.add_scatter(x=g["false_positive_rate"], y=g["true_positive_rate"], mode="lines", name=f"class {c}")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="guessing")
+    return fig
+
+
+def pr_curve(y, proba, classes, name: str = "") -> go.Figure:
+    d = M.pr_data(y, proba, classes)
+    fig = _fig(f"Precision against recall for {name or 'the model'}", "Share of real cases found (recall)",
+               "Share of flagged cases that are real (precision)")
+    for c, g in d.groupby("class", sort=False):
+        fig.add_scatter(x=g["recall"], y=g["precision"], mode="lines", name=f"class {c}")
+    return fig
+
+
+def calibration_curve(y, proba, classes, name: str = "") -> go.Figure:
+    d = M.calibration_data(y, proba, classes)
+    fig = _fig(f"Can {name or 'the model'}'s probabilities be taken at face value?", "Predicted probability",
+               "Observed frequency")
+    for c, g in d.groupby("class", sort=False):
+        fig.add_scatter(x=g["predicted"], y=g["observed"], mode="lines+markers", name=f"class {c}")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="perfectly calibrated")
+    return fig
+
+
+def learning_curve(curve: pd.DataFrame) -> go.Figure:
+    """Score on the rows it learned from and on unseen rows, as the training rows grow."""
+    metric, model = str(curve["metric"].iloc[0]), str(curve["model"].iloc[0])
+    fig = _fig(f"Would more data help {model}?", "Training rows", METRIC_WORDS.get(metric, metric))
+    fig.add_scatter(x=curve["rows"], y=curve["train_score"], mode="lines+markers", name="on rows it learned from")
+    fig.add_scatter(x=curve["rows"], y=curve["validation_score"], mode="lines+markers", name="on unseen rows")
+    return fig
+
+
+def score_distribution(y, proba, classes, name: str = "", seed: int = 0) -> go.Figure:
+    """Each row's predicted probability of the positive (or its true) class, by actual class, jittered."""
+    y = np.asarray(y)
+    proba = np.asarray(proba)
+    k = 1 if len(classes) == 2 else None
+    score = proba[:, 1] if k else proba[np.arange(len(y)), y]
+    what = f"Predicted probability of '{classes[1]}'" if k else "Predicted probability of the actual class"
+    fig = _fig(f"Scores by actual outcome ({name or 'the model'})", what, "Actual class")
+    jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, len(y))
+    for code, c in enumerate(classes):
+        m = y == code
+        fig.add_scatter(x=score[m], y=code + jitter[m], mode="markers", name=str(c), marker=dict(size=4, opacity=0.5))
+    fig.update_yaxes(tickvals=list(range(len(classes))), ticktext=[str(c) for c in classes])
+    return fig
+
+
+def predicted_vs_actual(y, pred, name: str = "") -> go.Figure:
+    y, pred = np.asarray(y, dtype=float), np.asarray(pred, dtype=float)
+    fig = _fig(f"Predicted against actual ({name or 'the model'})", "Actual value", "Predicted value")
+    fig.add_scatter(x=y, y=pred, mode="markers", marker=dict(size=4, opacity=0.5), name="rows")
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(dash="dash", color="grey"), name="perfect")
+    return fig
+
+
+def residuals(y, pred, name: str = "") -> go.Figure:
+    d = M.residual_data(y, pred)
+    fig = _fig(f"Where {name or 'the model'} is off, and by how much", "Predicted value", "Error (actual − predicted)")
+    fig.add_scatter(x=d["predicted"], y=d["residual"], mode="markers", marker=dict(size=4, opacity=0.5), name="rows")
+    fig.add_hline(y=0, line_dash="dash", line_color="grey")
+    return fig
+
+
+def confusion_matrix(y, proba, classes, name: str = "") -> go.Figure:
+    """Counts of actual against predicted class (the most probable one)."""
+    from sklearn.metrics import confusion_matrix as cm
+
+    k = len(classes)
+    counts = cm(np.asarray(y), np.asarray(proba).argmax(axis=1), labels=list(range(k)))
+    labels = [str(c) for c in classes]
+    fig = _fig(f"Right and wrong calls of {name or 'the model'}", "Predicted", "Actual")
+    fig.add_heatmap(z=counts, x=labels, y=labels, text=counts, texttemplate="%{text}", colorscale="Blues", showscale=False)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def figures_for(results, model: str) -> dict[str, go.Figure]:
+    """The dashboard's charts for one model of a saved run: scatter, bars and lines suited to its task."""
+    y, s = results.scores(model)
+    figs = {"leaderboard": leaderboard_bar(results.leaderboard, results.meta["metric"], highlight=model)}
+    imp = results.importance[results.importance["model"] == model]
+    if len(imp):
+        figs["importance"] = importance_bar(imp)
+    if results.task == "regression":
+        figs["scatter"] = predicted_vs_actual(y, s, model)
+        figs["residuals"] = residuals(y, s, model)
+    else:
+        figs["scatter"] = score_distribution(y, s, results.classes, model)
+        figs["roc"] = roc_curve(y, s, results.classes, model)
+        figs["pr"] = pr_curve(y, s, results.classes, model)
+        figs["calibration"] = calibration_curve(y, s, results.classes, model)
+        figs["confusion"] = confusion_matrix(y, s, results.classes, model)
+    curve = results.learning_curve
+    if len(curve) and curve["model"].iloc[0] == model:
+        figs["learning"] = learning_curve(curve)
+    return figs
