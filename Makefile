@@ -3,10 +3,10 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lab clean
+.PHONY: demo test bench lab dashboard clean
 
-demo: $(VENV)/.installed  ## profile, clean and train on the built-in demo data
-	$(BIN)/workbench train --data demo --target churn
+demo: $(VENV)/.installed  ## the whole pipeline on the built-in demo data, with reports and a dashboard
+	$(BIN)/workbench run --data demo --target churn
 
 test: $(VENV)/.installed  ## the whole test suite
 	$(BIN)/python -m pytest -q
@@ -14,8 +14,11 @@ test: $(VENV)/.installed  ## the whole test suite
 bench: $(VENV)/.installed  ## accuracy and time against LightGBM defaults on ../shared/datasets
 	$(BIN)/python benchmarks/accuracy.py
 
-lab: $(VENV)/.installed
+lab: $(VENV)/.installed  ## JupyterLab on the notebooks (the panels live in explore.ipynb)
 	$(BIN)/jupyter lab notebooks/
+
+dashboard: $(VENV)/.installed  ## the results dashboard (Voila) of the newest run
+	$(BIN)/workbench dashboard
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -54,3 +54,14 @@ def trained(demo_df):
 
     return train(demo_df, "churn", test=demo_df.sample(200, random_state=1), models=["lightgbm", "linear"], folds=3,
                  progress=False, time_budget=120)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run():
+    """One real pipeline run (papermill, small demo data) shared by the notebook, widget and dashboard tests."""
+    from workbench.runner import run_pipeline
+
+    summary = run_pipeline("demo:500", "churn", params={"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3,
+                                                       "time_budget": 60}, run_id="session-run", echo=lambda *_: None)
+    assert summary["status"] == "ok", summary
+    return summary

@@ -1,0 +1,69 @@
+"""`workbench run`: real notebooks executed by papermill, stages handing over through the run folder and MLflow."""
+import json
+from pathlib import Path
+
+import mlflow
+import nbformat
+
+from test_cli import workbench
+from workbench.pipeline import load_results
+from workbench.registry.tracking import mlflow_client
+from workbench.runner import NOTEBOOKS, PIPELINE, _execute
+
+
+def test_run_writes_executed_notebooks_html_and_summary(pipeline_run):
+    root = Path(pipeline_run["report_dir"])
+    for nb in PIPELINE:
+        assert (root / nb).exists() and (root / nb).with_suffix(".html").stat().st_size > 10_000
+    summary = json.loads((root / "summary.json").read_text())
+    assert [e["status"] for e in summary["notebooks"]] == ["ok", "ok"]
+    assert summary["metrics"]["best_model"] in {"lightgbm", "linear", "naive_bayes"}
+    assert 0.5 < summary["metrics"]["test_roc_auc"] <= 1 and all(e["seconds"] > 0 for e in summary["notebooks"])
+
+
+def test_stages_share_one_mlflow_run(pipeline_run):
+    mlflow_client()
+    run = mlflow.get_run(pipeline_run["mlflow_run_id"])
+    assert run.data.params["target"] == "churn" and run.data.params["best_model"]
+    names = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"cleaning_report.json", "schema.json", "leaderboard.csv", "oof.parquet"} <= names
+    assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").metadata.run_id == run.info.run_id
+
+
+def test_saved_results_feed_the_charts_without_retraining(pipeline_run):
+    r = load_results(pipeline_run["run_id"])
+    assert r.models[0] == r.meta["best_model"] and set(r.models) <= {"lightgbm", "linear", "naive_bayes"}
+    y, proba = r.scores(r.models[0])
+    assert proba.shape == (len(y), 2) and len(r.importance) and len(r.learning_curve) == 5
+
+
+def test_executed_notebooks_keep_no_kernel_state_between_stages(pipeline_run):
+    nb = nbformat.read(Path(pipeline_run["report_dir"]) / "02_train.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "pipeline.train_stage(run_dir" in code and "prepared" not in code
+
+
+def test_every_notebook_executes_including_dashboard_and_explore(pipeline_run, tmp_path):
+    for name, params in [("dashboard.ipynb", {"run_id": pipeline_run["run_id"]}), ("explore.ipynb", {"data": "demo:300"})]:
+        entry = _execute(NOTEBOOKS / name, tmp_path / name, params)
+        assert entry["status"] == "ok", entry
+        assert (tmp_path / name).with_suffix(".html").exists()
+
+
+def test_a_failing_stage_names_notebook_and_cell_and_keeps_partial_output(tmp_path):
+    p = workbench("run", "--data", "demo:300", "--target", "no_such_column", "--run-id", "broken")
+    assert p.returncode == 1
+    assert "01_data.ipynb failed at cell" in p.stderr and "no_such_column" in p.stderr
+    from workbench.settings import get_settings
+
+    root = get_settings().reports / "broken"
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["notebooks"][0]["status"] == "failed"
+    assert (root / "01_data.ipynb").exists() and (root / "01_data.html").exists()
+    assert len(summary["notebooks"]) == 1  # the training stage never ran
+
+
+def test_unknown_pipeline_parameter_is_a_clear_error(tmp_path):
+    (tmp_path / "p.yaml").write_text("time_budgett: 10\n")
+    p = workbench("run", "--params", tmp_path / "p.yaml")
+    assert p.returncode == 2 and "unknown pipeline parameter(s) time_budgett" in p.stderr and "time_budget" in p.stderr

@@ -1,0 +1,41 @@
+"""The panels drive the library and expose what they produced; no notebook front end needed to check that."""
+import plotly.graph_objects as go
+
+from widgets import DataPanel, ResultsPanel, TrainPanel
+
+
+def test_data_panel_loads_profiles_and_cleans():
+    panel = DataPanel("demo:300", "churn")
+    panel.load()
+    assert "churn" in panel.target.options and "300" in panel.status.value or "rows" in panel.status.value
+    panel.clean()
+    assert panel.result.cleaned.task == "binary" and "customer_id" in panel.result.cleaned.report.dropped
+    assert panel.clean_button.disabled is False
+
+
+def test_data_panel_shows_a_bad_path_as_a_message():
+    panel = DataPanel("nowhere.csv", "y")
+    panel.load()
+    assert "no such file" in panel.status.value and panel.result is None
+
+
+def test_train_panel_fills_the_leaderboard_live():
+    data = DataPanel("demo:300", "churn")
+    data.load()
+    data.clean()
+    panel = TrainPanel(data, time_budget=60, folds=3)
+    panel.models.value = ("linear", "naive_bayes")
+    panel.train()
+    assert panel.progress.value == 2 and panel.result.best.name in {"linear", "naive_bayes"}
+    assert "naive_bayes" in panel.board.value and "Best" in panel.status.value
+
+
+def test_results_panel_switches_model_and_charts(pipeline_run):
+    panel = ResultsPanel(pipeline_run["run_id"])
+    assert panel.model.value == panel.result.meta["best_model"]
+    before = [c.layout.title.text for c in panel.charts.children]
+    other = next(m for m in panel.model.options if m != panel.model.value)
+    panel.model.value = other
+    after = [c.layout.title.text for c in panel.charts.children]
+    assert all(isinstance(c, go.FigureWidget) for c in panel.charts.children)
+    assert before != after and any(other in t for t in after)
