@@ -17,9 +17,9 @@ from workbench.settings import Settings, get_settings
 
 @dataclass
 class Outcome:
-    """What became of one task: ``status`` is ok, failed or cancelled (by the time budget)."""
+    """What became of one job: ``status`` is ok, failed or cancelled (by the time budget)."""
 
-    index: int
+    key: Any
     status: str
     value: Any = None
     error: str = ""
@@ -36,10 +36,11 @@ def _client(address: str, n_threads: int):
     from distributed import Client, LocalCluster
 
     if address:
-        return Client(address, timeout="10s")
-    cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.CRITICAL, memory_limit=0)
-    c = Client(cluster)
+        c = Client(address, timeout="10s")
+    else:
+        cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.CRITICAL, memory_limit=0)
+        c = Client(cluster)
     # workers import the model libraries now, not inside the first timed job (about 2 s each)
     c.register_plugin(_warm_up_plugin(), name="workbench-warm-up")
     return c
@@ -60,7 +61,7 @@ def _warm_up_plugin():
 
 
 def workers(settings: Settings | None = None) -> int:
-    """How many tasks can run at once: cluster worker threads, or the configured cores when embedded."""
+    """How many jobs can run at once: cluster worker threads, or the configured cores when embedded."""
     s = settings or get_settings()
     if not s.dask_address:
         return s.n_threads
@@ -68,105 +69,140 @@ def workers(settings: Settings | None = None) -> int:
 
 
 def threads_per_task(n_tasks: int, settings: Settings | None = None) -> int:
-    """Inner threads (n_jobs) per task so that tasks × threads never exceeds the cores."""
+    """Inner threads (n_jobs) per job so that jobs × threads never exceeds the cores."""
     s = settings or get_settings()
     running = max(1, min(n_tasks, workers(s)))
     return max(1, s.n_threads // running)
 
 
 def uses_cluster(n_jobs: int, settings: Settings | None = None) -> bool:
-    """Whether ``run`` would send this many jobs to the cluster (and not run them in this process)."""
+    """Whether this many jobs go to the cluster (rather than run one by one in this process)."""
     s = settings or get_settings()
     return n_jobs > 1 and (bool(s.dask_address) or s.n_threads > 1)
 
 
-def start(n_jobs: int, settings: Settings | None = None) -> None:
-    """Start the cluster now if ``run`` will need it, so that its start-up does not eat a time budget."""
-    if uses_cluster(n_jobs, settings):
-        client(settings)
+class Jobs:
+    """Jobs submitted one at a time and collected as they finish, on the cluster or in this process.
+
+    ``shared`` arguments (the data) are sent to the cluster once and passed first to every
+    job. An exception inside a job becomes a failed Outcome, never a crash of the caller.
+
+    Examples
+    --------
+    >>> jobs = Jobs(pow, shared=(2,), parallel=False)
+    >>> jobs.submit("a", 10); [o.value for o in jobs.wait()]
+    [1024]
+    """
+
+    def __init__(self, fn: Callable, *, shared: tuple = (), parallel: bool = True, settings: Settings | None = None):
+        self.fn = fn
+        self.settings = settings or get_settings()
+        self.parallel = parallel
+        self._local: list[tuple] = []
+        self._futures: dict = {}
+        self._count = 0
+        if parallel:
+            self.client = client(self.settings)
+            # hash=False: a key of its own, so closing one pool never cancels data another pool scattered
+            self.shared = tuple(self.client.scatter(a, broadcast=False, hash=False) if _is_data(a) else a for a in shared)
+        else:
+            self.shared = shared
+
+    def submit(self, key, *args) -> None:
+        if self.parallel:
+            # earlier jobs first: callers order them (fast models before slow ones, trial 0 before trial 1)
+            f = self.client.submit(self.fn, *self.shared, *args, pure=False, priority=-self._count)
+            self._futures[f] = key
+        else:
+            self._local.append((key, args))
+        self._count += 1
+
+    @property
+    def pending(self) -> int:
+        return len(self._futures) + len(self._local)
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]:
+        """Outcomes of the jobs that finish within ``timeout`` seconds (at least one if any runs and none is given)."""
+        if not self.parallel:
+            if not self._local:
+                return []
+            key, args = self._local.pop(0)
+            try:
+                return [Outcome(key, "ok", self.fn(*self.shared, *args))]
+            except Exception as exc:  # a failing job is recorded, the others go on
+                return [Outcome(key, "failed", error=f"{type(exc).__name__}: {exc}")]
+        from distributed import wait as dask_wait
+
+        if not self._futures:
+            return []
+        try:
+            done = dask_wait(list(self._futures), timeout=timeout, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = [f for f in self._futures if f.done()]
+        return [self._outcome(f) for f in list(done)]
+
+    def _outcome(self, f) -> Outcome:
+        key = self._futures.pop(f)
+        if f.status == "finished":
+            return Outcome(key, "ok", f.result())
+        if f.status == "cancelled":
+            return Outcome(key, "cancelled", error="time budget used up before it started")
+        exc = f.exception()
+        return Outcome(key, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    def cancel_waiting(self) -> list[Outcome]:
+        """Cancel the jobs that have not started; they come back as cancelled outcomes."""
+        out = [Outcome(k, "cancelled", error="time budget used up before it started") for k, _ in self._local]
+        self._local.clear()
+        if self.parallel and self._futures:
+            running = {k for keys in self.client.processing().values() for k in keys}
+            waiting = [f for f in self._futures if f.key not in running and not f.done()]
+            self.client.cancel(waiting)
+            out += [Outcome(self._futures.pop(f), "cancelled", error="time budget used up before it started") for f in waiting]
+        return out
+
+    def stop_running(self) -> list[Outcome]:
+        """Stop jobs that will not stop themselves by restarting the workers (the only way in Dask)."""
+        if not self.parallel or not self._futures:
+            return []
+        self.client.restart()
+        out = [Outcome(k, "cancelled", error="stopped: it ran past the time budget") for k in self._futures.values()]
+        self._futures.clear()
+        return out
+
+    def close(self) -> None:
+        if self.parallel:
+            self.client.cancel([*self._futures, *[a for a in self.shared if hasattr(a, "key")]])
 
 
-def run(fn: Callable, jobs: list[tuple], *, deadline: float | None = None, settings: Settings | None = None,
-        grace: float = 10.0) -> Iterator[Outcome]:
-    """Run ``fn(*job)`` for every job; yield an Outcome as each finishes (in completion order).
+def run(fn: Callable, jobs: list[tuple], *, shared: tuple = (), deadline: float | None = None,
+        settings: Settings | None = None, grace: float = 10.0) -> Iterator[Outcome]:
+    """Run ``fn(*shared, *job)`` for every job; yield an Outcome (keyed by the job's index) as each finishes.
 
     ``deadline`` (a ``time.time()`` value) cancels jobs that have not started by then;
     jobs still running ``grace`` seconds after it are stopped by restarting the workers.
-    Exceptions inside a job become a failed Outcome, never a crash of the whole run.
     """
-    s = settings or get_settings()
-    if not uses_cluster(len(jobs), s):
+    pool = Jobs(fn, shared=shared, parallel=uses_cluster(len(jobs), settings), settings=settings)
+    try:
         for i, job in enumerate(jobs):
-            if deadline is not None and time.time() > deadline:
-                yield Outcome(i, "cancelled", error="time budget used up before it started")
-                continue
-            try:
-                yield Outcome(i, "ok", fn(*job))
-            except Exception as exc:  # a failing job is recorded, the others go on
-                yield Outcome(i, "failed", error=f"{type(exc).__name__}: {exc}")
-        return
-    yield from _run_dask(fn, jobs, deadline, client(s), grace)
+            pool.submit(i, *job)
+        while pool.pending:
+            now = time.time()
+            if deadline is not None and now > deadline:
+                yield from pool.cancel_waiting()
+                if now > deadline + grace:
+                    yield from pool.stop_running()
+                    break
+            timeout = None if deadline is None else max(0.2, (deadline + (grace if now > deadline else 0)) - now)
+            yield from pool.wait(timeout)
+    finally:
+        pool.close()
 
 
-def _run_dask(fn, jobs, deadline, c, grace) -> Iterator[Outcome]:
-    from distributed import as_completed
-
-    big = {}
-    scattered = []
-    for job in jobs:  # send each large argument once, not once per job
-        args = []
-        for a in job:
-            if _is_data(a):
-                key = id(a)
-                if key not in big:
-                    big[key] = c.scatter(a, broadcast=False)
-                args.append(big[key])
-            else:
-                args.append(a)
-        scattered.append(args)
-    # earlier jobs first: callers order them (fast models before slow ones)
-    futures = {c.submit(fn, *args, pure=False, priority=len(jobs) - i): i for i, args in enumerate(scattered)}
-    pending = set(futures)
-    stream = as_completed(futures)
-    cancelled = False
-    while pending:
-        timeout = None if deadline is None else max(0.5, (deadline + (grace if cancelled else 0)) - time.time())
-        try:
-            batch = next(stream.batches()) if timeout is None else _next_batch(stream, timeout)
-        except TimeoutError:
-            batch = []
-        for f in batch:
-            pending.discard(f)
-            i = futures[f]
-            if f.status == "finished":
-                yield Outcome(i, "ok", f.result())
-            elif f.status == "cancelled":
-                yield Outcome(i, "cancelled", error="time budget used up before it started")
-            else:
-                exc = f.exception()
-                yield Outcome(i, "failed", error=f"{type(exc).__name__}: {exc}")
-        if deadline is not None and time.time() > deadline and pending:
-            running = {k for keys in c.processing().values() for k in keys}
-            waiting = [f for f in pending if f.key not in running]
-            if waiting and not cancelled:
-                c.cancel(waiting)
-            if cancelled and time.time() > deadline + grace:
-                c.restart()  # the only way to stop a task that will not stop itself
-                for f in list(pending):
-                    pending.discard(f)
-                    yield Outcome(futures[f], "cancelled", error="stopped: it ran past the time budget")
-            cancelled = True
-    for f in big.values():
-        c.cancel(f)
-
-
-def _next_batch(stream, timeout: float) -> list:
-    end = time.time() + timeout
-    while time.time() < end:
-        if stream.has_ready():
-            return stream.next_batch(block=False)
-        time.sleep(0.05)
-    raise TimeoutError
+def start(n_jobs: int, settings: Settings | None = None) -> None:
+    """Start the cluster now if ``n_jobs`` jobs will need it, so that its start-up does not eat a time budget."""
+    if uses_cluster(n_jobs, settings):
+        client(settings)
 
 
 def _is_data(a) -> bool:

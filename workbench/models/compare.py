@@ -160,10 +160,10 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     # one model may take twice its fair share of the budget, so a slow family cannot starve the rest
     timeout = model_timeout or (time_budget and min(time_budget, 2 * time_budget * compute.workers(s) / len(names)))
     board = Leaderboard([], task, metric, classes, split)
-    jobs = [(name, (params or {}).get(name, {}), task, X, codes, split, n_jobs, s.seed, timeout, deadline) for name in names]
+    jobs = [(name, (params or {}).get(name, {}), task, split, n_jobs, s.seed, timeout, deadline) for name in names]
     bar = _progress(len(jobs), progress)
-    for out in compute.run(cross_validate, jobs, deadline=deadline, settings=s):
-        name = names[out.index]
+    for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, settings=s):
+        name = names[out.key]
         if out.status == "ok":
             cand = out.value
         else:
@@ -177,7 +177,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     return board
 
 
-def cross_validate(name: str, params: dict, task: str, X: pd.DataFrame, y: np.ndarray, split, n_jobs: int,
+def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,
                    seed: int, timeout: float | None = None, deadline: float | None = None) -> Candidate:
     """One model on every fold (runs on a worker); stops between folds once over its time."""
     spec = get_model(name)

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from workbench.lookup import Registry
-from workbench.models.space import Choice, Float, Int, Space
+from workbench.models.space import Choice, Float, Int, Space, When
 
 CLASSIFICATION = ("binary", "multiclass")
 ALL_TASKS = ("binary", "multiclass", "regression")
@@ -70,7 +70,8 @@ def _register(name: str, label: str, tasks, space: Space | None = None, max_rows
 @_register("lightgbm", "LightGBM", ALL_TASKS, {
     "n_estimators": Int(50, 1000, log=True), "learning_rate": Float(0.01, 0.3, log=True),
     "num_leaves": Int(7, 255, log=True), "min_child_samples": Int(5, 100, log=True),
-    "subsample": Float(0.5, 1.0), "subsample_freq": Choice(0, 1), "colsample_bytree": Float(0.4, 1.0),
+    "subsample_freq": Choice(0, 1), "subsample": When("subsample_freq", 1, Float(0.5, 1.0)),
+    "colsample_bytree": Float(0.4, 1.0),
     "reg_lambda": Float(1e-3, 10.0, log=True),
 })
 def _lightgbm(task, params, n_jobs, seed):
