@@ -61,7 +61,7 @@ def pipeline_run():
     """One real pipeline run (papermill, small demo data) shared by the notebook, widget and dashboard tests."""
     from workbench.runner import run_pipeline
 
-    summary = run_pipeline("demo:500", "churn", params={"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3,
+    summary = run_pipeline("demo:500", "churn", params={"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3, "max_trials": 6,
                                                        "time_budget": 60}, run_id="session-run", echo=lambda *_: None)
     assert summary["status"] == "ok", summary
     return summary

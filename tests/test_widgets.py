@@ -39,3 +39,15 @@ def test_results_panel_switches_model_and_charts(pipeline_run):
     after = [c.layout.title.text for c in panel.charts.children]
     assert all(isinstance(c, go.FigureWidget) for c in panel.charts.children)
     assert before != after and any(other in t for t in after)
+
+
+def test_tuning_panel_draws_the_history_as_trials_finish():
+    from widgets import TuningPanel
+
+    data = DataPanel("demo:300", "churn")
+    data.load()
+    data.clean()
+    panel = TuningPanel(data, model="linear", strategy="random", max_trials=4, time_budget=60)
+    panel.tune()
+    assert len(panel.result.history) == 4 and len(panel.chart.data[0].x) == 4
+    assert "best roc_auc" in panel.status.value

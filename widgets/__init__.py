@@ -2,5 +2,6 @@
 from widgets.data import DataPanel
 from widgets.results import ResultsPanel
 from widgets.train import TrainPanel
+from widgets.tune import TuningPanel
 
-__all__ = ["DataPanel", "TrainPanel", "ResultsPanel"]
+__all__ = ["DataPanel", "TrainPanel", "TuningPanel", "ResultsPanel"]

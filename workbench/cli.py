@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     c.set_defaults(func=_train)
 
+    c = sub.add_parser("tune", help="search one model's hyperparameters with a strategy, trials in parallel")
+    c.add_argument("--data", required=True)
+    c.add_argument("--target", required=True)
+    c.add_argument("--model", default="lightgbm", help="a zoo name (see `workbench models-zoo`)")
+    c.add_argument("--strategy", default="tpe", help="grid, random, tpe, anneal or genetic")
+    c.add_argument("--trials", type=int, default=50)
+    c.add_argument("--time-budget", type=float, help="seconds for the whole search")
+    c.add_argument("--cv", type=int, default=5, help="folds per trial")
+    c.add_argument("--early-stop", type=int, help="stop after this many trials without progress")
+    c.add_argument("--metric")
+    c.add_argument("--task", choices=["binary", "multiclass", "regression"])
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_tune)
+
     c = sub.add_parser("run", help="run the pipeline notebooks with papermill; reports go to reports/<run-id>/")
     c.add_argument("--data", default="demo", help="the table (default: the built-in demo)")
     c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
@@ -93,6 +107,30 @@ def _train(args) -> int:
         print("\ntest metrics of the best model (" + result.best.name + "): " +
               ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest model: {result.best.name}; MLflow run {result.run_id}\nstored in {result.artifact_uri}")
+    return 0
+
+
+def _tune(args) -> int:
+    from workbench.models import get_model
+    from workbench.models.train import prepare
+    from workbench.tune import STRATEGIES, tune
+
+    get_model(args.model)  # unknown names fail before any work
+    STRATEGIES.get(args.strategy)
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise WorkbenchError("--time-budget must be a positive number of seconds")
+    prepared = prepare(args.data, args.target, task=args.task)
+    c = prepared.cleaned
+    result = tune(args.model, c.X, c.y, task=c.task, strategy=args.strategy, metric=args.metric, cv=args.cv,
+                  max_trials=args.trials, time_budget=args.time_budget, early_stop=args.early_stop)
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+        return 0
+    cols = ["trial", "score", "status", "seconds"]
+    print(result.history[cols + [c for c in result.history if c.startswith("param_")]].to_string(index=False))
+    d = result.to_dict()
+    print(f"\nbest {d['metric']} {d['best_score']:.4f} with {d['best_params']}")
+    print(f"{d['trials']} trials ({d['failed']} failed) in {d['seconds']} s; stopped: {d['stopped']}; MLflow run {d['run_id']}")
     return 0
 
 

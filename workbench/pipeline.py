@@ -102,11 +102,72 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
     learning_curve(result.best, cleaned.X, cleaned.y, settings=s).to_parquet(art / "learning_curve.parquet")
     meta = {"task": board.task, "metric": board.metric, "classes": board.classes, "target": cleaned.target,
             "best_model": result.best.name, "cv": result.best.cv, "test_metrics": result.test_metrics,
-            "mlflow_run_id": mlflow_run_id}
+            "folds": len(board.folds), "mlflow_run_id": mlflow_run_id}
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     if mlflow_run_id:
         result.run_id, result.artifact_uri = log_training(result, settings=s, run_id=mlflow_run_id)
     return result
+
+
+def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe", max_trials: int = 30,
+               time_budget: float | None = 120, early_stop: int | None = None, mlflow_run_id: str | None = None,
+               settings: Settings | None = None):
+    """Tune one model (``"best"``: the leaderboard's best) on the saved data and add it to the leaderboard.
+
+    The tuned candidate uses the training stage's folds, so its out-of-fold predictions sit
+    beside the others'; if it beats the best model by cross-validation it becomes the best,
+    and the test predictions are redone with it.
+    """
+    from workbench.models.metrics import is_better
+    from workbench.models.trained import TrainedModel
+    from workbench.models.train import evaluate
+    from workbench.tune import tune
+
+    s = settings or get_settings()
+    prepared = load_prepared(run_dir)
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    model = meta["best_model"].split(":")[0] if model == "best" else model
+    cleaned = prepared.cleaned
+    result = tune(model, cleaned.X, cleaned.y, task=cleaned.task, strategy=strategy, metric=meta["metric"],
+                  cv=meta["folds"], max_trials=max_trials, time_budget=time_budget, early_stop=early_stop,
+                  parent_run_id=mlflow_run_id, settings=s)
+    cand = result.candidate
+    board = pd.read_csv(art / "leaderboard.csv")
+    board = pd.concat([board[board["model"] != cand.name], pd.DataFrame([cand.row()])], ignore_index=True)
+    board = board.sort_values(meta["metric"], ascending=not _greater(meta["metric"]), na_position="last", kind="stable")
+    board["rank"] = range(1, len(board) + 1)
+    board.to_csv(art / "leaderboard.csv", index=False)
+    oof = pd.read_parquet(art / "oof.parquet")
+    new = oof_frame(_single_board(cand, meta), cleaned.y).drop(columns=["actual"])
+    oof.drop(columns=[c for c in new.columns if c in oof.columns]).join(new).to_parquet(art / "oof.parquet")
+    result.history.to_csv(art / "tuning_history.csv", index=False)
+    if is_better(meta["metric"], cand.cv[meta["metric"]], meta["cv"][meta["metric"]]):
+        model_obj = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, meta["classes"], cand.name)
+        meta |= {"best_model": cand.name, "cv": cand.cv, "test_metrics": evaluate(model_obj, prepared.test, cleaned.target)}
+        test = prepared.test
+        model_obj.predict_frame(test).assign(actual=cleaned.cleaner.transform_target(test[cleaned.target]).to_numpy()).to_parquet(
+            art / "test_predictions.parquet")
+    meta["tuning"] = result.to_dict()
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    if mlflow_run_id:
+        from workbench.registry.tracking import log_run
+
+        log_run(params={}, metrics={f"tuned_cv_{meta['metric']}": cand.cv[meta["metric"]]},
+                artifacts={"tuning_history.csv": result.history.to_csv(index=False)}, run_id=mlflow_run_id, settings=s)
+    return result
+
+
+def _greater(metric: str) -> bool:
+    from workbench.models.metrics import GREATER_IS_BETTER
+
+    return GREATER_IS_BETTER[metric]
+
+
+def _single_board(cand, meta):
+    from workbench.models.compare import Leaderboard
+
+    return Leaderboard([cand], meta["task"], meta["metric"], meta["classes"])
 
 
 @dataclass
