@@ -51,3 +51,18 @@ def test_tuning_panel_draws_the_history_as_trials_finish():
     panel.tune()
     assert len(panel.result.history) == 4 and len(panel.chart.data[0].x) == 4
     assert "best roc_auc" in panel.status.value
+
+
+def test_ensemble_panel_adds_its_ensemble_to_the_leaderboard():
+    from widgets import EnsemblePanel
+
+    data = DataPanel("demo:300", "churn")
+    data.load()
+    data.clean()
+    train = TrainPanel(data, time_budget=60, folds=3)
+    train.models.value = ("linear", "naive_bayes", "lightgbm")
+    train.train()
+    panel = EnsemblePanel(train, method="stack")
+    panel.build()
+    assert panel.result.candidate.name == "ensemble:stack"
+    assert train.result.leaderboard["ensemble:stack"] is panel.result.candidate and len(panel.chart.children) == 1

@@ -1,7 +1,8 @@
 """ipywidgets panels, one per stage, thin over workbench: each exposes what it produced as ``.result``."""
 from widgets.data import DataPanel
+from widgets.ensemble import EnsemblePanel
 from widgets.results import ResultsPanel
 from widgets.train import TrainPanel
 from widgets.tune import TuningPanel
 
-__all__ = ["DataPanel", "TrainPanel", "TuningPanel", "ResultsPanel"]
+__all__ = ["DataPanel", "TrainPanel", "TuningPanel", "EnsemblePanel", "ResultsPanel"]

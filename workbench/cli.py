@@ -62,6 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_tune)
 
+    c = sub.add_parser("auto", help="compare, tune, ensemble and pick the best by CV, all within a time budget")
+    c.add_argument("--data", required=True)
+    c.add_argument("--target", required=True)
+    c.add_argument("--time-budget", type=float, default=120, help="seconds for the whole run")
+    c.add_argument("--test", help="a labelled table to score the final model on")
+    c.add_argument("--task", choices=["binary", "multiclass", "regression"])
+    c.add_argument("--out", help="a folder to save the final model (with cleaner and schema) for `workbench predict`")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_auto)
+
+    c = sub.add_parser("predict", help="score a raw table with a saved model")
+    c.add_argument("--model", required=True, help="a folder written by `workbench auto --out`")
+    c.add_argument("--data", required=True)
+    c.add_argument("--out", required=True, help="the predictions CSV")
+    c.set_defaults(func=_predict)
+
     c = sub.add_parser("run", help="run the pipeline notebooks with papermill; reports go to reports/<run-id>/")
     c.add_argument("--data", default="demo", help="the table (default: the built-in demo)")
     c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
@@ -131,6 +147,36 @@ def _tune(args) -> int:
     d = result.to_dict()
     print(f"\nbest {d['metric']} {d['best_score']:.4f} with {d['best_params']}")
     print(f"{d['trials']} trials ({d['failed']} failed) in {d['seconds']} s; stopped: {d['stopped']}; MLflow run {d['run_id']}")
+    return 0
+
+
+def _auto(args) -> int:
+    from workbench.auto import auto
+
+    if args.time_budget <= 0:
+        raise WorkbenchError("--time-budget must be a positive number of seconds")
+    result = auto(args.data, args.target, time_budget=args.time_budget, test=args.test, task=args.task, out=args.out,
+                  progress=not args.json)
+    if args.json:
+        print(json.dumps(result.to_dict() | {"stages": result.stages, "ensembles": [e.to_dict() for e in result.ensembles],
+                                            "out": args.out}, default=str))
+        return 0
+    print(result.leaderboard)
+    for e in result.ensembles:
+        print(f"ensemble {e.method}: CV {e.cv:.4f} against best member {e.best_member} {e.best_member_cv:.4f}")
+    if result.test_metrics:
+        print("\ntest: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
+    print(f"\nbest: {result.best.name} in {result.seconds:.0f} s {result.stages}; MLflow run {result.run_id}")
+    if args.out:
+        print(f"saved to {args.out}: workbench predict --model {args.out} --data NEW.csv --out predictions.csv")
+    return 0
+
+
+def _predict(args) -> int:
+    from workbench.auto import predict_file
+
+    pred = predict_file(args.model, args.data, args.out)
+    print(f"{len(pred)} predictions written to {args.out}")
     return 0
 
 

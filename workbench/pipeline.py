@@ -85,8 +85,7 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
     result = fit(prepared, models=models, metric=metric, folds=folds, time_budget=time_budget, progress=progress, settings=s)
     art = _artifacts(run_dir)
     board, cleaned = result.leaderboard, prepared.cleaned
-    board.to_frame().to_csv(art / "leaderboard.csv", index=False)
-    oof_frame(board, cleaned.y).to_parquet(art / "oof.parquet")
+    save_board(run_dir, board, cleaned.y)
     test = prepared.test
     test_pred = result.model.predict_frame(test).assign(actual=result.model.cleaner.transform_target(test[cleaned.target]).to_numpy())
     test_pred.to_parquet(art / "test_predictions.parquet")
@@ -118,9 +117,6 @@ def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe
     beside the others'; if it beats the best model by cross-validation it becomes the best,
     and the test predictions are redone with it.
     """
-    from workbench.models.metrics import is_better
-    from workbench.models.trained import TrainedModel
-    from workbench.models.train import evaluate
     from workbench.tune import tune
 
     s = settings or get_settings()
@@ -132,42 +128,100 @@ def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe
     result = tune(model, cleaned.X, cleaned.y, task=cleaned.task, strategy=strategy, metric=meta["metric"],
                   cv=meta["folds"], max_trials=max_trials, time_budget=time_budget, early_stop=early_stop,
                   parent_run_id=mlflow_run_id, settings=s)
-    cand = result.candidate
-    board = pd.read_csv(art / "leaderboard.csv")
-    board = pd.concat([board[board["model"] != cand.name], pd.DataFrame([cand.row()])], ignore_index=True)
-    board = board.sort_values(meta["metric"], ascending=not _greater(meta["metric"]), na_position="last", kind="stable")
-    board["rank"] = range(1, len(board) + 1)
-    board.to_csv(art / "leaderboard.csv", index=False)
-    oof = pd.read_parquet(art / "oof.parquet")
-    new = oof_frame(_single_board(cand, meta), cleaned.y).drop(columns=["actual"])
-    oof.drop(columns=[c for c in new.columns if c in oof.columns]).join(new).to_parquet(art / "oof.parquet")
+    board = load_board(run_dir, cleaned.y)
+    board.add(result.candidate)
+    save_board(run_dir, board, cleaned.y)
     result.history.to_csv(art / "tuning_history.csv", index=False)
-    if is_better(meta["metric"], cand.cv[meta["metric"]], meta["cv"][meta["metric"]]):
-        model_obj = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, meta["classes"], cand.name)
-        meta |= {"best_model": cand.name, "cv": cand.cv, "test_metrics": evaluate(model_obj, prepared.test, cleaned.target)}
-        test = prepared.test
-        model_obj.predict_frame(test).assign(actual=cleaned.cleaner.transform_target(test[cleaned.target]).to_numpy()).to_parquet(
-            art / "test_predictions.parquet")
+    meta = _promote_if_better(art, meta, result.candidate, prepared)
     meta["tuning"] = result.to_dict()
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     if mlflow_run_id:
         from workbench.registry.tracking import log_run
 
-        log_run(params={}, metrics={f"tuned_cv_{meta['metric']}": cand.cv[meta["metric"]]},
+        log_run(params={}, metrics={f"tuned_cv_{meta['metric']}": result.candidate.cv[meta["metric"]]},
                 artifacts={"tuning_history.csv": result.history.to_csv(index=False)}, run_id=mlflow_run_id, settings=s)
     return result
 
 
-def _greater(metric: str) -> bool:
-    from workbench.models.metrics import GREATER_IS_BETTER
+def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select", "stack"), top: int = 5,
+                   mlflow_run_id: str | None = None, settings: Settings | None = None) -> list:
+    """Ensemble the saved leaderboard's best candidates by each method; each result joins the leaderboard,
+    and the best by cross-validation becomes the run's model."""
+    from workbench.ensemble import ensemble
 
-    return GREATER_IS_BETTER[metric]
+    s = settings or get_settings()
+    prepared = load_prepared(run_dir)
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    cleaned = prepared.cleaned
+    board = load_board(run_dir, cleaned.y)
+    test = (cleaned.cleaner.transform(prepared.test), cleaned.cleaner.transform_target(prepared.test[cleaned.target]))
+    results = []
+    for method in methods:
+        r = ensemble(method, board, cleaned.X, cleaned.y, top=top, test=test, settings=s)
+        board.add(r.candidate)
+        results.append(r)
+        meta = _promote_if_better(art, meta, r.candidate, prepared)
+    save_board(run_dir, board, cleaned.y)
+    meta["ensembles"] = [r.report.to_dict() for r in results]
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    if mlflow_run_id:
+        from workbench.registry.tracking import log_run
+
+        log_run(params={}, metrics={f"ensemble_{r.report.method}_cv_{meta['metric']}": r.report.cv for r in results},
+                artifacts={"ensembles.json": json.dumps(meta["ensembles"], indent=1, default=str)}, run_id=mlflow_run_id, settings=s)
+    return results
 
 
-def _single_board(cand, meta):
-    from workbench.models.compare import Leaderboard
+def save_board(run_dir: str | Path, board, y: pd.Series) -> None:
+    """The leaderboard as a table, every candidate's out-of-fold predictions, and what it takes to rebuild them."""
+    art = _artifacts(run_dir)
+    board.to_frame().to_csv(art / "leaderboard.csv", index=False)
+    oof_frame(board, y).to_parquet(art / "oof.parquet")
+    cands = [{"name": c.name, "model": c.model, "params": c.params, "status": c.status, "cv": c.cv, "cv_std": c.cv_std,
+              "fit_time": c.fit_time, "predict_time": c.predict_time, "error": c.error} for c in board.candidates]
+    (art / "candidates.json").write_text(json.dumps({"task": board.task, "metric": board.metric, "classes": board.classes,
+                                                     "folds": len(board.folds), "candidates": cands}, indent=1, default=str))
 
-    return Leaderboard([cand], meta["task"], meta["metric"], meta["classes"])
+
+def load_board(run_dir: str | Path, y: pd.Series, settings: Settings | None = None):
+    """The saved leaderboard with out-of-fold predictions and the same folds (members refit on demand)."""
+    from workbench.models.compare import Candidate, Leaderboard, encode_target, make_folds
+
+    s = settings or get_settings()
+    art = Path(run_dir) / "artifacts"
+    d = json.loads((art / "candidates.json").read_text())
+    oof = pd.read_parquet(art / "oof.parquet")
+    codes, _ = encode_target(y, d["task"])
+    folds = make_folds(pd.Series(codes), d["task"], d["folds"], seed=s.seed)
+    cands = []
+    for c in d["candidates"]:
+        cols = [c["name"]] if d["task"] == "regression" else [f"{c['name']}:{k}" for k in d["classes"]]
+        pred = oof[cols].to_numpy() if all(col in oof for col in cols) else None
+        cands.append(Candidate(c["name"], c["model"], c["params"], d["task"], c["status"], c["cv"], c["cv_std"],
+                               c["fit_time"], c["predict_time"], None if pred is None else (pred[:, 0] if d["task"] == "regression" else pred),
+                               c["error"]))
+    return Leaderboard(cands, d["task"], d["metric"], d["classes"], folds)
+
+
+def _promote_if_better(art: Path, meta: dict, cand, prepared) -> dict:
+    """Make ``cand`` the run's model if it beats the current best by cross-validation (and redo the test predictions)."""
+    from workbench.models.compare import refit
+    from workbench.models.metrics import is_better
+    from workbench.models.train import evaluate
+    from workbench.models.trained import TrainedModel
+
+    metric = meta["metric"]
+    if not is_better(metric, cand.cv[metric], meta["cv"][metric]):
+        return meta
+    cleaned = prepared.cleaned
+    if cand.estimator is None:
+        refit(cand, cleaned.X, cleaned.y)
+    model = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, meta["classes"], cand.name)
+    test = prepared.test
+    model.predict_frame(test).assign(actual=cleaned.cleaner.transform_target(test[cleaned.target]).to_numpy()).to_parquet(
+        art / "test_predictions.parquet")
+    return meta | {"best_model": cand.name, "cv": cand.cv, "test_metrics": evaluate(model, test, cleaned.target)}
 
 
 @dataclass

@@ -43,11 +43,13 @@ class TrainedModel(BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":
             return predict_scores(self.estimator, self.cleaner.transform(X), self.task, 0)
+        if not hasattr(self.estimator, "predict_proba"):  # a hard vote has classes, not probabilities
+            return self.classes_[np.asarray(self.estimator.predict(self.cleaner.transform(X)), dtype=int)]
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """A ``prediction`` column and, for classification, one probability column per class, named after it."""
-        if self.task == "regression":
+        if self.task == "regression" or not hasattr(self.estimator, "predict_proba"):
             return pd.DataFrame({"prediction": self.predict(X)}, index=X.index)
         proba = self.predict_proba(X)
         out = pd.DataFrame({"prediction": self.classes_[proba.argmax(axis=1)]}, index=X.index)

@@ -39,9 +39,13 @@ def get_model(name: str) -> ModelSpec:
     return ZOO.get(name)
 
 
+META_MODELS = ("bag", "boost")  # ensembles over a base model: built by workbench.ensemble, not compared by default
+
+
 def models_for(task: str, n_rows: int | None = None) -> list[str]:
     """The zoo models that apply to a task (and, given ``n_rows``, fit in a default run)."""
-    return [n for n in ZOO if task in ZOO.get(n).tasks and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)]
+    return [n for n in ZOO if n not in META_MODELS and task in ZOO.get(n).tasks
+            and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)]
 
 
 def _onehot(estimator: BaseEstimator, scale: bool = True) -> Pipeline:
@@ -157,3 +161,35 @@ def _svm(task, params, n_jobs, seed):
     if task == "regression":
         return _scaled_target(_onehot(SVR(**params)))
     return _onehot(CalibratedClassifierCV(SVC(**{"random_state": seed, **params}), ensemble=False, cv=3))
+
+
+@_register("bag", "Bagging over a base model", ALL_TASKS, {
+    "n_estimators": Int(5, 50, log=True), "max_samples": Float(0.5, 1.0), "max_features": Float(0.5, 1.0),
+})
+def _bag(task, params, n_jobs, seed):
+    from sklearn.ensemble import BaggingClassifier, BaggingRegressor
+
+    base = _core(get_model(params.pop("base", "linear")).make(task, params.pop("base_params", {}), n_jobs=1, seed=seed))
+    cls = BaggingRegressor if task == "regression" else BaggingClassifier
+    return _onehot(cls(**{"estimator": base, "n_estimators": 10, "n_jobs": n_jobs, "random_state": seed, **params}))
+
+
+@_register("boost", "Boosting (AdaBoost over a base, or gradient boosting)", ALL_TASKS, {
+    "n_estimators": Int(20, 300, log=True), "learning_rate": Float(0.01, 1.0, log=True),
+})
+def _boost(task, params, n_jobs, seed):
+    from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor, GradientBoostingClassifier, GradientBoostingRegressor
+
+    base = params.pop("base", "gradient")
+    if base == "gradient":  # scikit-learn's gradient boosting, on one-hot inputs
+        cls = GradientBoostingRegressor if task == "regression" else GradientBoostingClassifier
+        return _onehot(cls(**{"random_state": seed, **params}), scale=False)
+    base_est = _core(get_model(base).make(task, params.pop("base_params", {}), n_jobs=1, seed=seed))
+    cls = AdaBoostRegressor if task == "regression" else AdaBoostClassifier
+    return _onehot(cls(**{"estimator": base_est, "n_estimators": 50, "random_state": seed, **params}))
+
+
+def _core(est: BaseEstimator) -> BaseEstimator:
+    """The model without its column preprocessing: bagging and AdaBoost hand their base plain arrays,
+    so the one-hot preprocessing runs once, in front of the ensemble."""
+    return est.steps[-1][1] if isinstance(est, Pipeline) else est

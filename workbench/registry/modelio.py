@@ -12,7 +12,7 @@ from workbench.data.clean import Cleaner
 from workbench.errors import WorkbenchError
 from workbench.models.trained import TrainedModel
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "workbench.")
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "workbench.", "lightgbm.")
 
 
 class LightGBMBooster(BaseEstimator):

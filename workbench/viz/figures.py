@@ -153,3 +153,12 @@ def figures_for(results, model: str) -> dict[str, go.Figure]:
     if len(curve) and curve["model"].iloc[0] == model:
         figs["learning"] = learning_curve(curve)
     return figs
+
+
+def member_correlation(corr: pd.DataFrame) -> go.Figure:
+    """How alike the ensemble members' predictions are (1 = the same; lower = more diverse)."""
+    names = [str(c) for c in corr.columns]
+    fig = _fig("How alike the members' predictions are (lower = more diverse)", "Member", "Member")
+    fig.add_heatmap(z=corr.to_numpy().round(3).tolist(), x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu",
+                    text=corr.to_numpy().round(2).tolist(), texttemplate="%{text}")
+    return fig

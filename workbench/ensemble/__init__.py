@@ -1,0 +1,5 @@
+"""Ensembles of leaderboard candidates: average, vote, stack, select, bag, boost, random forest."""
+from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
+from workbench.ensemble.methods import METHODS, EnsembleReport, EnsembleResult, ensemble
+
+__all__ = ["ensemble", "METHODS", "EnsembleResult", "EnsembleReport", "WeightedEnsemble", "StackEnsemble"]

@@ -1,0 +1,149 @@
+"""Ensemble estimators that scikit-learn lacks: weighted averaging/voting of fitted members, and stacking
+whose meta-learner trains on out-of-fold predictions already computed by the leaderboard."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import cross_val_predict
+from sklearn.utils.metaestimators import available_if
+
+from workbench.models.compare import predict_scores
+
+
+class WeightedEnsemble(BaseEstimator):
+    """Weighted mean of the members' predictions: averaging (regression), soft or hard voting, or the
+    weights found by greedy ensemble selection.
+
+    Parameters
+    ----------
+    estimators : list of (name, estimator); fitted by ``fit`` (or already fitted, see ``from_fitted``).
+    weights : one non-negative weight per member (normalized to sum to one).
+    task : binary, multiclass or regression.
+    voting : "soft" (mean probabilities) or "hard" (weighted majority of the predicted classes; no predict_proba).
+    n_classes : number of classes (classification).
+
+    Attributes
+    ----------
+    estimators_ : the fitted members.  weights_ : the normalized weights.
+    """
+
+    def __init__(self, estimators, weights=None, task: str = "binary", voting: str = "soft", n_classes: int = 2):
+        self.estimators = estimators
+        self.weights = weights
+        self.task = task
+        self.voting = voting
+        self.n_classes = n_classes
+
+    def fit(self, X, y):
+        self.estimators_ = [clone(e).fit(X, y) for _, e in self.estimators]
+        return self._finish()
+
+    @classmethod
+    def from_fitted(cls, estimators, weights=None, **params) -> "WeightedEnsemble":
+        ens = cls(estimators, weights, **params)
+        ens.estimators_ = [e for _, e in estimators]
+        return ens._finish()
+
+    def _finish(self):
+        w = np.ones(len(self.estimators)) if self.weights is None else np.asarray(self.weights, dtype=float)
+        self.weights_ = w / w.sum()
+        self.classes_ = np.arange(self.n_classes) if self.task != "regression" else None
+        return self
+
+    def _member_scores(self, X):
+        k = 0 if self.task == "regression" else self.n_classes
+        return [predict_scores(e, X, self.task, k) for e in self.estimators_]
+
+    def _soft(self):
+        return self.task != "regression" and self.voting == "soft"
+
+    @available_if(_soft)
+    def predict_proba(self, X):
+        return sum(w * p for w, p in zip(self.weights_, self._member_scores(X)))
+
+    def predict(self, X):
+        scores = self._member_scores(X)
+        if self.task == "regression":
+            return sum(w * p for w, p in zip(self.weights_, scores))
+        if self.voting == "soft":
+            return self.predict_proba(X).argmax(axis=1)
+        votes = np.zeros((len(X), self.n_classes))
+        for w, p in zip(self.weights_, scores):
+            votes[np.arange(len(X)), p.argmax(axis=1)] += w
+        return votes.argmax(axis=1)
+
+
+class StackEnsemble(BaseEstimator):
+    """A meta-learner on the members' out-of-fold predictions (log-odds for classification),
+    optionally with the original columns passed through.
+
+    ``fit`` computes the out-of-fold predictions itself; ``from_oof`` reuses the leaderboard's.
+    """
+
+    def __init__(self, estimators, meta=None, task: str = "binary", n_classes: int = 2, passthrough: bool = False, cv: int = 5):
+        self.estimators = estimators
+        self.meta = meta
+        self.task = task
+        self.n_classes = n_classes
+        self.passthrough = passthrough
+        self.cv = cv
+
+    def fit(self, X, y):
+        method = "predict" if self.task == "regression" else "predict_proba"
+        oof = [cross_val_predict(clone(e), X, y, cv=self.cv, method=method) for _, e in self.estimators]
+        self.estimators_ = [clone(e).fit(X, y) for _, e in self.estimators]
+        self.meta_ = clone(self._meta()).fit(self.features(oof, X), y)
+        self.classes_ = np.arange(self.n_classes) if self.task != "regression" else None
+        return self
+
+    @classmethod
+    def from_oof(cls, estimators, oof: list[np.ndarray], X, y, **params) -> "StackEnsemble":
+        ens = cls(estimators, **params)
+        ens.estimators_ = [e for _, e in estimators]
+        ens.meta_ = clone(ens._meta()).fit(ens.features(oof, X), y)
+        ens.classes_ = np.arange(ens.n_classes) if ens.task != "regression" else None
+        return ens
+
+    def _meta(self):
+        if self.meta is not None:
+            return self.meta
+        if self.passthrough:
+            import lightgbm as lgb
+
+            cls = lgb.LGBMRegressor if self.task == "regression" else lgb.LGBMClassifier
+            return cls(n_estimators=200, learning_rate=0.05, num_leaves=15, verbose=-1, n_jobs=1)
+        from sklearn.linear_model import LogisticRegression, RidgeCV
+
+        return RidgeCV() if self.task == "regression" else LogisticRegression(C=1.0, max_iter=2000)
+
+    def features(self, member_scores: list[np.ndarray], X):
+        """The meta-learner's inputs: each member's log-odds (or predictions), plus X when passing through."""
+        cols = []
+        for p in member_scores:
+            p = np.asarray(p, dtype=float)
+            if self.task == "regression":
+                cols.append(p.reshape(-1, 1))
+            else:
+                p = np.clip(p, 1e-6, 1 - 1e-6)
+                cols.append(np.log(p[:, 1:2] / p[:, :1]) if self.n_classes == 2 else np.log(p))
+        F = np.hstack(cols)
+        if not self.passthrough:
+            return F
+        import pandas as pd
+
+        return pd.concat([pd.DataFrame(F, index=X.index, columns=[f"member_{i}" for i in range(F.shape[1])]), X], axis=1)
+
+    def _member_scores(self, X):
+        k = 0 if self.task == "regression" else self.n_classes
+        return [predict_scores(e, X, self.task, k) for e in self.estimators_]
+
+    def _classifier(self):
+        return self.task != "regression"
+
+    @available_if(_classifier)
+    def predict_proba(self, X):
+        return predict_scores(self.meta_, self.features(self._member_scores(X), X), self.task, self.n_classes)
+
+    def predict(self, X):
+        F = self.features(self._member_scores(X), X)
+        return self.meta_.predict(F) if self.task == "regression" else self.predict_proba(X).argmax(axis=1)

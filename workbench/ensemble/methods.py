@@ -1,0 +1,222 @@
+"""`ensemble`: combine leaderboard candidates by a named method, reusing their out-of-fold predictions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import cross_val_predict
+
+from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
+from workbench.errors import ModelError
+from workbench.lookup import Registry
+from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, predict_scores, refit
+from workbench.models.metrics import GREATER_IS_BETTER, score
+from workbench.settings import Settings, get_settings
+
+METHODS: Registry = Registry("ensemble method")
+
+
+@dataclass
+class EnsembleReport:
+    """Members and weights, and the ensemble's scores next to its best member's."""
+
+    method: str
+    metric: str
+    members: list[str]
+    weights: list[float]
+    cv: float
+    best_member: str
+    best_member_cv: float
+    correlation: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    test: float | None = None
+    best_member_test: float | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"member": self.members, "weight": self.weights})
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "correlation"}
+
+    def figure(self):
+        from workbench.viz.figures import member_correlation
+
+        return member_correlation(self.correlation)
+
+    def _repr_html_(self) -> str:
+        test = f"; test {self.test:.4f} against {self.best_member_test:.4f}" if self.test is not None else ""
+        return (f"<p><b>Ensemble ({self.method})</b>: CV {self.metric} {self.cv:.4f} against its best member "
+                f"{self.best_member} {self.best_member_cv:.4f}{test}</p>" + self.to_frame().to_html(index=False))
+
+
+@dataclass
+class EnsembleResult:
+    candidate: Candidate
+    report: EnsembleReport
+
+    def _repr_html_(self) -> str:
+        return self.report._repr_html_()
+
+
+def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, members: list[str] | None = None,
+             top: int = 5, test: tuple[pd.DataFrame, pd.Series] | None = None, settings: Settings | None = None,
+             **options) -> EnsembleResult:
+    """Build an ensemble of leaderboard candidates (default: the ``top`` finished ones) with ``method``.
+
+    ``average``, ``vote``, ``select`` and ``stack`` reuse the members' out-of-fold predictions
+    (no refit for the CV score); ``bag``, ``boost`` and ``random_forest`` train a new ensemble
+    model over a ``base`` zoo model. The result's candidate joins the leaderboard.
+
+    Examples
+    --------
+    >>> from workbench.data import load, clean
+    >>> from workbench.models import compare
+    >>> c = clean(load("demo", n_rows=300), "churn")
+    >>> lb = compare(c.X, c.y, task="binary", models=["linear", "naive_bayes"], folds=3, progress=False)
+    >>> ensemble("select", lb, c.X, c.y).candidate.name
+    'ensemble:select'
+    """
+    s = settings or get_settings()
+    build = METHODS.get(method)
+    chosen = _members(board, members, top, X, y) if method not in FROM_SCRATCH else []
+    codes, _ = encode_target(y, board.task)
+    cand, weights = build(chosen, board, X, y, codes, s, **options)
+    cand.name = f"ensemble:{method}"
+    if cand.estimator is None:
+        refit(cand, X, y, settings=s)
+    metric = board.metric
+    best = chosen[0] if chosen else board.best
+    sign = 1 if GREATER_IS_BETTER[metric] else -1
+    best = max(chosen, key=lambda c: sign * c.cv[metric]) if chosen else best
+    report = EnsembleReport(method, metric, [c.name for c in chosen] or [cand.name], list(weights), cand.cv[metric],
+                            best.name, best.cv[metric], _correlation(chosen, board.task))
+    if test is not None:
+        Xt, yt = test
+        k = len(board.classes) if board.classes else 0
+        tc, _ = (encode_target(yt, board.task) if board.task == "regression"
+                 else (pd.Categorical(yt, categories=board.classes).codes, None))
+        report.test = score(board.task, tc, predict_scores(cand.estimator, Xt, board.task, k))[metric]
+        if best.estimator is None:
+            refit(best, X, y, settings=s)
+        report.best_member_test = score(board.task, tc, predict_scores(best.estimator, Xt, board.task, k))[metric]
+    return EnsembleResult(cand, report)
+
+
+def _members(board: Leaderboard, names, top, X, y) -> list[Candidate]:
+    if names:
+        chosen = [board[n] for n in names]
+    else:
+        chosen = [c for c in board.candidates if c.status == "ok"][:top]
+    if len(chosen) < 2:
+        raise ModelError(f"an ensemble needs at least two members; got {len(chosen)} ({', '.join(c.name for c in chosen)}). "
+                         "Train more models or name them with members=[...]")
+    for c in chosen:
+        if c.task != board.task:
+            raise ModelError(f"member {c.name} was trained for {c.task}, the leaderboard is {board.task}")
+        if c.oof is None:
+            raise ModelError(f"member {c.name} has no out-of-fold predictions ({c.status}); leave it out or retrain it")
+        if len(c.oof) != len(y):
+            raise ModelError(f"member {c.name} was trained on {len(c.oof)} rows, these data have {len(y)}: "
+                             "members must come from the same training table")
+        cols = getattr(c.estimator, "feature_names_in_", None)
+        if cols is not None and list(cols) != list(X.columns):
+            raise ModelError(f"member {c.name} was trained on other columns than these data")
+    return chosen
+
+
+def _scores(oof: np.ndarray, weights) -> np.ndarray:
+    return sum(w * p for w, p in zip(weights, oof))
+
+
+def _candidate(board, name, params, oof, codes, estimator) -> Candidate:
+    folds_scores = pd.DataFrame([score(board.task, codes[te], oof[te]) for _, te in board.folds])
+    return Candidate(name, "ensemble", params, board.task, cv=folds_scores.mean().to_dict(),
+                     cv_std=folds_scores.std(ddof=0).to_dict(), oof=oof, estimator=estimator, fit_time=0.0, predict_time=0.0)
+
+
+def _fitted(members, X, y, s):
+    for c in members:
+        if c.estimator is None:
+            refit(c, X, y, settings=s)
+    return [(c.name, c.estimator) for c in members]
+
+
+def _k(board):
+    return len(board.classes) if board.classes else 0
+
+
+def _average(members, board, X, y, codes, s, weights=None):
+    if board.task != "regression":
+        raise ModelError("'average' is for regression; use 'vote' (soft) to average class probabilities")
+    w = np.ones(len(members)) / len(members) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task)
+    return _candidate(board, "average", {"weights": list(w)}, _scores([c.oof for c in members], w), codes, est), w
+
+
+def _vote(members, board, X, y, codes, s, voting="soft", weights=None):
+    if board.task == "regression":
+        raise ModelError("'vote' is for classification; use 'average' for regression")
+    w = np.ones(len(members)) / len(members) if weights is None else np.asarray(weights, float) / np.sum(weights)
+    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task, voting=voting, n_classes=_k(board))
+    if voting == "soft":
+        oof = _scores([c.oof for c in members], w)
+    else:  # the share of weighted votes per class stands in for a probability when scoring
+        oof = _scores([np.eye(_k(board))[c.oof.argmax(axis=1)] for c in members], w)
+    return _candidate(board, "vote", {"voting": voting, "weights": list(w)}, oof, codes, est), w
+
+
+def _select(members, board, X, y, codes, s, rounds: int = 50):
+    """Greedy ensemble selection with replacement (Caruana et al., 2004) on out-of-fold predictions."""
+    metric, sign = board.metric, (1 if GREATER_IS_BETTER[board.metric] else -1)
+    counts = np.zeros(len(members))
+    total = None
+    best_score, best_counts = -np.inf, None
+    for _ in range(rounds):
+        trial = [sign * score(board.task, codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1))[metric]
+                 for c in members]
+        j = int(np.argmax(trial))
+        counts[j] += 1
+        total = members[j].oof.copy() if total is None else total + members[j].oof
+        if trial[j] > best_score + 1e-12:
+            best_score, best_counts = trial[j], counts.copy()
+    w = best_counts / best_counts.sum()
+    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task, n_classes=_k(board) or 2)
+    return _candidate(board, "select", {"weights": list(w), "rounds": rounds}, _scores([c.oof for c in members], w), codes, est), w
+
+
+def _stack(members, board, X, y, codes, s, passthrough: bool = False, meta=None):
+    params = dict(task=board.task, n_classes=_k(board) or 2, passthrough=passthrough, meta=meta)
+    proto = StackEnsemble([], **params)
+    F = proto.features([c.oof for c in members], X)
+    method = "predict" if board.task == "regression" else "predict_proba"
+    # the meta-learner's own out-of-fold predictions, on the leaderboard's folds: an honest CV score for the stack
+    oof = cross_val_predict(proto._meta(), F, codes, cv=board.folds, method=method)
+    est = StackEnsemble.from_oof(_fitted(members, X, y, s), [c.oof for c in members], X, codes, **params)
+    weights = np.ravel(getattr(est.meta_, "coef_", np.full(len(members), np.nan)))[:len(members)]
+    return _candidate(board, "stack", {"passthrough": passthrough}, np.asarray(oof, float), codes, est), weights
+
+
+def _scratch(model):
+    def build(members, board, X, y, codes, s, base: str | None = None, **params):
+        p = dict(params, **({"base": base} if base else {}))
+        lb = compare(X, y, task=board.task, models=[model], params={model: p}, metric=board.metric,
+                     folds=len(board.folds), progress=False, settings=s)
+        return lb.best, [1.0]
+    return build
+
+
+FROM_SCRATCH = ("bag", "boost", "random_forest")
+METHODS.register("average", _average)
+METHODS.register("vote", _vote)
+METHODS.register("stack", _stack)
+METHODS.register("select", _select)
+for _name in FROM_SCRATCH:
+    METHODS.register(_name, _scratch(_name))
+
+
+def _correlation(members: list[Candidate], task: str) -> pd.DataFrame:
+    """How alike the members' out-of-fold predictions are: diverse members make better ensembles."""
+    if not members:
+        return pd.DataFrame()
+    cols = {c.name: (c.oof if c.oof.ndim == 1 else (c.oof[:, 1] if c.oof.shape[1] == 2 else c.oof.max(axis=1))) for c in members}
+    return pd.DataFrame(cols).corr()
