@@ -1,10 +1,12 @@
-"""Accuracy and time of `workbench.train` against LightGBM defaults, on every table in ../shared/datasets.
+"""Accuracy and time of `workbench auto` against LightGBM defaults and FLAML AutoML, on every table in
+../shared/datasets.
 
 Protocol (../shared/datasets/README.md): the published test file where there is one,
-else a 25% hold-out (random_state=0, stratified for classification). Both contenders
-run in this process, on the same split, one after the other.
+else a 25% hold-out (random_state=0, stratified for classification). All contenders run
+in this process, on the same split, one after the other; `auto` and FLAML get the same
+budget. FLAML is optional (`pip install -e '.[bench]'`); without it its column is empty.
 
-    .venv/bin/python benchmarks/accuracy.py [--budget 120] [--only adult,titanic]
+    .venv/bin/python benchmarks/accuracy.py [--budget 60] [--only adult,titanic]
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
-import workbench as wb
+from workbench.auto import auto
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPORTED = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
@@ -27,7 +29,7 @@ REPORTED = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--budget", type=float, default=120)
+    ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     manifest = json.loads((DATASETS / "manifest.json").read_text())
@@ -37,21 +39,67 @@ def main() -> None:
             continue
         train_df, test_df = _split(info)
         t0 = time.time()
-        res = wb.train(train_df, info["target"], test=test_df, time_budget=args.budget, log=False, progress=False)
+        res = auto(train_df, info["target"], test=test_df, time_budget=args.budget, log=False, progress=False)
         ours = time.time() - t0
-        t0 = time.time()
-        # the baseline gets the same columns: what the cleaner found leaking would flatter it
+        # the baselines get the same columns: what the cleaner found leaking would flatter them
         leaks = [c for c, why in res.cleaned.cleaner.dropped_.items() if why.startswith("leaks")]
-        base = _lightgbm_defaults(train_df.drop(columns=leaks), test_df.drop(columns=leaks), info["target"], info["task"])
+        tr, te = train_df.drop(columns=leaks), test_df.drop(columns=leaks)
+        t0 = time.time()
+        base = _lightgbm_defaults(tr, te, info["target"], info["task"])
         base_time = time.time() - t0
+        t0 = time.time()
+        fl = _flaml(tr, te, info["target"], info["task"], args.budget)
+        fl_time = time.time() - t0
         m = REPORTED[info["task"]]
-        extra = "log_loss" if info["task"] == "multiclass" else ("r2" if info["task"] == "regression" else None)
-        rows.append({"table": name, "task": info["task"], "metric": m, "workbench": res.test_metrics[m], "lgbm_defaults": base[m],
-                     "best_model": res.best.name, "workbench_s": round(ours, 1), "lgbm_s": round(base_time, 1),
-                     **({f"workbench_{extra}": res.test_metrics[extra], f"lgbm_{extra}": base[extra]} if extra else {})})
+        rows.append({"table": name, "task": info["task"], "metric": m, "auto": res.test_metrics[m], "lgbm_defaults": base[m],
+                     "flaml": fl.get(m, np.nan), "auto_best": res.best.name, "auto_s": round(ours, 1),
+                     "lgbm_s": round(base_time, 1), "flaml_s": round(fl_time, 1)})
         print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
+    frame = pd.DataFrame(rows)
     print("\nsummary")
-    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    systems = ["auto", "lgbm_defaults", "flaml"]
+    ranks = pd.DataFrame([r[systems].astype(float).rank(ascending=r["metric"] == "rmse") for _, r in frame.iterrows()])
+    print("\nmean rank on the test metric (1 = best):", ranks.mean().round(2).to_dict())
+    better = lambda a, b, m: a > b if m != "rmse" else a < b
+    print("auto beats LightGBM defaults on", sum(better(r.auto, r.lgbm_defaults, r.metric) for r in frame.itertuples()),
+          "of", len(frame), "tables")
+
+
+def _flaml(train_df, test_df, target, task, budget):
+    """FLAML AutoML with the same budget, on the same raw table (text columns as categories)."""
+    try:
+        from flaml import AutoML
+    except ImportError:
+        return {}
+    Xtr, Xte = _categories(train_df.drop(columns=[target]), test_df.drop(columns=[target]))
+    ytr, yte = train_df[target], test_df[target]
+    automl = AutoML()
+    if task == "regression":
+        automl.fit(Xtr, ytr, task="regression", time_budget=budget, metric="rmse", seed=0, verbose=0)
+        p = automl.predict(Xte)
+        return {"rmse": float(np.sqrt(skm.mean_squared_error(yte, p))), "r2": skm.r2_score(yte, p)}
+    norm = lambda y: y.astype("string").str.strip().str.rstrip(".").astype(str)
+    ytr, yte = norm(ytr), norm(yte)
+    automl.fit(Xtr, ytr, task="classification", time_budget=budget, metric="roc_auc" if task == "binary" else "log_loss",
+               seed=0, verbose=0)
+    proba = automl.predict_proba(Xte)
+    classes = list(automl.classes_)
+    out = {"accuracy": skm.accuracy_score(yte, np.asarray(classes)[proba.argmax(1)]),
+           "log_loss": skm.log_loss(yte, proba, labels=classes)}
+    if task == "binary":
+        out["roc_auc"] = skm.roc_auc_score((yte == classes[1]).astype(int), proba[:, 1])
+    return out
+
+
+def _categories(Xtr, Xte):
+    Xtr, Xte = Xtr.copy(), Xte.copy()
+    for c in Xtr.columns:
+        if not pd.api.types.is_numeric_dtype(Xtr[c]):
+            cats = Xtr[c].astype("string").str.strip().dropna().unique()
+            Xtr[c] = pd.Categorical(Xtr[c].astype("string").str.strip(), categories=cats)
+            Xte[c] = pd.Categorical(Xte[c].astype("string").str.strip(), categories=cats)
+    return Xtr, Xte
 
 
 def _split(info):
@@ -64,18 +112,7 @@ def _split(info):
 
 def _lightgbm_defaults(train_df, test_df, target, task):
     """The baseline: LightGBM defaults on the raw table, text columns as pandas categories, labels as given."""
-    def prep(df):
-        X = df.drop(columns=[target]).copy()
-        for c in X.columns:
-            if not pd.api.types.is_numeric_dtype(X[c]):
-                X[c] = X[c].astype("string").str.strip()
-        return X
-    Xtr, Xte = prep(train_df), prep(test_df)
-    for c in Xtr.columns:
-        if not pd.api.types.is_numeric_dtype(Xtr[c]):
-            cats = Xtr[c].dropna().unique()
-            Xtr[c] = pd.Categorical(Xtr[c], categories=cats)
-            Xte[c] = pd.Categorical(Xte[c], categories=cats)
+    Xtr, Xte = _categories(train_df.drop(columns=[target]), test_df.drop(columns=[target]))
     ytr, yte = train_df[target], test_df[target]
     if task == "regression":
         p = lgb.LGBMRegressor(verbose=-1).fit(Xtr, ytr).predict(Xte)

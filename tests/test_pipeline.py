@@ -17,7 +17,7 @@ def test_run_writes_executed_notebooks_html_and_summary(pipeline_run):
         assert (root / nb).exists() and (root / nb).with_suffix(".html").stat().st_size > 10_000
     summary = json.loads((root / "summary.json").read_text())
     assert [e["status"] for e in summary["notebooks"]] == ["ok"] * len(PIPELINE)
-    assert summary["metrics"]["best_model"].split(":")[0] in {"lightgbm", "linear", "naive_bayes"}
+    assert summary["metrics"]["best_model"].split(":")[0] in {"lightgbm", "linear", "naive_bayes", "ensemble"}
     assert 0.5 < summary["metrics"]["test_roc_auc"] <= 1 and all(e["seconds"] > 0 for e in summary["notebooks"])
 
 
@@ -32,8 +32,8 @@ def test_stages_share_one_mlflow_run(pipeline_run):
 
 def test_saved_results_feed_the_charts_without_retraining(pipeline_run):
     r = load_results(pipeline_run["run_id"])
-    assert r.models[0] == r.meta["best_model"] and {m.split(":")[0] for m in r.models} <= {"lightgbm", "linear", "naive_bayes"}
-    assert any(":" in m for m in r.models)  # the tuned candidate joined the leaderboard
+    assert r.models[0] == r.meta["best_model"] and {m.split(":")[0] for m in r.models} <= {"lightgbm", "linear", "naive_bayes", "ensemble"}
+    assert any(m.endswith(":tpe") for m in r.models) and any(m.startswith("ensemble:") for m in r.models)
     y, proba = r.scores(r.models[0])
     assert proba.shape == (len(y), 2) and len(r.importance) and len(r.learning_curve) == 5
 
