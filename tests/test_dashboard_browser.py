@@ -71,7 +71,7 @@ def test_dashboard_shows_charts_with_data_and_switches_model(dashboard, browser)
     other = next(o for o in model_select.locator("option").all_inner_texts() if o != current)
     model_select.select_option(other)
     page.wait_for_function(f"[...document.querySelectorAll('.js-plotly-plot')].some(e => e.layout && e.layout.title && "
-                           f"e.layout.title.text.includes('{other}'))", timeout=60_000)
+                           f"e.layout.title.text.includes('{other}'))", timeout=120_000)
     after = page.eval_on_selector_all(".js-plotly-plot", CHART_TITLES)
     assert before != after
     SCREENSHOTS.mkdir(exist_ok=True)

@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from workbench import compute
 from workbench.errors import ModelError
-from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, is_better, score
+from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, score
 from workbench.models.task import check_task
 from workbench.models.zoo import get_model, models_for
 from workbench.settings import Settings, get_settings

@@ -13,7 +13,7 @@ import pandas as pd
 
 from workbench.data import Cleaned, Profile, Schema, clean, load, profile, resolve_target
 from workbench.errors import DataError
-from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, predict_scores, refit
+from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, refit
 from workbench.models.metrics import score
 from workbench.models.task import check_task
 from workbench.models.trained import TrainedModel

@@ -15,7 +15,7 @@ from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_MET
 from workbench.models.space import Space, check_space
 from workbench.models.zoo import get_model, models_for
 from workbench.settings import Settings, get_settings
-from workbench.tune.strategies import STRATEGIES, Proposal
+from workbench.tune.strategies import STRATEGIES
 
 
 @dataclass

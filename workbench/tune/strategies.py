@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from workbench.lookup import Registry
-from workbench.models.space import Choice, Float, Int, Space, When, active, decode
+from workbench.models.space import Choice, Int, Space, When, active, decode
 
 
 @dataclass
