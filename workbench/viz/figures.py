@@ -50,31 +50,31 @@ def importance_bar(importance: pd.DataFrame, top: int = 15) -> go.Figure:
 
 
 def roc_curve(y, proba, classes, name: str = "") -> go.Figure:
-    d = M.roc_data(y, proba, classes)
     fig = _fig(f"How well {name or 'the model'} separates the classes (ROC)", "False alarms (false positive rate)",
                "Cases found (true positive rate)")
-    for c, g in d.groupby("class", sort=False):
-        fig.add_scatter(x=g["false_positive_rate"], y=g["true_positive_rate"], mode="lines", name=f"class {c}")
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="guessing")
-    return fig
+    return _per_class_lines(fig, M.roc_data(y, proba, classes), "false_positive_rate", "true_positive_rate", "guessing")
 
 
 def pr_curve(y, proba, classes, name: str = "") -> go.Figure:
-    d = M.pr_data(y, proba, classes)
     fig = _fig(f"Precision against recall for {name or 'the model'}", "Share of real cases found (recall)",
                "Share of flagged cases that are real (precision)")
-    for c, g in d.groupby("class", sort=False):
-        fig.add_scatter(x=g["recall"], y=g["precision"], mode="lines", name=f"class {c}")
-    return fig
+    return _per_class_lines(fig, M.pr_data(y, proba, classes), "recall", "precision")
 
 
 def calibration_curve(y, proba, classes, name: str = "") -> go.Figure:
-    d = M.calibration_data(y, proba, classes)
     fig = _fig(f"Can {name or 'the model'}'s probabilities be taken at face value?", "Predicted probability",
                "Observed frequency")
-    for c, g in d.groupby("class", sort=False):
-        fig.add_scatter(x=g["predicted"], y=g["observed"], mode="lines+markers", name=f"class {c}")
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name="perfectly calibrated")
+    return _per_class_lines(fig, M.calibration_data(y, proba, classes), "predicted", "observed", "perfectly calibrated",
+                            mode="lines+markers")
+
+
+def _per_class_lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, diagonal: str | None = None,
+                     mode: str = "lines") -> go.Figure:
+    """One line per class from a tidy curve frame, and optionally the dashed diagonal as a reference."""
+    for c, g in data.groupby("class", sort=False):
+        fig.add_scatter(x=g[x], y=g[y], mode=mode, name=f"class {c}")
+    if diagonal:
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name=diagonal)
     return fig
 
 
