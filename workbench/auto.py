@@ -49,7 +49,7 @@ def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: s
         if left < 3:
             break
         r = tune(leader.model, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
-                 max_trials=200, time_budget=left, early_stop=25, log=False, settings=s)
+                 max_trials=200, time_budget=left, early_stop=None, log=False, settings=s)
         if r.candidate.oof is not None:
             board.add(r.candidate)
     stages["tune"] = time.time() - t0 - sum(stages.values())
