@@ -15,6 +15,7 @@ import pandas as pd
 from workbench.data import CleaningReport, Profile, Schema, split
 from workbench.data.clean import Cleaned, Cleaner
 from workbench.errors import WorkbenchError
+from workbench.models.compare import refit
 from workbench.models.explain import feature_importance, learning_curve
 from workbench.models.train import Prepared, TrainResult, fit, log_training, oof_frame, prepare
 from workbench.settings import Settings, get_settings
@@ -93,8 +94,6 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
     importances = []
     for cand in finished:
         if cand.estimator is None:
-            from workbench.models.compare import refit
-
             refit(cand, cleaned.X, cleaned.y, settings=s)
         importances.append(feature_importance(cand, cleaned.X, cleaned.y, settings=s))
     pd.concat(importances, ignore_index=True).to_parquet(art / "importance.parquet")
@@ -206,7 +205,6 @@ def load_board(run_dir: str | Path, y: pd.Series, settings: Settings | None = No
 
 def _promote_if_better(art: Path, meta: dict, cand, prepared) -> dict:
     """Make ``cand`` the run's model if it beats the current best by cross-validation (and redo the test predictions)."""
-    from workbench.models.compare import refit
     from workbench.models.metrics import is_better
     from workbench.models.train import evaluate
     from workbench.models.trained import TrainedModel

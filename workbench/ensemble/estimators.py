@@ -10,7 +10,19 @@ from sklearn.utils.metaestimators import available_if
 from workbench.models.compare import predict_scores
 
 
-class WeightedEnsemble(BaseEstimator):
+class _Members(BaseEstimator):
+    """What both ensembles share: scoring with their fitted members, and the class codes they predict."""
+
+    def _member_scores(self, X):
+        k = 0 if self.task == "regression" else self.n_classes
+        return [predict_scores(e, X, self.task, k) for e in self.estimators_]
+
+    def _set_classes(self):
+        self.classes_ = np.arange(self.n_classes) if self.task != "regression" else None
+        return self
+
+
+class WeightedEnsemble(_Members):
     """Weighted mean of the members' predictions: averaging (regression), soft or hard voting, or the
     weights found by greedy ensemble selection.
 
@@ -47,12 +59,7 @@ class WeightedEnsemble(BaseEstimator):
     def _finish(self):
         w = np.ones(len(self.estimators)) if self.weights is None else np.asarray(self.weights, dtype=float)
         self.weights_ = w / w.sum()
-        self.classes_ = np.arange(self.n_classes) if self.task != "regression" else None
-        return self
-
-    def _member_scores(self, X):
-        k = 0 if self.task == "regression" else self.n_classes
-        return [predict_scores(e, X, self.task, k) for e in self.estimators_]
+        return self._set_classes()
 
     def _soft(self):
         return self.task != "regression" and self.voting == "soft"
@@ -73,7 +80,7 @@ class WeightedEnsemble(BaseEstimator):
         return votes.argmax(axis=1)
 
 
-class StackEnsemble(BaseEstimator):
+class StackEnsemble(_Members):
     """A meta-learner on the members' out-of-fold predictions (log-odds for classification),
     optionally with the original columns passed through.
 
@@ -93,16 +100,14 @@ class StackEnsemble(BaseEstimator):
         oof = [cross_val_predict(clone(e), X, y, cv=self.cv, method=method) for _, e in self.estimators]
         self.estimators_ = [clone(e).fit(X, y) for _, e in self.estimators]
         self.meta_ = clone(self._meta()).fit(self.features(oof, X), y)
-        self.classes_ = np.arange(self.n_classes) if self.task != "regression" else None
-        return self
+        return self._set_classes()
 
     @classmethod
     def from_oof(cls, estimators, oof: list[np.ndarray], X, y, **params) -> "StackEnsemble":
         ens = cls(estimators, **params)
         ens.estimators_ = [e for _, e in estimators]
         ens.meta_ = clone(ens._meta()).fit(ens.features(oof, X), y)
-        ens.classes_ = np.arange(ens.n_classes) if ens.task != "regression" else None
-        return ens
+        return ens._set_classes()
 
     def _meta(self):
         if self.meta is not None:
@@ -132,10 +137,6 @@ class StackEnsemble(BaseEstimator):
         import pandas as pd
 
         return pd.concat([pd.DataFrame(F, index=X.index, columns=[f"member_{i}" for i in range(F.shape[1])]), X], axis=1)
-
-    def _member_scores(self, X):
-        k = 0 if self.task == "regression" else self.n_classes
-        return [predict_scores(e, X, self.task, k) for e in self.estimators_]
 
     def _classifier(self):
         return self.task != "regression"

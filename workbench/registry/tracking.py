@@ -1,7 +1,6 @@
 """MLflow tracking in the embedded store (sqlite under the workbench home) or the server in MLFLOW_TRACKING_URI."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -74,7 +73,3 @@ def run_artifacts(run_id: str, settings: Settings | None = None) -> Path:
     mlflow = mlflow_client(settings)
     uri = mlflow.get_run(run_id).info.artifact_uri
     return Path(uri.removeprefix("file://"))
-
-
-def read_json_artifact(run_id: str, name: str, settings: Settings | None = None):
-    return json.loads((run_artifacts(run_id, settings) / name).read_text())
