@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.ensemble import EnsembleReport, ensemble
-from workbench.errors import WorkbenchError
+from workbench.errors import ModelError, WorkbenchError
 from workbench.models.compare import compare, refit
 from workbench.models.train import TrainResult, evaluate, log_training, prepare
 from workbench.models.trained import TrainedModel
@@ -48,8 +48,11 @@ def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: s
         left = (tune_end - time.time()) / (len(leaders) - i)
         if left < 3:
             break
-        r = tune(leader.model, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
-                 max_trials=200, time_budget=left, early_stop=None, log=False, settings=s)
+        try:
+            r = tune(leader.model, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
+                     max_trials=200, time_budget=left, early_stop=None, log=False, settings=s)
+        except ModelError:
+            continue  # no trial finished in its share of the budget: the untuned model stays on the board
         if r.candidate.oof is not None:
             board.add(r.candidate)
     stages["tune"] = time.time() - t0 - sum(stages.values())
@@ -68,7 +71,8 @@ def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: s
     if best.estimator is None:
         refit(best, c.X, c.y, settings=s)
     model = TrainedModel(c.cleaner, best.estimator, c.task, board.classes, best.name)
-    result = AutoResult(prepared.profile, c, prepared.schema, board, model, ensembles=reports)
+    result = AutoResult(prepared.profile, c, prepared.schema, board, model, reference=prepared.reference,
+                        fingerprint=prepared.fingerprint, ensembles=reports)
     if prepared.test is not None:
         result.test_metrics = evaluate(model, prepared.test, c.target)
     stages["refit"] = time.time() - t0 - sum(stages.values())
@@ -82,22 +86,24 @@ def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: s
 
 
 def save_final(result: TrainResult, out: str | Path) -> Path:
-    """The final model with its cleaner and schema, ready for ``workbench predict --model``."""
-    from workbench.registry.modelio import save_model
+    """The final model as a package folder (and ``.tar.gz``), ready for ``workbench predict --model``."""
+    from workbench.registry.package import package_result
 
-    out = Path(out)
-    save_model(result.model, out)
-    (out / "schema.json").write_text(result.schema.to_json())
-    (out / "leaderboard.csv").write_text(result.leaderboard.to_frame().to_csv(index=False))
-    return out
+    return package_result(result, out, archive=True)
 
 
-def predict_file(model_dir: str | Path, data, out: str | Path) -> pd.DataFrame:
-    """Score a raw table with a saved model; write a CSV with ``prediction`` and one probability column per class."""
+def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
+    """Score a raw table with a package (folder or archive, or ``NAME[@alias|/version]`` in the registry);
+    write a CSV with ``prediction`` and one probability column per class."""
     from workbench.data import load
-    from workbench.registry.modelio import load_model
+    from workbench.registry.package import load_package
 
-    model = load_model(model_dir)
+    if Path(package).exists():
+        model = load_package(package).model
+    else:
+        from workbench.registry.repository import fetch
+
+        model = fetch(str(package)).model
     df = load(data)
     pred = model.predict_frame(df)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--time-budget", type=float, default=120, help="seconds for the whole run")
     c.add_argument("--test", help="a labelled table to score the final model on")
     c.add_argument("--task", choices=["binary", "multiclass", "regression"])
-    c.add_argument("--out", help="a folder to save the final model (with cleaner and schema) for `workbench predict`")
+    c.add_argument("--out", help="a folder for the final model's package (and OUT.tar.gz), for `workbench predict`")
+    c.add_argument("--register", metavar="NAME", help="register the final model as a new version of NAME")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_auto)
 
-    c = sub.add_parser("predict", help="score a raw table with a saved model")
-    c.add_argument("--model", required=True, help="a folder written by `workbench auto --out`")
+    c = sub.add_parser("predict", help="score a raw table with a package or a registered model")
+    c.add_argument("--model", required=True, help="a package folder or .tar.gz, or NAME[@alias|/version] in the registry")
     c.add_argument("--data", required=True)
     c.add_argument("--out", required=True, help="the predictions CSV")
     c.set_defaults(func=_predict)
@@ -90,9 +91,122 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8866)
     c.set_defaults(func=_dashboard)
 
+    _models_parser(sub)
+
+    c = sub.add_parser("backup", help="a consistent snapshot of the store (database, artifacts, checksums)")
+    c.add_argument("--out", help="the folder of snapshots (default: backups/ beside the workbench home)")
+    c.add_argument("--keep", type=int, help="keep only the newest N snapshots")
+    c.set_defaults(func=_backup)
+
+    c = sub.add_parser("restore", help="rebuild the store from a snapshot")
+    c.add_argument("snapshot", help="a snapshot folder written by `workbench backup`")
+    c.add_argument("--into", help="the store folder to create (default: the workbench home)")
+    c.add_argument("--replace", action="store_true", help="replace a non-empty store (swapped only once complete)")
+    c.set_defaults(func=_restore)
+
     c = sub.add_parser("models-zoo", help="list the model zoo")
     c.set_defaults(func=lambda a: print("\n".join(_zoo_lines())))
     return p
+
+
+def _models_parser(sub) -> None:
+    models = sub.add_parser("models", help="the model repository: versions, aliases, compare, promote, export, import")
+    msub = models.add_subparsers(title="actions")
+    c = msub.add_parser("list", help="registered models, or the versions of one")
+    c.add_argument("name", nargs="?")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_models_list)
+    c = msub.add_parser("show", help="one version: tags, manifest (NAME, NAME@alias or NAME/version)")
+    c.add_argument("ref")
+    c.set_defaults(func=_models_show)
+    c = msub.add_parser("compare", help="two versions side by side")
+    c.add_argument("name")
+    c.add_argument("first")
+    c.add_argument("second")
+    c.set_defaults(func=_models_compare)
+    c = msub.add_parser("promote", help="point an alias (staging, champion, ...) at a version")
+    c.add_argument("name")
+    c.add_argument("version")
+    c.add_argument("--alias", required=True)
+    c.set_defaults(func=lambda a: print(_repo().promote(a.name, a.version, a.alias) and f"{a.name}@{a.alias} → version {a.version}"))
+    c = msub.add_parser("archive", help="archive a version (its aliases are removed; it can still be exported)")
+    c.add_argument("name")
+    c.add_argument("version")
+    c.set_defaults(func=lambda a: print(_repo().archive(a.name, a.version) and f"{a.name}/{a.version} archived"))
+    c = msub.add_parser("export", help="a version as a package archive")
+    c.add_argument("ref")
+    c.add_argument("--out", required=True, help="the .tar.gz to write")
+    c.set_defaults(func=lambda a: print(f"exported {a.ref} to {_repo().export(a.ref, a.out)}"))
+    c = msub.add_parser("import", help="register a package archive or folder")
+    c.add_argument("file")
+    c.add_argument("--name", help="the model name (default: the package's)")
+    c.set_defaults(func=_models_import)
+    c = msub.add_parser("verify", help="check a package: format, checksums, reference predictions")
+    c.add_argument("path")
+    c.set_defaults(func=_models_verify)
+    models.set_defaults(func=lambda a: models.print_help() or 2)
+
+
+def _repo():
+    from workbench.registry import repository
+
+    return repository
+
+
+def _models_list(args) -> int:
+    frame = _repo().versions(args.name) if args.name else _repo().list_models()
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    else:
+        print(frame.to_string(index=False) if len(frame) else "no registered models yet (workbench auto --register NAME)")
+    return 0
+
+
+def _models_show(args) -> int:
+    mv = _repo().resolve(args.ref)
+    pkg = _repo().fetch(f"{mv.name}/{mv.version}")
+    m = pkg.manifest
+    print(f"{mv.name} version {mv.version}: {mv.description}")
+    for k, v in sorted(mv.tags.items()):
+        print(f"  tag {k}: {v}")
+    print(json.dumps({k: m[k] for k in ("model", "task", "target", "classes", "version", "created", "python",
+                                        "requirements", "data_fingerprint", "metrics", "params")}, indent=1, default=str))
+    return 0
+
+
+def _models_compare(args) -> int:
+    print(_repo().compare(args.name, args.first, args.second).to_string())
+    return 0
+
+
+def _models_import(args) -> int:
+    mv = _repo().import_package(args.file, args.name)
+    print(f"registered {mv.name} version {mv.version}")
+    return 0
+
+
+def _models_verify(args) -> int:
+    from workbench.registry.package import load_package
+
+    pkg = load_package(args.path)
+    m = pkg.manifest
+    print(f"{args.path}: {m['name']} {m['version']} ({m['model']}, {m['task']}): {len(m['files'])} files match their "
+          f"sha256; {len(pkg.reference)} reference rows give the stored predictions")
+    return 0
+
+
+def _backup(args) -> int:
+    from workbench.registry.backup import backup
+
+    print(f"snapshot written to {backup(args.out, keep=args.keep)}")
+    return 0
+
+
+def _restore(args) -> int:
+    from workbench.registry.backup import restore
+
+    print(f"store restored into {restore(args.snapshot, into=args.into, replace=args.replace)}")
+    return 0
 
 
 def _profile(args) -> int:
@@ -157,9 +271,10 @@ def _auto(args) -> int:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     result = auto(args.data, args.target, time_budget=args.time_budget, test=args.test, task=args.task, out=args.out,
                   progress=not args.json)
+    version = _register(result, args.register, args.out) if args.register else None
     if args.json:
         print(json.dumps(result.to_dict() | {"stages": result.stages, "ensembles": [e.to_dict() for e in result.ensembles],
-                                            "out": args.out}, default=str))
+                                            "out": args.out, "registered_version": version}, default=str))
         return 0
     print(result.leaderboard)
     for e in result.ensembles:
@@ -168,8 +283,22 @@ def _auto(args) -> int:
         print("\ntest: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest: {result.best.name} in {result.seconds:.0f} s {result.stages}; MLflow run {result.run_id}")
     if args.out:
-        print(f"saved to {args.out}: workbench predict --model {args.out} --data NEW.csv --out predictions.csv")
+        print(f"package saved to {args.out}: workbench predict --model {args.out} --data NEW.csv --out predictions.csv")
+    if version:
+        print(f"registered {args.register} version {version}: workbench models promote {args.register} {version} --alias staging")
     return 0
+
+
+def _register(result, name: str, out) -> str:
+    """Register a result's package (the one in ``out``, or a temporary one)."""
+    import tempfile
+
+    from workbench.registry.package import package_result
+
+    if out:
+        return _repo().register(out, name).version
+    with tempfile.TemporaryDirectory() as tmp:
+        return _repo().register(package_result(result, f"{tmp}/package"), name).version
 
 
 def _predict(args) -> int:

@@ -49,7 +49,8 @@ def data_stage(run_dir: str | Path, data, target: str, *, test=None, task: str |
     cleaned = prepared.cleaned
     cleaned.X.assign(**{cleaned.target: cleaned.y}).to_parquet(art / "train_clean.parquet")
     _text_columns(prepared.test).to_parquet(art / "test_raw.parquet")
-    files = {"cleaner.json": cleaned.cleaner.to_json(),
+    _text_columns(prepared.reference).to_parquet(art / "reference_raw.parquet")
+    files = {"fingerprint.json": json.dumps(prepared.fingerprint),"cleaner.json": cleaned.cleaner.to_json(),
              "cleaning_report.json": json.dumps(cleaned.report.to_dict(), indent=1),
              "profile.json": json.dumps(prepared.profile.to_dict(), indent=1, default=str),
              "schema.json": prepared.schema.to_json()}
@@ -74,7 +75,8 @@ def load_prepared(run_dir: str | Path) -> Prepared:
     report = CleaningReport.from_dict(json.loads((art / "cleaning_report.json").read_text()))
     cleaned = Cleaned(frame.drop(columns=[target]), frame[target], cleaner, report, target)
     return Prepared(Profile.from_dict(json.loads((art / "profile.json").read_text())), cleaned,
-                    Schema.from_json((art / "schema.json").read_text()), pd.read_parquet(art / "test_raw.parquet"))
+                    Schema.from_json((art / "schema.json").read_text()), pd.read_parquet(art / "test_raw.parquet"),
+                    pd.read_parquet(art / "reference_raw.parquet"), json.loads((art / "fingerprint.json").read_text()))
 
 
 def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,

@@ -42,6 +42,16 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     return df
 
 
+def fingerprint(df: pd.DataFrame) -> dict:
+    """What identifies a table: rows, columns and a sha256 of its column names, types and every value."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return {"rows": int(df.shape[0]), "columns": int(df.shape[1]), "sha256": h.hexdigest()}
+
+
 def resolve_target(df: pd.DataFrame, target: str | int) -> str:
     """The target's column name; a number (or digits) is a position, negative from the end."""
     if isinstance(target, str) and target in df.columns:

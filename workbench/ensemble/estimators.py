@@ -109,6 +109,14 @@ class StackEnsemble(_Members):
         ens.meta_ = clone(ens._meta()).fit(ens.features(oof, X), y)
         return ens._set_classes()
 
+    @classmethod
+    def from_fitted(cls, estimators, meta_, **params) -> "StackEnsemble":
+        """An ensemble from fitted members and a fitted meta-learner (what a model file holds)."""
+        ens = cls(estimators, **params)
+        ens.estimators_ = [e for _, e in estimators]
+        ens.meta_ = meta_
+        return ens._set_classes()
+
     def _meta(self):
         if self.meta is not None:
             return self.meta

@@ -1,6 +1,7 @@
 """`ensemble`: combine leaderboard candidates by a named method, reusing their out-of-fold predictions."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,7 +107,8 @@ def _members(board: Leaderboard, names, top, X, y) -> list[Candidate]:
     if names:
         chosen = [board[n] for n in names]
     else:
-        chosen = [c for c in board.candidates if c.status == "ok"][:top]
+        # ensembles are not default members: a stack over a selection counts its members twice
+        chosen = [c for c in board.candidates if c.status == "ok" and c.model != "ensemble"][:top]
     if len(chosen) < 2:
         raise ModelError(f"an ensemble needs at least two members; got {len(chosen)} ({', '.join(c.name for c in chosen)}). "
                          "Train more models or name them with members=[...]")
@@ -119,9 +121,14 @@ def _members(board: Leaderboard, names, top, X, y) -> list[Candidate]:
             raise ModelError(f"member {c.name} was trained on {len(c.oof)} rows, these data have {len(y)}: "
                              "members must come from the same training table")
         cols = getattr(c.estimator, "feature_names_in_", None)
-        if cols is not None and list(cols) != list(X.columns):
+        if cols is not None and _names(cols) != _names(X.columns):
             raise ModelError(f"member {c.name} was trained on other columns than these data")
     return chosen
+
+
+def _names(columns) -> list[str]:
+    """Column names as every estimator keeps them (LightGBM turns spaces and punctuation into '_')."""
+    return [re.sub(r"[^0-9A-Za-z_]", "_", str(c)) for c in columns]
 
 
 def _scores(oof: np.ndarray, weights) -> np.ndarray:

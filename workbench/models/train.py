@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.data import Cleaned, Profile, Schema, clean, load, profile, resolve_target
+from workbench.data.load import fingerprint
 from workbench.errors import DataError
 from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, refit
 from workbench.models.metrics import score
@@ -34,6 +35,8 @@ class TrainResult:
     run_id: str | None = None
     artifact_uri: str | None = None
     seconds: float = 0.0
+    reference: pd.DataFrame | None = None
+    fingerprint: dict = field(default_factory=dict)
 
     @property
     def best(self) -> Candidate:
@@ -59,6 +62,8 @@ class Prepared:
     cleaned: Cleaned
     schema: Schema
     test: pd.DataFrame | None = None
+    reference: pd.DataFrame | None = None  # a few raw training rows (no target): a package's reference inputs
+    fingerprint: dict = field(default_factory=dict)  # of the raw training table
 
 
 def prepare(data, target: str | int, *, test=None, task: str | None = None, settings: Settings | None = None) -> Prepared:
@@ -74,7 +79,15 @@ def prepare(data, target: str | int, *, test=None, task: str | None = None, sett
         test_df = load(test, seed=s.seed + 1)
         if target not in test_df.columns:
             raise DataError(f"the test table has no target column '{target}'")
-    return Prepared(prof, cleaned, Schema.infer(cleaned.cleaner, df), test_df)
+    return Prepared(prof, cleaned, Schema.infer(cleaned.cleaner, df), test_df, reference_rows(df, target, s.seed),
+                    fingerprint(df))
+
+
+def reference_rows(df: pd.DataFrame, target: str, seed: int = 0) -> pd.DataFrame:
+    """Raw training rows, without the target, that a package replays to prove it predicts as it did."""
+    from workbench.registry.package import REFERENCE_ROWS
+
+    return df.drop(columns=[target]).sample(min(REFERENCE_ROWS, len(df)), random_state=seed).reset_index(drop=True)
 
 
 def fit(prepared: Prepared, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,
@@ -89,7 +102,8 @@ def fit(prepared: Prepared, *, models: list[str] | None = None, metric: str | No
     best = board.best
     estimator = refit(best, cleaned.X, cleaned.y, settings=s)
     model = TrainedModel(cleaned.cleaner, estimator, cleaned.task, board.classes, best.name)
-    result = TrainResult(prepared.profile, cleaned, prepared.schema, board, model)
+    result = TrainResult(prepared.profile, cleaned, prepared.schema, board, model, reference=prepared.reference,
+                         fingerprint=prepared.fingerprint)
     if prepared.test is not None:
         result.test_metrics = evaluate(model, prepared.test, cleaned.target)
     result.seconds = time.time() - t0
@@ -142,7 +156,7 @@ def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, fl
 
 def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: str | None = None) -> tuple[str, str]:
     """One MLflow run: parameters, CV and test metrics, cleaning report, schema, leaderboard, OOF and the best model."""
-    from workbench.registry.modelio import save_model
+    from workbench.registry.package import package_result
     from workbench.registry.tracking import log_run, mlflow_client
 
     board, best = result.leaderboard, result.best
@@ -162,7 +176,7 @@ def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: 
         "oof.parquet": parquet_bytes(oof),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = save_model(result.model, Path(tmp) / "model")
+        model_dir = package_result(result, Path(tmp) / "package")
         run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
                          tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings,
                          run_id=run_id)

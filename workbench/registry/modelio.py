@@ -1,4 +1,5 @@
-"""Model files in safe formats: LightGBM's own text model, skops for scikit-learn, JSON for the rest. No pickle."""
+"""Model files in safe formats: LightGBM's own text model, skops for scikit-learn objects (trusted types only),
+JSON for the structure and weights of ensembles. No pickle."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,10 @@ from workbench.data.clean import Cleaner
 from workbench.errors import WorkbenchError
 from workbench.models.trained import TrainedModel
 
+# skops refuses every type it does not know; these are the modules whose types a model file may hold
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "workbench.", "lightgbm.")
+# single types from elsewhere; a partial is safe because skops lists the function it wraps for its own check
+TRUSTED_TYPES = ("functools.partial",)
 
 
 class LightGBMBooster(BaseEstimator):
@@ -44,21 +48,13 @@ class LightGBMBooster(BaseEstimator):
 
 
 def save_model(model: TrainedModel, folder: str | Path) -> Path:
-    """Write a trained model as ``model.json``, ``cleaner.json`` and the estimator's own safe file."""
+    """Write a trained model: ``model.json`` (what it is and how its files fit together), ``cleaner.json``,
+    and one safe file per estimator (an ensemble's members each get their own)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    est = model.estimator
-    booster = getattr(est, "booster_", None)
-    if booster is not None:
-        fmt, file = "lightgbm", "estimator.lgb.txt"
-        (folder / file).write_text(booster.model_to_string() if not isinstance(est, LightGBMBooster) else est.model_str)
-    else:
-        import skops.io as sio
-
-        fmt, file = "skops", "estimator.skops"
-        sio.dump(est, folder / file)
+    spec = write_estimator(model.estimator, folder, "estimator", model.task)
     (folder / "cleaner.json").write_text(model.cleaner.to_json())
-    meta = {"name": model.name, "task": model.task, "classes": model.classes, "estimator": {"format": fmt, "file": file}}
+    meta = {"name": model.name, "task": model.task, "classes": model.classes, "estimator": spec}
     (folder / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
     return folder
 
@@ -69,24 +65,64 @@ def load_model(folder: str | Path) -> TrainedModel:
     try:
         meta = json.loads((folder / "model.json").read_text())
         cleaner = Cleaner.from_json((folder / "cleaner.json").read_text())
+        est = read_estimator(meta["estimator"], folder, meta["task"])
     except FileNotFoundError as exc:
         raise WorkbenchError(f"{folder} is not a saved model: {Path(exc.filename).name} is missing") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise WorkbenchError(f"{folder}: model.json or cleaner.json is damaged ({exc}); export the model again") from None
-    fmt, path = meta["estimator"]["format"], folder / meta["estimator"]["file"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise WorkbenchError(f"{folder}: the model files are damaged ({type(exc).__name__}: {exc}); export the model again") from None
+    return TrainedModel(cleaner, est, meta["task"], meta["classes"], meta["name"])
+
+
+def write_estimator(est, folder: Path, stem: str, task: str) -> dict:
+    """Write one estimator under ``folder`` and return its spec (format, file, and for ensembles the structure)."""
+    from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
+
+    booster = getattr(est, "booster_", None)
+    if booster is not None:
+        file = f"{stem}.lgb.txt"
+        (folder / file).write_text(est.model_str if isinstance(est, LightGBMBooster) else booster.model_to_string())
+        return {"format": "lightgbm", "file": file}
+    if isinstance(est, (WeightedEnsemble, StackEnsemble)):
+        members = [{"name": name, **write_estimator(fitted, folder, f"{stem}.{i}", task)}
+                   for i, ((name, _), fitted) in enumerate(zip(est.estimators, est.estimators_))]
+        spec = {"format": "ensemble", "task": est.task, "n_classes": est.n_classes, "members": members}
+        if isinstance(est, WeightedEnsemble):
+            return spec | {"kind": "weighted", "weights": [float(w) for w in est.weights_], "voting": est.voting}
+        meta = write_estimator(est.meta_, folder, f"{stem}.meta", task)
+        return spec | {"kind": "stack", "passthrough": est.passthrough, "cv": est.cv, "meta": meta}
+    import skops.io as sio
+
+    file = f"{stem}.skops"
+    sio.dump(est, folder / file)
+    return {"format": "skops", "file": file}
+
+
+def read_estimator(spec: dict, folder: Path, task: str):
+    """The estimator that ``write_estimator`` wrote, from safe files only."""
+    from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
+
+    fmt = spec["format"]
     if fmt == "lightgbm":
-        est = LightGBMBooster(path.read_text(), meta["task"]).fit(None)
-    elif fmt == "skops":
+        return LightGBMBooster((folder / spec["file"]).read_text(), task).fit(None)
+    if fmt == "skops":
         import skops.io as sio
 
+        path = folder / spec["file"]
         untrusted = sio.get_untrusted_types(file=path)
-        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+        refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_TYPES]
         if refused:
             raise WorkbenchError(f"{path.name} holds types that are not trusted: {', '.join(refused)}; refusing to load it")
-        est = sio.load(path, trusted=untrusted)
-    else:
-        raise WorkbenchError(f"{path.name}: unknown model format '{fmt}'")
-    return TrainedModel(cleaner, est, meta["task"], meta["classes"], meta["name"])
+        return sio.load(path, trusted=untrusted)
+    if fmt == "ensemble":
+        members = [(m["name"], read_estimator(m, folder, task)) for m in spec["members"]]
+        common = {"task": spec["task"], "n_classes": int(spec["n_classes"])}
+        if spec["kind"] == "weighted":
+            return WeightedEnsemble.from_fitted(members, spec["weights"], voting=spec["voting"], **common)
+        if spec["kind"] == "stack":
+            return StackEnsemble.from_fitted(members, read_estimator(spec["meta"], folder, task),
+                                             passthrough=bool(spec["passthrough"]), cv=spec["cv"], **common)
+        raise WorkbenchError(f"unknown ensemble kind '{spec['kind']}' in model.json")
+    raise WorkbenchError(f"{spec.get('file', 'model.json')}: unknown model format '{fmt}'")
 
 
 def _jsonable(v):

@@ -6,9 +6,9 @@ from mlflow.pyfunc import PythonModel
 
 class WorkbenchModel(PythonModel):
     def load_context(self, context):
-        from workbench.registry.modelio import load_model
+        from workbench.registry.package import load_package
 
-        self.model = load_model(context.artifacts["model"])
+        self.model = load_package(context.artifacts["model"]).model
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.model.predict_frame(model_input)

@@ -17,12 +17,20 @@ def mlflow_client(settings: Settings | None = None):
     s = settings or get_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here, and no reason to phone home
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
     import mlflow
 
+    # after the import: mlflow sets up its own loggers when imported
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+    from workbench.registry.backup import settle
+
+    settle(s.home)  # a restore interrupted between its two renames is finished (or undone) first
     s.home.mkdir(parents=True, exist_ok=True)
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(s.tracking_uri)
+    if user_uri is None:  # MLflow exports the URI to the environment; our settings must keep deciding it
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         # an explicit location: the Default experiment would write <cwd>/mlruns
         mlflow.create_experiment(EXPERIMENT, artifact_location=s.artifacts.as_uri())
