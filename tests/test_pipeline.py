@@ -30,6 +30,19 @@ def test_stages_share_one_mlflow_run(pipeline_run):
     assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").metadata.run_id == run.info.run_id
 
 
+def test_the_run_ends_with_its_model_packaged_and_registered_as_staging(pipeline_run):
+    from workbench.registry import repository
+    from workbench.registry.package import load_package
+
+    meta = json.loads((Path(pipeline_run["report_dir"]) / "artifacts" / "result.json").read_text())
+    info = meta["package"]
+    pkg = load_package(info["archive"])
+    assert pkg.manifest["model"] == meta["best_model"] == info["model"] and pkg.manifest["name"] == "churn"
+    assert pkg.manifest["metrics"]["test_roc_auc"] == meta["test_metrics"]["roc_auc"]
+    staged = repository.fetch("churn@staging")
+    assert staged.manifest["files"] == pkg.manifest["files"]
+
+
 def test_saved_results_feed_the_charts_without_retraining(pipeline_run):
     r = load_results(pipeline_run["run_id"])
     assert r.models[0] == r.meta["best_model"] and {m.split(":")[0] for m in r.models} <= {"lightgbm", "linear", "naive_bayes", "ensemble"}

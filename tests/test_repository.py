@@ -21,10 +21,10 @@ def churn(trained, demo_df, tmp_path_factory):
     from workbench.models import train
 
     out = tmp_path_factory.mktemp("repo")
-    first = package_result(trained, out / "v1", name="churn")
+    first = package_result(trained, out / "v1", name="repo-churn")
     other = train(demo_df.head(300), "churn", models=["naive_bayes"], folds=3,
                   log=False, progress=False, time_budget=60)
-    second = package_result(other, out / "v2", name="churn", archive=True)
+    second = package_result(other, out / "v2", name="repo-churn", archive=True)
     v1 = repo.register(first, alias="staging", description="session model")
     v2 = repo.register(second.with_name("v2.tar.gz"))
     return out, v1, v2
@@ -35,56 +35,72 @@ def test_registered_versions_carry_tags_description_and_aliases(churn):
     assert (v1.version, v2.version) == ("1", "2") or (int(v1.version), int(v2.version)) == (1, 2)
     assert v1.tags["validation"] == "passed" and v1.tags["who"] and len(v1.tags["data_fingerprint"]) == 64
     assert v1.description == "session model"
-    table = repo.versions("churn")
+    table = repo.versions("repo-churn")
     assert table["version"].tolist() == [1, 2] and table["aliases"].tolist() == ["staging", ""]
     assert (table["size_bytes"] > 0).all() and "cv_roc_auc" in table
     models = repo.list_models()
-    assert "churn" in models["name"].tolist()
+    assert "repo-churn" in models["name"].tolist()
 
 
 def test_compare_promote_resolve_and_archive(churn):
-    frame = repo.compare("churn", 1, 2)
+    frame = repo.compare("repo-churn", 1, 2)
     assert {"model", "size_bytes", "metric.cv_roc_auc"} <= set(frame.index) and frame.loc["model", "differs"]
-    repo.promote("churn", 2, "champion")
-    assert repo.resolve("churn@champion").version in ("2", 2) and repo.resolve("churn").version in ("2", 2)
+    repo.promote("repo-churn", 2, "champion")
+    assert repo.resolve("repo-churn@champion").version in ("2", 2) and repo.resolve("repo-churn").version in ("2", 2)
     # the champion alias is what MLflow's own loader sees too
-    model = mlflow.pyfunc.load_model("models:/churn@champion")
-    assert {"prediction", "No", "Yes"} <= set(model.predict(repo.fetch("churn@champion").reference).columns)
-    repo.archive("churn", 2)
-    assert repo.versions("churn").set_index("version").loc[2, "aliases"] == ""
-    assert repo.resolve("churn").version in ("1", 1)  # the newest version that is not archived
+    model = mlflow.pyfunc.load_model("models:/repo-churn@champion")
+    assert {"prediction", "No", "Yes"} <= set(model.predict(repo.fetch("repo-churn@champion").reference).columns)
+    repo.archive("repo-churn", 2)
+    assert repo.versions("repo-churn").set_index("version").loc[2, "aliases"] == ""
+    assert repo.resolve("repo-churn").version in ("1", 1)  # the newest version that is not archived
     with pytest.raises(WorkbenchError, match="archived"):
-        repo.promote("churn", 2, "champion")
+        repo.promote("repo-churn", 2, "champion")
 
 
 def test_unknown_names_aliases_and_versions_are_clear_errors(churn):
-    with pytest.raises(UnknownNameError, match="no registered model 'chrun'. Did you mean 'churn'"):
-        repo.resolve("chrun@staging")
+    with pytest.raises(UnknownNameError, match="no registered model 'repo-chrun'. Did you mean 'repo-churn'"):
+        repo.resolve("repo-chrun@staging")
     with pytest.raises(UnknownNameError, match="no alias 'prod'.*@staging"):
-        repo.resolve("churn@prod")
+        repo.resolve("repo-churn@prod")
     with pytest.raises(UnknownNameError, match="no version '99'"):
-        repo.resolve("churn/99")
+        repo.resolve("repo-churn/99")
     with pytest.raises(WorkbenchError, match="alias 'bad alias' is not valid"):
-        repo.promote("churn", 1, "bad alias")
+        repo.promote("repo-churn", 1, "bad alias")
 
 
 def test_export_and_import_give_the_same_predictions(churn, tmp_path):
-    archive = repo.export("churn@staging", tmp_path / "churn.tar.gz")
+    archive = repo.export("repo-churn@staging", tmp_path / "churn.tar.gz")
     mv = repo.import_package(archive, "churn-copy")
-    a, b = repo.fetch("churn@staging"), repo.fetch(f"churn-copy/{mv.version}")
+    a, b = repo.fetch("repo-churn@staging"), repo.fetch(f"churn-copy/{mv.version}")
     assert a.manifest["files"] == b.manifest["files"]
     assert np.array_equal(a.model.predict_proba(a.reference), b.model.predict_proba(a.reference))
 
 
 def test_models_cli(churn, tmp_path):
-    p = workbench("models", "list", "churn")
+    p = workbench("models", "list", "repo-churn")
     assert p.returncode == 0 and "staging" in p.stdout and "passed" in p.stdout, p.stderr
-    p = workbench("models", "promote", "churn", "1", "--alias", "champion")
-    assert p.returncode == 0 and "churn@champion → version 1" in p.stdout, p.stderr
-    p = workbench("models", "export", "churn@champion", "--out", tmp_path / "c.tar.gz")
+    p = workbench("models", "promote", "repo-churn", "1", "--alias", "champion")
+    assert p.returncode == 0 and "repo-churn@champion → version 1" in p.stdout, p.stderr
+    p = workbench("models", "export", "repo-churn@champion", "--out", tmp_path / "c.tar.gz")
     assert p.returncode == 0 and (tmp_path / "c.tar.gz").exists(), p.stderr
     p = workbench("models", "show", "nope@champion")
     assert p.returncode == 2 and "no registered model 'nope'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_registry_panel_shows_versions_promotes_and_compares(churn):
+    from widgets import RegistryPanel
+
+    panel = RegistryPanel("repo-churn")
+    assert panel.model.value == "repo-churn" and "passed" in panel.versions.value and panel.version.options == ("1", "2")
+    panel.version.value, panel.alias.value = "1", "staging"
+    panel.promote()
+    assert "repo-churn@staging → version 1" in panel.status.value and repo.resolve("repo-churn@staging").version in ("1", 1)
+    panel.alias.value = "not valid!"
+    panel.promote()
+    assert "is not valid" in panel.status.value
+    panel.version.value, panel.other.value = "1", "2"
+    panel.compare()
+    assert list(panel.result.columns) == ["v1", "v2", "differs"] and "size_bytes" in panel.comparison.value
 
 
 REGISTER_LOOP = """

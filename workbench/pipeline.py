@@ -104,6 +104,7 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
             "best_model": result.best.name, "cv": result.best.cv, "test_metrics": result.test_metrics,
             "folds": len(board.folds), "mlflow_run_id": mlflow_run_id}
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    _save_run_model(art, result.model)
     if mlflow_run_id:
         result.run_id, result.artifact_uri = log_training(result, settings=s, run_id=mlflow_run_id)
     return result
@@ -174,6 +175,51 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
     return results
 
 
+def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True, alias: str = "staging",
+                  mlflow_run_id: str | None = None, settings: Settings | None = None) -> dict:
+    """Package the run's model in ``<run>/package`` (and ``package.tar.gz``); with ``register``, add it to the
+    model repository as the next version of ``name`` (default: the target's name) under ``alias``."""
+    from workbench.registry.modelio import load_model
+    from workbench.registry.package import build_package
+
+    s = settings or get_settings()
+    prepared = load_prepared(run_dir)
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    model = load_model(art / "model")
+    out = Path(run_dir) / "package"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    metrics = {f"cv_{k}": v for k, v in meta["cv"].items()} | {f"test_{k}": v for k, v in meta["test_metrics"].items()}
+    name = name or str(meta["target"])
+    build_package(model, out, schema=prepared.schema, reference=prepared.reference, name=name, target=meta["target"],
+                  metrics=metrics, fingerprint=prepared.fingerprint, archive=True)
+    info = {"package": str(out), "archive": str(out.with_name("package.tar.gz")), "name": name, "model": model.name}
+    if register:
+        from workbench.registry.repository import register as add
+
+        mv = add(out, name, alias=alias or None, description=f"pipeline run {Path(run_dir).name}: {model.name}", settings=s)
+        info |= {"version": int(mv.version), "alias": alias}
+    meta["package"] = info
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    return info
+
+
+def _save_run_model(art: Path, model) -> None:
+    """The run's current model in safe files (``artifacts/model``), swapped in whole: what the package stage packs."""
+    import shutil
+    import tempfile
+
+    from workbench.registry.modelio import save_model
+
+    tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=art))
+    save_model(model, tmp)
+    shutil.rmtree(art / "model", ignore_errors=True)
+    tmp.rename(art / "model")
+
+
 def save_board(run_dir: str | Path, board, y: pd.Series) -> None:
     """The leaderboard as a table, every candidate's out-of-fold predictions, and what it takes to rebuild them."""
     art = _artifacts(run_dir)
@@ -218,6 +264,7 @@ def _promote_if_better(art: Path, meta: dict, cand, prepared) -> dict:
     if cand.estimator is None:
         refit(cand, cleaned.X, cleaned.y)
     model = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, meta["classes"], cand.name)
+    _save_run_model(art, model)
     test = prepared.test
     model.predict_frame(test).assign(actual=cleaned.cleaner.transform_target(test[cleaned.target]).to_numpy()).to_parquet(
         art / "test_predictions.parquet")

@@ -13,7 +13,7 @@ from workbench.pipeline import run_folder
 from workbench.settings import Settings, get_settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb"]
+PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb", "05_package.ipynb"]
 FROM_RUNNER = {"data", "target", "run_dir", "mlflow_run_id"}  # parameters the runner fills in itself
 
 
