@@ -50,7 +50,7 @@ def data_stage(run_dir: str | Path, data, target: str, *, test=None, task: str |
     cleaned.X.assign(**{cleaned.target: cleaned.y}).to_parquet(art / "train_clean.parquet")
     _text_columns(prepared.test).to_parquet(art / "test_raw.parquet")
     _text_columns(prepared.reference).to_parquet(art / "reference_raw.parquet")
-    files = {"fingerprint.json": json.dumps(prepared.fingerprint),"cleaner.json": cleaned.cleaner.to_json(),
+    files = {"fingerprint.json": json.dumps(prepared.fingerprint), "cleaner.json": cleaned.cleaner.to_json(),
              "cleaning_report.json": json.dumps(cleaned.report.to_dict(), indent=1),
              "profile.json": json.dumps(prepared.profile.to_dict(), indent=1, default=str),
              "schema.json": prepared.schema.to_json()}
@@ -176,7 +176,7 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
 
 
 def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True, alias: str = "staging",
-                  mlflow_run_id: str | None = None, settings: Settings | None = None) -> dict:
+                  settings: Settings | None = None) -> dict:
     """Package the run's model in ``<run>/package`` (and ``package.tar.gz``); with ``register``, add it to the
     model repository as the next version of ``name`` (default: the target's name) under ``alias``."""
     from workbench.registry.modelio import load_model

@@ -27,8 +27,11 @@ def register(package: str | Path | Package, name: str | None = None, *, descript
 
     Returns the MLflow ``ModelVersion``. Tags: who, data fingerprint, validation status, package version and size.
     """
-    pkg = package if isinstance(package, Package) else load_package(package)
-    pkg.check_reference()
+    if isinstance(package, Package):
+        pkg = package
+        pkg.check_reference()
+    else:
+        pkg = load_package(package)  # checks the reference predictions too
     name = _check_name(name or pkg.name)
     mlflow, client = _client(settings)
     from workbench.registry.tracking import log_model
