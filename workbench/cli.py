@@ -93,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
 
     _models_parser(sub)
 
+    c = sub.add_parser("serve", help="serve models over HTTP (REST and the Open Inference Protocol V2)")
+    c.add_argument("--model", action="append", default=[], help="NAME, NAME@alias or NAME/version (repeatable)")
+    c.add_argument("--package", action="append", default=[], help="a package folder or .tar.gz (repeatable)")
+    c.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1; another address needs API keys or --open")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--workers", type=int, default=1)
+    c.add_argument("--max-rows", type=int, default=10_000)
+    c.add_argument("--max-body-mb", type=float, default=10)
+    c.add_argument("--timeout", type=float, default=30, help="seconds per request")
+    c.add_argument("--reject-unseen", action="store_true", help="refuse categories never seen in training (422)")
+    c.add_argument("--watch", type=float, default=0, help="follow moved aliases, polling every this many seconds")
+    c.add_argument("--open", action="store_true", help="allow a non-local --host without API keys")
+    c.set_defaults(func=_serve)
+
     c = sub.add_parser("backup", help="a consistent snapshot of the store (database, artifacts, checksums)")
     c.add_argument("--out", help="the folder of snapshots (default: backups/ beside the workbench home)")
     c.add_argument("--keep", type=int, help="keep only the newest N snapshots")
@@ -192,6 +206,29 @@ def _models_verify(args) -> int:
     m = pkg.manifest
     print(f"{args.path}: {m['name']} {m['version']} ({m['model']}, {m['task']}): {len(m['files'])} files match their "
           f"sha256; {len(pkg.reference)} reference rows give the stored predictions")
+    return 0
+
+
+def _serve(args) -> int:
+    from workbench.serve import ServeConfig, serve
+    from workbench.settings import get_settings
+
+    s = get_settings()
+    sources = args.model + args.package
+    if not sources:
+        raise WorkbenchError("nothing to serve: give --model NAME[@alias] or --package PATH (repeatable)")
+    keys = [k.strip() for k in s.serve_keys.split(",") if k.strip()]
+    admin = [k.strip() for k in s.serve_admin_keys.split(",") if k.strip()]
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not (keys or admin) and not args.open:
+        raise WorkbenchError(f"refusing to serve on {args.host} without API keys: set WORKBENCH_SERVE_KEYS and "
+                             "WORKBENCH_SERVE_ADMIN_KEYS, or pass --open to serve openly")
+    config = ServeConfig(sources, keys, admin, max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_rows=args.max_rows,
+                         timeout_s=args.timeout, allow_unseen=not args.reject_unseen, watch_s=args.watch)
+    from workbench.serve.models import load_source
+
+    for src in sources:  # a clear error now, before uvicorn starts workers
+        load_source(src, allow_unseen=config.allow_unseen)
+    serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     strict: bool = Field(False, description="tests fail instead of skipping for a missing resource")
     dashboard_run: str = Field("", description="the run the dashboard opens first; empty = the newest")
+    serve_keys: str = Field("", description="comma-separated API keys for predictions (empty: open service)")
+    serve_admin_keys: str = Field("", description="comma-separated API keys for the admin endpoints")
     plain_progress: bool = Field(False, description="plain, rarely updated progress bars (set by the pipeline runner)")
 
     @property

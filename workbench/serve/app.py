@@ -1,0 +1,332 @@
+"""The prediction service: a FastAPI app factory serving packages by name and version.
+
+Endpoints: ``/v1/models/{name}[/versions/{v}]/predict`` (JSON records of raw business values), the Open Inference
+Protocol V2 (``/v2/...``), ``/healthz``, ``/readyz``, ``/metrics`` and, behind the admin key, ``/admin/models`` and
+``/admin/reload``. Bodies are parsed with orjson and small requests are answered on the event loop: the
+request costs little more than the model's own prediction.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from workbench.serve import v2
+from workbench.serve.metrics import Metrics
+from workbench.serve.models import ModelStore, NotServed, OutputError, load_source
+from workbench.serve.plan import InputError
+
+log = logging.getLogger("workbench.serve")
+CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
+INLINE_ROWS = 64  # requests up to this many rows are scored on the event loop; bigger ones in a thread, with the timeout
+
+
+@dataclass
+class ServeConfig:
+    """What ``workbench serve`` starts with; travels to uvicorn's worker processes as JSON in the environment."""
+
+    sources: list[str]
+    keys: list[str] = field(default_factory=list)
+    admin_keys: list[str] = field(default_factory=list)
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_rows: int = 10_000
+    timeout_s: float = 30.0
+    allow_unseen: bool = True
+    threads: int = 1
+    watch_s: float = 0.0  # poll the repository every this many seconds for moved aliases (0 = never)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "ServeConfig":
+        return cls(**json.loads(os.environ[CONFIG_ENV]))
+
+
+class ApiError(HTTPException):
+    def __init__(self, status: int, message: str, errors: list[str] | None = None):
+        super().__init__(status, message)
+        self.errors = errors
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory (``workbench.serve.app:app_from_env``): the config comes from the environment."""
+    return create_app(ServeConfig.from_env())
+
+
+def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
+    """The service for ``config.sources`` (package paths or registry references), loaded and checked now."""
+    store = store or ModelStore()
+    if not store.names():
+        for src in config.sources:
+            store.add(load_source(src, allow_unseen=config.allow_unseen))
+    if not store.names():
+        raise ValueError("nothing to serve: give at least one --model or --package")
+    metrics = Metrics()
+    open_service = not (config.keys or config.admin_keys)
+    if open_service:
+        log.warning("no API keys configured: the service is open to anyone who can reach it")
+    keys = [k.encode() for k in config.keys + config.admin_keys]
+    admin_keys = [k.encode() for k in config.admin_keys]
+
+    app = FastAPI(title="AIMS Workbench prediction service", version="1", docs_url="/docs", redoc_url=None,
+                  openapi_url="/openapi.json")
+    app.state.store, app.state.metrics, app.state.config = store, metrics, config
+
+    def authorize(request: Request, admin: bool = False) -> None:
+        allowed = admin_keys if admin else keys
+        if not allowed:
+            return
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not given:
+            raise ApiError(401, "an API key is required: send it in the X-API-Key header")
+        g = given.encode()
+        ok = False
+        for k in allowed:  # compare with every key, in constant time: no early exit that timing could reveal
+            ok |= hmac.compare_digest(g, k)
+        if not ok:
+            raise ApiError(403, "this API key is not allowed here" + (" (admin key needed)" if admin else ""))
+
+    async def read_json(request: Request, *, untyped_ok: bool = False):
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("application/json") and not (untyped_ok and not ctype):  # V2 clients send none
+            raise ApiError(415, f"send JSON with Content-Type: application/json (got '{ctype or 'none'}')")
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > config.max_body_bytes:
+            raise ApiError(413, f"the body has {size} bytes; the limit is {config.max_body_bytes}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                raise ApiError(413, f"the body is over the limit of {config.max_body_bytes} bytes")
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the body is not valid JSON ({exc}); NaN and Infinity are not JSON: send null") from None
+
+    async def score(served, records: list) -> tuple[list[dict], object]:
+        if not records:
+            raise ApiError(422, "no rows: send one JSON object, or a list of at least one")
+        if len(records) > config.max_rows:
+            raise ApiError(413, f"{len(records)} rows in one request; the limit is {config.max_rows}: send smaller batches")
+        try:
+            if len(records) <= INLINE_ROWS:
+                return served.predict(records, config.threads)
+            return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+        except InputError as exc:
+            raise ApiError(422, str(exc), [str(e) for e in exc.errors]) from None
+        except OutputError as exc:
+            metrics.output_errors.labels(served.name, served.version).inc()
+            raise ApiError(500, f"output check failed: {exc}; no prediction was returned") from None
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"scoring took longer than {config.timeout_s:g} s; send smaller batches") from None
+
+    def lookup(name: str, version: str | None = None):
+        try:
+            return store.get(name, version)
+        except NotServed as exc:
+            raise ApiError(404, str(exc)) from None
+
+    async def predict(request: Request, name: str, version: str | None = None) -> Response:
+        t0 = time.perf_counter()
+        served = None
+        try:
+            authorize(request)
+            served = lookup(name, version)
+            body = await read_json(request)
+            records = [body] if isinstance(body, dict) else body
+            if not isinstance(records, list):
+                raise ApiError(422, "send one JSON object (a row) or a list of them")
+            rows, scores = await score(served, records)
+            metrics.observe(served, scores, len(rows))
+            payload = {"model": served.name, "version": served.version, "predictions": rows}
+            return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+        except ApiError as exc:
+            metrics.requests.labels(name, served.version if served else "", str(exc.status_code)).inc()
+            raise
+        finally:
+            if served is not None:
+                metrics.latency.labels(served.name).observe(time.perf_counter() - t0)
+
+    for name in store.names():
+        example = store.get(name).example()
+        body_doc = _request_doc(store.get(name), example)
+        app.add_api_route(f"/v1/models/{name}/predict", _bind(predict, name), methods=["POST"], summary=f"Predict with {name}",
+                          openapi_extra=body_doc, responses=_responses(store.get(name)), tags=["v1"])
+        app.add_api_route(f"/v1/models/{name}/versions/{{version}}/predict", _bind_version(predict, name),
+                          methods=["POST"], summary=f"Predict with one version of {name}", openapi_extra=body_doc,
+                          responses=_responses(store.get(name)), tags=["v1"])
+
+    async def not_served(request: Request, name: str, version: str | None = None):
+        lookup(name, version)  # raises the 404 that lists what is served
+
+    app.add_api_route("/v1/models/{name}/predict", not_served, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/v1/models/{name}/versions/{version}/predict", not_served, methods=["POST"], include_in_schema=False)
+
+    @app.get("/healthz", tags=["health"], responses={200: {"description": "the process is up"}})
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={200: {"description": "models loaded"}, 503: _ERROR})
+    async def readyz():
+        return {"status": "ready", "models": {n: store.default(n) for n in store.names()}}
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def prometheus():
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.get("/admin/models", tags=["admin"], responses={401: _ERROR, 403: _ERROR})
+    async def loaded(request: Request):
+        authorize(request, admin=True)
+        return {"models": [s.describe() | {"default": store.default(s.name) == s.version} for s in store.all()]}
+
+    @app.post("/admin/reload", tags=["admin"], responses={400: _ERROR, 401: _ERROR, 403: _ERROR, 404: _ERROR, 415: _ERROR,
+                                                          422: _ERROR})
+    async def reload(request: Request):
+        """Load another version (``{"source": "churn@champion"}`` or a package path) and route its name to it."""
+        authorize(request, admin=True)
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("source"), str):
+            raise ApiError(422, 'send {"source": "NAME@alias" | "NAME/version" | "/path/to/package"}')
+        return await swap(body["source"])
+
+    async def swap(source: str) -> dict:
+        from workbench.errors import WorkbenchError
+
+        try:
+            served = await run_in_threadpool(load_source, source, allow_unseen=config.allow_unseen)
+        except WorkbenchError as exc:
+            raise ApiError(404 if "no registered model" in str(exc) or "has no" in str(exc) else 422, str(exc)) from None
+        if served.name not in store.names():
+            raise ApiError(422, f"{source} is model '{served.name}'; this service serves {', '.join(store.names())} "
+                                "(start another service for a new model)")
+        previous = store.add(served)
+        log.info("now serving %s version %s (was %s)", served.name, served.version, previous)
+        return {"name": served.name, "version": served.version, "previous": previous}
+
+    app.state.swap = swap
+    _document_names(app, store)
+    v2.add_routes(app, store, authorize, read_json, score, metrics, lookup)
+    _error_handlers(app)
+
+    if config.watch_s > 0:
+        @app.on_event("startup")
+        async def watch():
+            asyncio.get_running_loop().create_task(_watch_aliases(config, store, swap))
+
+    return app
+
+
+async def _watch_aliases(config: ServeConfig, store: ModelStore, swap) -> None:
+    """Follow moved aliases: a source ``NAME@alias`` that now names another version is loaded and swapped in."""
+    from workbench.registry import repository
+
+    refs = [s for s in config.sources if "@" in s and not os.path.exists(s)]
+    while refs:
+        await asyncio.sleep(config.watch_s)
+        for ref in refs:
+            try:
+                mv = await run_in_threadpool(repository.resolve, ref)
+                if str(mv.version) != store.default(mv.name):
+                    await swap(ref)
+            except Exception as exc:  # noqa: BLE001 - a failed poll must not stop the service; it says why
+                log.warning("could not follow %s: %s", ref, exc)
+
+
+def _document_names(app: FastAPI, store: ModelStore) -> None:
+    """The OpenAPI document names the served models in every ``{name}`` parameter (an enum), so that clients and
+    schema-driven testers reach the models instead of guessing names."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for item in doc.get("paths", {}).values():
+                for op in item.values():
+                    for param in op.get("parameters", []) if isinstance(op, dict) else []:
+                        if param.get("in") == "path" and param.get("name") == "name":
+                            param["schema"] = {"type": "string", "enum": store.names()}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def _bind(fn, name):
+    async def endpoint(request: Request):
+        return await fn(request, name)
+    return endpoint
+
+
+def _bind_version(fn, name):
+    async def endpoint(request: Request, version: str):
+        return await fn(request, name, version)
+    return endpoint
+
+
+_ERROR = {"description": "an error, said plainly", "content": {"application/json": {"schema": {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"}, "errors": {"type": "array", "items": {"type": "string"}}}}}}}
+
+
+def _row_schema(served) -> dict:
+    props = {}
+    for c in served.package.schema:
+        if c.type == "number":
+            t = {"type": ["number", "string", "null"] if c.nullable else ["number", "string"]}
+        else:
+            t = {"type": ["string", "number", "boolean", "null"] if c.nullable else ["string", "number", "boolean"]}
+        if c.type == "category":
+            t["description"] = f"one of {', '.join(map(str, c.categories[:20]))}" + (" ..." if len(c.categories) > 20 else "")
+        props[c.name] = t
+    return {"type": "object", "properties": props, "required": [c.name for c in served.package.schema]}
+
+
+def _request_doc(served, example: dict) -> dict:
+    row = _row_schema(served)
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [row, {"type": "array", "items": row, "minItems": 1}]}, "example": [example]}}}}
+
+
+def _responses(served) -> dict:
+    pred = {"type": "object", "required": ["request_id", "prediction"], "properties": {
+        "request_id": {"type": "string"},
+        "prediction": {"type": "number"} if served.task == "regression" else {"type": "string"},
+        "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
+        "confidence": {"type": "number"}}}
+    ok = {"description": "one answer per row", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["model", "version", "predictions"],
+        "properties": {"model": {"type": "string"}, "version": {"type": "string"},
+                       "predictions": {"type": "array", "items": pred}}}}}}
+    return {200: ok, **{code: _ERROR for code in (400, 401, 403, 404, 413, 415, 422, 500, 504)}}
+
+
+def _error_handlers(app: FastAPI) -> None:
+    def as_json(status: int, message: str, errors=None) -> Response:
+        body = {"error": message} | ({"errors": errors} if errors else {})
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return as_json(exc.status_code, str(exc.detail), getattr(exc, "errors", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = [f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in exc.errors()]
+        return as_json(422, "; ".join(problems) or "invalid request", problems)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception):
+        log.error("internal error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
+        return as_json(500, f"internal error ({type(exc).__name__}); the service logged it")

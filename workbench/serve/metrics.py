@@ -1,0 +1,42 @@
+"""Prometheus metrics of one service process: requests and errors, latency, rows, and what it predicts."""
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """One registry per app, so that several services in one process (tests) keep separate counts."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self):
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("workbench_requests", "Prediction requests by model, version and HTTP status",
+                                ["model", "version", "status"], registry=r)
+        self.latency = Histogram("workbench_request_seconds", "Time to answer a prediction request", ["model"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.rows = Counter("workbench_rows_scored", "Rows scored", ["model", "version"], registry=r)
+        self.output_errors = Counter("workbench_output_check_failures", "Answers refused by the output check",
+                                     ["model", "version"], registry=r)
+        self.classes = Counter("workbench_predicted_class", "Predicted classes", ["model", "version", "label"], registry=r)
+        self.values = Histogram("workbench_predicted_value", "Predicted values (regression)", ["model", "version"],
+                                registry=r)
+
+    def observe(self, served, scores: np.ndarray, n: int) -> None:
+        self.requests.labels(served.name, served.version, "200").inc()
+        self.rows.labels(served.name, served.version).inc(n)
+        if served.task == "regression":
+            h = self.values.labels(served.name, served.version)
+            for v in scores[:1000].tolist():
+                h.observe(v)
+        else:
+            counts = np.bincount(scores.argmax(axis=1), minlength=len(served.labels))
+            for label, c in zip(served.labels, counts.tolist()):
+                if c:
+                    self.classes.labels(served.name, served.version, label).inc(c)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,136 @@
+"""The models a service holds: loaded packages by name and version, each with its compiled row plan.
+
+Swapping a version is one dict assignment: a request in flight keeps the model it started with.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.registry.package import Package, load_package
+from workbench.serve.plan import RowPlan
+from workbench.settings import Settings, get_settings
+
+
+class NotServed(LookupError):
+    """A model name or version this service does not hold."""
+
+
+class OutputError(RuntimeError):
+    """The model produced something that is not a valid answer (never sent as a prediction)."""
+
+
+@dataclass
+class Served:
+    """One loaded model version, ready to answer."""
+
+    name: str
+    version: str
+    source: str
+    package: Package
+    plan: RowPlan
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def task(self) -> str:
+        return self.package.model.task
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(c) for c in (self.package.model.classes or [])]
+
+    def predict(self, records: list[dict], threads: int = 1) -> tuple[list[dict], np.ndarray]:
+        """Checked records → one answer per row (prediction, probabilities by class, confidence, request id),
+        and the raw scores for the metrics. Raises InputError for bad rows and OutputError for a bad answer."""
+        scores = np.asarray(self.plan.scores(records, threads), dtype=float)
+        if not np.all(np.isfinite(scores)):
+            raise OutputError(f"{self.name}/{self.version} produced a number that is not finite")
+        out = []
+        if self.task == "regression":
+            for v in scores.tolist():
+                out.append({"request_id": os.urandom(12).hex(), "prediction": v})
+            return out, scores
+        if scores.ndim != 2 or scores.shape[1] != len(self.labels) or np.any(np.abs(scores.sum(axis=1) - 1) > 1e-6) \
+                or np.any(scores < 0):
+            raise OutputError(f"{self.name}/{self.version} produced probabilities that do not sum to one")
+        labels = self.labels
+        best = scores.argmax(axis=1).tolist()
+        for row, k in zip(scores.tolist(), best):
+            out.append({"request_id": os.urandom(12).hex(), "prediction": labels[k],
+                        "probabilities": dict(zip(labels, row)), "confidence": row[k]})
+        return out, scores
+
+    def describe(self) -> dict:
+        m = self.package.manifest
+        return {"name": self.name, "version": self.version, "source": self.source, "model": m["model"], "task": self.task,
+                "classes": self.labels or None, "fast_path": self.plan.fast, "loaded_at": self.loaded_at}
+
+    def example(self) -> dict:
+        """A real row from the schema: the example request in /docs."""
+        row = {}
+        for c in self.package.schema:
+            v = c.example
+            row[c.name] = v if not (isinstance(v, float) and math.isnan(v)) else None
+        return row
+
+
+class ModelStore:
+    """Loaded versions per model name and the version each name answers with by default."""
+
+    def __init__(self):
+        self._versions: dict[str, dict[str, Served]] = {}
+        self._default: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, served: Served, *, default: bool = True) -> str | None:
+        """Hold ``served``; with ``default``, route the name to it. Returns the version it replaced as default."""
+        with self._lock:
+            versions = dict(self._versions.get(served.name, {}))
+            versions[served.version] = served
+            self._versions = {**self._versions, served.name: versions}
+            previous = self._default.get(served.name)
+            if default or previous is None:
+                self._default = {**self._default, served.name: served.version}
+            return previous
+
+    def get(self, name: str, version: str | None = None) -> Served:
+        versions = self._versions.get(name)
+        if versions is None:
+            raise NotServed(f"model '{name}' is not served here; served: {', '.join(sorted(self._versions)) or 'none'}")
+        v = version if version is not None else self._default[name]
+        if v not in versions:
+            raise NotServed(f"model '{name}' has no loaded version '{v}'; loaded: {', '.join(sorted(versions))}")
+        return versions[v]
+
+    def names(self) -> list[str]:
+        return sorted(self._versions)
+
+    def versions(self, name: str) -> list[str]:
+        return sorted(self._versions.get(name, {}), key=lambda v: (len(v), v))
+
+    def default(self, name: str) -> str:
+        return self._default[name]
+
+    def all(self) -> list[Served]:
+        return [s for name in self.names() for s in self._versions[name].values()]
+
+
+def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | None = None) -> Served:
+    """A package folder or archive, or ``NAME[@alias|/version]`` from the model repository, loaded and checked."""
+    s = settings or get_settings()
+    if Path(source).exists():
+        pkg = load_package(source)
+        name, version = pkg.manifest["name"], str(pkg.manifest["version"])
+    else:
+        from workbench.registry import repository
+
+        mv = repository.resolve(source, s)
+        pkg = repository.fetch(f"{mv.name}/{mv.version}", s)
+        name, version = mv.name, str(mv.version)
+    return Served(name, version, source, pkg, RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen))

@@ -1,0 +1,198 @@
+"""The Open Inference Protocol (V2) over REST: one named input tensor per column, so existing clients such as
+``tritonclient.http`` work unchanged (JSON tensors, and the binary tensor data extension for inputs).
+
+Outputs: ``prediction`` (BYTES labels, or FP64 values), ``probabilities`` (FP64, rows × classes, classification),
+``request_id`` (BYTES, one per row: the monitoring feedback key).
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+
+NUMERIC = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32": "<i4", "INT16": "<i2", "INT8": "<i1",
+           "UINT64": "<u8", "UINT32": "<u4", "UINT16": "<u2", "UINT8": "<u1", "BOOL": "?"}
+HEADER = "inference-header-content-length"
+
+
+def add_routes(app: FastAPI, store, authorize, read_json, score, metrics, lookup) -> None:
+    from workbench.serve.app import _ERROR, ApiError
+
+    found = {404: _ERROR}
+    infer_errors = {code: _ERROR for code in (400, 401, 403, 404, 413, 415, 422, 500, 504)}
+
+    @app.get("/v2", tags=["v2"])
+    async def server_metadata():
+        return {"name": "aims-workbench", "version": "1", "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", tags=["v2"])
+    async def live():
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["v2"])
+    async def ready():
+        return {"ready": bool(store.names())}
+
+    def metadata(served) -> dict:
+        inputs = [{"name": c.name, "datatype": "FP64" if c.type == "number" else "BYTES", "shape": [-1]}
+                  for c in served.package.schema]
+        outputs = [{"name": "prediction", "datatype": "FP64" if served.task == "regression" else "BYTES", "shape": [-1]},
+                   {"name": "request_id", "datatype": "BYTES", "shape": [-1]}]
+        if served.task != "regression":
+            outputs.insert(1, {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(served.labels)]})
+        return {"name": served.name, "versions": store.versions(served.name), "platform": "aims-workbench",
+                "inputs": inputs, "outputs": outputs, "parameters": {"classes": served.labels}}
+
+    @app.get("/v2/models/{name}", tags=["v2"], responses=found)
+    async def model_metadata(name: str):
+        return metadata(lookup(name))
+
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], responses=found)
+    async def version_metadata(name: str, version: str):
+        return metadata(lookup(name, version))
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"], responses=found)
+    async def model_ready(name: str):
+        return {"name": name, "ready": lookup(name) is not None}
+
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], responses=found)
+    async def version_ready(name: str, version: str):
+        return {"name": name, "ready": lookup(name, version) is not None}
+
+    async def infer(request: Request, name: str, version: str | None) -> Response:
+        t0 = time.perf_counter()
+        served = None
+        try:
+            authorize(request)
+            served = lookup(name, version)
+            body = await _read_infer(request, read_json, ApiError)
+            records = _records(body, ApiError)
+            rows, scores = await score(served, records)
+            metrics.observe(served, scores, len(rows))
+            n = len(rows)
+            outputs = [{"name": "prediction", "shape": [n],
+                        "datatype": "FP64" if served.task == "regression" else "BYTES",
+                        "data": [r["prediction"] for r in rows]}]
+            if served.task != "regression":
+                outputs.append({"name": "probabilities", "shape": [n, len(served.labels)], "datatype": "FP64",
+                                "data": np.asarray(scores, dtype=float).ravel().tolist()})
+            outputs.append({"name": "request_id", "shape": [n], "datatype": "BYTES", "data": [r["request_id"] for r in rows]})
+            wanted = {o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)}
+            if wanted:
+                outputs = [o for o in outputs if o["name"] in wanted]
+            payload = {"model_name": served.name, "model_version": served.version, "outputs": outputs}
+            if "id" in body:
+                payload["id"] = body["id"]
+            return Response(orjson.dumps(payload), media_type="application/json")
+        except ApiError as exc:
+            metrics.requests.labels(name, served.version if served else "", str(exc.status_code)).inc()
+            raise
+        finally:
+            if served is not None:
+                metrics.latency.labels(served.name).observe(time.perf_counter() - t0)
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"], responses=infer_errors)
+    async def infer_default(request: Request, name: str):
+        return await infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], responses=infer_errors)
+    async def infer_version(request: Request, name: str, version: str):
+        return await infer(request, name, version)
+
+
+async def _read_infer(request: Request, read_json, ApiError) -> dict:
+    """The inference request: plain JSON, or a JSON header followed by binary tensor data."""
+    header_len = request.headers.get(HEADER)
+    if header_len is None:
+        body = await read_json(request, untyped_ok=True)
+    else:
+        raw = await request.body()
+        if not header_len.isdigit() or int(header_len) > len(raw):
+            raise ApiError(400, f"{HEADER} is {header_len!r} but the body has {len(raw)} bytes")
+        n = int(header_len)
+        try:
+            body = orjson.loads(raw[:n])
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"the inference header is not valid JSON ({exc})") from None
+        if isinstance(body, dict):
+            _attach_binary(body, memoryview(raw)[n:], ApiError)
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
+        raise ApiError(422, 'an inference request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
+    return body
+
+
+def _attach_binary(body: dict, blob: memoryview, ApiError) -> None:
+    pos = 0
+    for inp in body.get("inputs") or []:
+        if not isinstance(inp, dict):
+            continue
+        size = (inp.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or pos + size > len(blob):
+            raise ApiError(400, f"input '{inp.get('name')}': binary_data_size {size!r} runs past the body")
+        chunk = bytes(blob[pos:pos + size])
+        pos += size
+        dt = inp.get("datatype")
+        if dt == "BYTES":
+            items, i = [], 0
+            while i < len(chunk):
+                if i + 4 > len(chunk):
+                    raise ApiError(400, f"input '{inp.get('name')}': a BYTES element is cut short")
+                (k,) = struct.unpack_from("<I", chunk, i)
+                items.append(chunk[i + 4:i + 4 + k].decode("utf-8", "replace"))
+                i += 4 + k
+            inp["data"] = items
+        elif dt in NUMERIC:
+            try:
+                inp["data"] = np.frombuffer(chunk, dtype=NUMERIC[dt]).tolist()
+            except ValueError:
+                raise ApiError(400, f"input '{inp.get('name')}': {size} bytes are not whole {dt} values") from None
+        else:
+            raise ApiError(400, f"input '{inp.get('name')}': unknown datatype {dt!r}")
+
+
+def _records(body: dict, ApiError) -> list[dict]:
+    """Column tensors → row records, after checking every tensor's shape against its data."""
+    columns, n = {}, None
+    for inp in body["inputs"]:
+        if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
+            raise ApiError(422, "every input needs a name (the column), a shape, a datatype and data")
+        name, shape, data, dt = inp["name"], inp.get("shape"), inp.get("data"), inp.get("datatype")
+        if dt != "BYTES" and dt not in NUMERIC:
+            raise ApiError(422, f"input '{name}': datatype {dt!r} is not a V2 datatype (BYTES, FP64, INT64, ...)")
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ApiError(422, f"input '{name}': shape must be a list of non-negative integers, e.g. [3] or [3, 1]")
+        data = _flatten(data)
+        if data is None:
+            raise ApiError(422, f"input '{name}': data must be a list")
+        size = int(np.prod(shape))
+        if size != len(data) or (len(shape) > 1 and int(np.prod(shape[1:])) != 1):
+            raise ApiError(422, f"input '{name}': shape {shape} does not match its {len(data)} values "
+                                "(one value per row: shape [rows] or [rows, 1])")
+        if n is not None and len(data) != n:
+            raise ApiError(422, f"input '{name}' has {len(data)} rows, the others have {n}")
+        n = len(data)
+        if dt in NUMERIC and dt != "BOOL" and any(isinstance(v, str) for v in data):
+            raise ApiError(422, f"input '{name}': {dt} data must be numbers")
+        columns[name] = data
+    return [{c: v[i] for c, v in columns.items()} for i in range(n or 0)]
+
+
+def _flatten(data):
+    if not isinstance(data, list):
+        return None
+    if data and isinstance(data[0], list):
+        out = []
+        for d in data:
+            if not isinstance(d, list):
+                return None
+            out.extend(d)
+        return out
+    return data
+
