@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench lab dashboard clean
+.PHONY: demo test bench bench-serving lab dashboard clean
 
 demo: $(VENV)/.installed  ## the whole pipeline on the built-in demo data, with reports and a dashboard
 	$(BIN)/workbench run --data demo --target churn
@@ -13,6 +13,10 @@ test: $(VENV)/.installed  ## the whole test suite
 
 bench: $(VENV)/.installed  ## accuracy and time against LightGBM defaults on ../shared/datasets
 	$(BIN)/python benchmarks/accuracy.py
+
+bench-serving: $(VENV)/.installed  ## HTTP cost of a prediction against the floor and mlflow models serve (needs wrk)
+	@command -v wrk >/dev/null || { echo "benchmarks/serving.py needs wrk: sudo apt-get install -y wrk"; exit 1; }
+	$(BIN)/python benchmarks/serving.py
 
 lab: $(VENV)/.installed  ## JupyterLab on the notebooks (the panels live in explore.ipynb)
 	$(BIN)/jupyter lab notebooks/

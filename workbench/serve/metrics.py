@@ -25,18 +25,39 @@ class Metrics:
         self.values = Histogram("workbench_predicted_value", "Predicted values (regression)", ["model", "version"],
                                 registry=r)
 
+        self._bound: dict = {}
+
+    def latency_of(self, name: str):
+        return self._child(("latency", name), lambda: self.latency.labels(name))
+
+    def _child(self, key, make):
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = make()
+        return child
+
     def observe(self, served, scores: np.ndarray, n: int) -> None:
-        self.requests.labels(served.name, served.version, "200").inc()
-        self.rows.labels(served.name, served.version).inc(n)
+        """A successful request: its rows and what it predicted (children bound once per model version)."""
+        name, version = served.name, served.version
+        self._child(("ok", name, version), lambda: self.requests.labels(name, version, "200")).inc()
+        self._child(("rows", name, version), lambda: self.rows.labels(name, version)).inc(n)
         if served.task == "regression":
-            h = self.values.labels(served.name, served.version)
+            h = self._child(("values", name, version), lambda: self.values.labels(name, version))
             for v in scores[:1000].tolist():
                 h.observe(v)
+            return
+        labels = served.labels
+        if n == 1:
+            row = scores[0].tolist()
+            best = [row.index(max(row))]
         else:
-            counts = np.bincount(scores.argmax(axis=1), minlength=len(served.labels))
-            for label, c in zip(served.labels, counts.tolist()):
-                if c:
-                    self.classes.labels(served.name, served.version, label).inc(c)
+            best = scores.argmax(axis=1).tolist()
+        counts = {}
+        for k in best:
+            counts[k] = counts.get(k, 0) + 1
+        for k, c in counts.items():
+            self._child(("class", name, version, k),
+                        lambda k=k: self.classes.labels(name, version, labels[k])).inc(c)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,8 @@ from workbench.registry.modelio import LightGBMBooster
 _CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
+_ABSENT = object()  # a column the row does not have
+_NAN_PARTS = (math.nan,) * 4
 RANGE_MARGIN = 0.5  # numbers may lie this many training spans beyond the training min and max
 
 
@@ -133,6 +135,10 @@ class RowPlan:
                 self.bounds[col] = (spec.min - RANGE_MARGIN * span, spec.max + RANGE_MARGIN * span)
         self.codes = {col: {level: i for i, level in enumerate([*plan["levels"], OTHER, MISSING])}
                       for col, kind, plan, _ in self.columns if kind == "category"}
+        self.kinds = {col: (kind, plan) for col, kind, plan, _ in self.columns}
+        self.caches: dict[str, dict[str, float]] = {}
+        self.encoders = [(col, 4 if kind == "date" else 1, self._encoder(col, kind, plan, spec))
+                         for col, kind, plan, spec in self.columns]
         self.booster = self._fast_booster()
         self.n_features = sum(4 if kind == "date" else 1 for _, kind, _, _ in self.columns)
 
@@ -151,67 +157,134 @@ class RowPlan:
 
     def check(self, records: list) -> np.ndarray:
         """The cleaned feature matrix (categories as LightGBM's codes) of ``records``; raises InputError naming
-        every bad field and row. One pass: each value is parsed once, checked and encoded."""
-        X = np.empty((len(records), self.n_features), dtype=np.float64)
+        every bad field and row. Column by column, each value parsed once by its column's compiled encoder."""
         errors: list[RowError] = []
         for i, rec in enumerate(records):
-            if not isinstance(rec, dict):
+            if type(rec) is not dict:
                 errors.append(RowError(i, "", f"is not a JSON object of column: value (got {type(rec).__name__})"))
-                continue
-            if len(rec) != len(self.required) or any(k not in self.known for k in rec):
+            elif not rec.keys() <= self.known:
                 errors += [RowError(i, k, "is not a column of this model (unknown column)") for k in rec if k not in self.known]
-            j = 0
-            for col, kind, plan, spec in self.columns:
-                width = 4 if kind == "date" else 1
+        if errors:
+            raise InputError(errors)
+        X = np.empty((len(records), self.n_features), dtype=np.float64)
+        j = 0
+        for col, width, encode in self.encoders:
+            raw = [rec.get(col, _ABSENT) for rec in records]
+            fast = self._vectorized(col, raw) if width == 1 else None
+            if fast is not None:
+                X[:, j] = fast
+                j += 1
+                continue
+            values = []
+            for i, v in enumerate(raw):
                 try:
-                    v = rec[col]
-                except KeyError:
-                    errors.append(RowError(i, col, "is missing (every row needs every model column; send null for an "
-                                                    "unknown value)"))
-                    j += width
-                    continue
-                try:
-                    X[i, j:j + width] = self._encode(col, kind, plan, spec, v)
+                    values.append(encode(v))
                 except ValueError as exc:
                     errors.append(RowError(i, col, str(exc)))
-                j += width
+                    values.append(_NAN_PARTS if width == 4 else math.nan)
+            X[:, j:j + width] = np.asarray(values, dtype=np.float64).reshape(len(records), width)
+            j += width
             if len(errors) > 50:
                 break
         if errors:
-            raise InputError(errors)
+            raise InputError(sorted(errors, key=lambda e: e.row))
         return X
 
-    def _encode(self, col, kind, plan, spec, v):
-        if isinstance(v, (dict, list)):
-            raise ValueError(f"must be a single value, not a JSON {type(v).__name__}")
+    def _vectorized(self, col: str, raw: list):
+        """The column encoded at once when every value is of the common, valid kind (numbers present and inside
+        the range; category spellings seen before); None sends the column through the value-by-value encoder."""
+        if len(raw) < 8:
+            return None
+        kind, plan = self.kinds[col]
         if kind == "number":
-            x = _number(v)
-            if x is None:
-                if spec is not None and not spec.nullable:
-                    raise ValueError("is missing, and training never had it missing")
-                return plan["fill"]
-            bounds = self.bounds.get(col)
-            if bounds and not bounds[0] <= x <= bounds[1]:
-                raise ValueError(f"is {x:g}, outside the allowed range [{bounds[0]:.4g}, {bounds[1]:.4g}]")
-            clip = plan["clip"]
-            return min(max(x, clip[0]), clip[1]) if clip else x
-        t = _text(v)
-        if t is None and spec is not None and not spec.nullable:
-            raise ValueError("is missing, and training never had it missing")
+            if not all(type(v) is float or type(v) is int for v in raw):
+                return None
+            x = np.array(raw, dtype=np.float64)
+            low, high = self.bounds.get(col, (-math.inf, math.inf))
+            if not (x.min() >= low and x.max() <= high):  # also False for NaN: missing values take the slow road
+                return None
+            lo, hi = plan["clip"] or (-math.inf, math.inf)
+            return np.clip(x, lo, hi)
         if kind == "category":
-            codes = self.codes[col]
+            cache = self.caches[col]
+            codes = [cache.get(v) if type(v) is str else None for v in raw]
+            return None if None in codes else codes
+        return None
+
+    def _encoder(self, col, kind, plan, spec):
+        """A function from one raw value to its cleaned number(s), raising ValueError with what is wrong."""
+        nullable = spec is None or spec.nullable
+
+        def absent_or_single(v):
+            if v is _ABSENT:
+                raise ValueError("is missing (every row needs every model column; send null for an unknown value)")
+            if isinstance(v, (dict, list)):
+                raise ValueError(f"must be a single value, not a JSON {type(v).__name__}")
+
+        def missing():
+            if not nullable:
+                raise ValueError("is missing, and training never had it missing")
+
+        if kind == "number":
+            fill = plan["fill"]
+            lo, hi = plan["clip"] or (-math.inf, math.inf)
+            low, high = self.bounds.get(col, (-math.inf, math.inf))
+
+            def encode(v):
+                t = type(v)
+                if t is float or t is int:
+                    x = float(v)
+                    if x != x:
+                        x = None
+                    elif x in (math.inf, -math.inf):
+                        raise ValueError("is not a finite number")
+                else:
+                    absent_or_single(v)
+                    x = _number(v)
+                if x is None:
+                    missing()
+                    return fill
+                if not low <= x <= high:
+                    raise ValueError(f"is {x:g}, outside the allowed range [{low:.4g}, {high:.4g}]")
+                return lo if x < lo else hi if x > hi else x
+            return encode
+        if kind == "category":
+            codes, keys = self.codes[col], plan["keys"]
+            cache = self.caches[col] = {}  # categories repeat: a known spelling costs one lookup
+
+            def encode(v):
+                if type(v) is str:
+                    code = cache.get(v)
+                    if code is not None:
+                        return code
+                absent_or_single(v)
+                t = _text(v)
+                if t is None:
+                    missing()
+                    return codes[MISSING]
+                level = keys.get(_key(t))
+                if level is None:
+                    if not self.allow_unseen:
+                        raise ValueError(f"has a category never seen in training ({v!r})")
+                    code = codes[OTHER]
+                else:
+                    code = codes[level]
+                if type(v) is str and len(cache) < 10_000:
+                    cache[v] = code
+                return code
+            return encode
+
+        def encode(v):  # dates
+            absent_or_single(v)
+            t = _text(v)
             if t is None:
-                return codes[MISSING]
-            level = plan["keys"].get(_key(t))
-            if level is None:
-                if not self.allow_unseen:
-                    raise ValueError(f"has a category never seen in training ({v!r})")
-                return codes[OTHER]
-            return codes[level]
-        parts = _date_parts(t) if t is not None else None
-        if t is not None and parts is None:
-            raise ValueError(f"is not a date ({v!r})")
-        return parts if parts is not None else (np.nan, np.nan, np.nan, plan["fill"])
+                missing()
+                return (math.nan, math.nan, math.nan, plan["fill"])
+            parts = _date_parts(t)
+            if parts is None:
+                raise ValueError(f"is not a date ({v!r})")
+            return parts
+        return encode
 
     def scores(self, records: list[dict], threads: int = 1) -> np.ndarray:
         """Probabilities (n × classes) or predicted values (n); raises InputError for bad records."""

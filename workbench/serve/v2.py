@@ -94,7 +94,7 @@ def add_routes(app: FastAPI, store, authorize, read_json, score, metrics, lookup
             raise
         finally:
             if served is not None:
-                metrics.latency.labels(served.name).observe(time.perf_counter() - t0)
+                metrics.latency_of(served.name).observe(time.perf_counter() - t0)
 
     @app.post("/v2/models/{name}/infer", tags=["v2"], responses=infer_errors)
     async def infer_default(request: Request, name: str):

@@ -1,0 +1,206 @@
+"""What a LightGBM prediction costs over HTTP, against the floor and against `mlflow models serve`.
+
+Each server runs alone on 127.0.0.1 with one worker process, driven by wrk (Debian package `wrk`) with a Lua
+script that POSTs a fixed body. Servers:
+  (a) workbench serve, raw business rows (cleaning and schema checks included)  POST /v1/models/churn/predict
+  (b) workbench serve, the same rows as V2 tensors                              POST /v2/models/churn/infer
+  (c) the floor: FastAPI parsing JSON and calling the same booster on encoded numbers (benchmarks/floor_app.py)
+  (d) mlflow models serve --env-manager local of the same package (pyfunc)
+Scenarios: single rows at concurrency 1 (p50, p99, req/s) and 16 (req/s, p99, errors), 100-row batches (rows/s).
+wrk against the floor's empty /ping shows the load generator's own ceiling.
+
+    .venv/bin/python benchmarks/serving.py [--seconds 8] [--rows 5000]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--rows", type=int, default=5000, help="demo rows to train the LightGBM model on")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("benchmarks/serving.py needs wrk: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    # mlflow models serve runs `uvicorn` from PATH: the venv's
+    env = os.environ | {"WORKBENCH_HOME": str(work / "home"), "PYTHONPATH": str(ROOT),
+                        "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    os.environ.update(env)
+    package, bodies = _prepare(work, args.rows)
+    servers = {
+        "a_workbench_v1": ([PY, "-m", "workbench.cli", "serve", "--package", str(package)], "/v1/models/churn/predict", "v1"),
+        "b_workbench_v2": ([PY, "-m", "workbench.cli", "serve", "--package", str(package)], "/v2/models/churn/infer", "v2"),
+        "c_floor": ([PY, "-m", "uvicorn", "--factory", "benchmarks.floor_app:app", "--no-access-log", "--log-level",
+                     "warning"], "/predict", "floor"),
+        "d_mlflow_serve": ([PY, "-m", "mlflow", "models", "serve", "-m", _mlflow_model(package), "--env-manager", "local",
+                            "--workers", "1"], "/invocations", "mlflow"),
+    }
+    results = []
+    for name, (cmd, path, kind) in servers.items():
+        port = _free_port()
+        full = cmd + (["--host", "127.0.0.1", "--port", str(port)] if kind != "mlflow" else ["-h", "127.0.0.1", "-p", str(port)])
+        extra = {"FLOOR_MODEL": str(work / "model.txt"),
+                 "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'home' / 'mlflow.db'}"} if kind in ("floor", "mlflow") else {}
+        proc = subprocess.Popen(full, env=env | extra, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait(url, "/ping" if kind in ("floor", "mlflow") else "/readyz")
+            check = httpx.post(url + path, content=bodies[kind]["one"], headers={"content-type": "application/json"})
+            assert check.status_code == 200, (name, check.status_code, check.text[:300])
+            row = {"server": name}
+            for scenario, conns, body in [("c1", 1, "one"), ("c16", 16, "one"), ("batch100", 4, "batch")]:
+                r = _wrk(url + path, bodies[kind][body], conns, args.seconds, work)
+                row |= {f"{scenario}_rps": r["rps"], f"{scenario}_p50_ms": r["p50"], f"{scenario}_p99_ms": r["p99"],
+                        f"{scenario}_errors": r["errors"]}
+            row["batch100_rows_s"] = row["batch100_rps"] * 100
+            if kind == "floor":
+                row["wrk_ceiling_rps"] = _wrk(url + "/ping", None, 16, args.seconds, work)["rps"]
+            results.append(row)
+            print(pd.DataFrame([row]).to_string(index=False), flush=True)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+    frame = pd.DataFrame(results).set_index("server")
+    print("\n" + frame.T.to_string(float_format=lambda v: f"{v:.2f}"))
+    a, floor, ml = frame.loc["a_workbench_v1"], frame.loc["c_floor"], frame.loc["d_mlflow_serve"]
+    ratios = {
+        "(a) single-row p50 / floor p50 (target ≤ 1.3)": a.c1_p50_ms / floor.c1_p50_ms,
+        "(a) c16 req/s / floor (target ≥ 0.6)": a.c16_rps / floor.c16_rps,
+        "(a) c16 req/s / mlflow serve (target ≥ 10)": a.c16_rps / ml.c16_rps,
+        "(a) 100-row rows/s / floor (target ≥ 0.7)": a.batch100_rows_s / floor.batch100_rows_s,
+        "(b) V2 single-row p50 / floor p50": frame.loc["b_workbench_v2"].c1_p50_ms / floor.c1_p50_ms,
+        "wrk ceiling / fastest measured req/s (≫ 1: wrk is not the bottleneck)":
+            floor.wrk_ceiling_rps / frame[["c1_rps", "c16_rps"]].max().max(),
+    }
+    print("\nratios, measured in this run:")
+    for k, v in ratios.items():
+        print(f"  {k}: {v:.2f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _prepare(work: Path, n_rows: int):
+    """A LightGBM churn package, its booster file for the floor, and the request bodies of every server."""
+    from workbench.data import load
+    from workbench.models import train
+    from workbench.registry.package import load_package, package_result
+
+    r = train(load("demo", n_rows=n_rows), "churn", models=["lightgbm"], folds=3, log=False, progress=False, time_budget=120)
+    package = package_result(r, work / "package", name="churn")
+    pkg = load_package(package)
+    (work / "model.txt").write_text(pkg.model.estimator.model_str)
+    raw = load("demo", n_rows=200, seed=5).drop(columns=["churn"])
+    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+               for rec in raw.to_dict(orient="records")]
+    ok = []
+    from workbench.serve.plan import InputError, RowPlan
+
+    plan = RowPlan(pkg.model, pkg.schema)
+    for rec in records:
+        try:
+            plan.check([rec])
+            ok.append(rec)
+        except InputError:
+            pass
+    batch = (ok * 2)[:100]
+    encoded = plan.check(batch).tolist()
+
+    def v2(rows):
+        types = {c.name: ("FP64" if c.type == "number" else "BYTES") for c in pkg.schema}
+        inputs = []
+        for col, dt in types.items():
+            vals = [rec.get(col) for rec in rows]
+            if dt == "FP64":
+                vals = [float(v) if isinstance(v, (int, float)) else plan_number(v) for v in vals]
+            else:
+                vals = ["" if v is None else str(v) for v in vals]
+            inputs.append({"name": col, "shape": [len(rows)], "datatype": dt, "data": vals})
+        return orjson.dumps({"inputs": inputs})
+
+    def plan_number(v):
+        from workbench.serve.plan import _number
+
+        x = _number(v)
+        return x if x is not None else None
+
+    return package, {
+        "v1": {"one": orjson.dumps(batch[0]), "batch": orjson.dumps(batch)},
+        "v2": {"one": v2(batch[:1]), "batch": v2(batch)},
+        "floor": {"one": orjson.dumps({"x": encoded[:1]}), "batch": orjson.dumps({"x": encoded})},
+        "mlflow": {"one": orjson.dumps({"dataframe_records": batch[:1]}),
+                   "batch": orjson.dumps({"dataframe_records": batch})},
+    }
+
+
+def _mlflow_model(package: Path) -> str:
+    """The package logged as the workbench's MLflow pyfunc model; returns its models:/ URI."""
+    from workbench.registry import repository
+
+    mv = repository.register(package, "churn")
+    return f"models:/churn/{mv.version}"
+
+
+def _wrk(url: str, body: bytes | None, conns: int, seconds: float, work: Path) -> dict:
+    script = work / "post.lua"
+    if body is None:
+        script.write_text("")
+    else:
+        text = body.decode()
+        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                          f"wrk.body = [==[{text}]==]\n")
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(conns), "-d", f"{seconds:g}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, flags=re.M))
+    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return {"rps": rps, "p50": _ms(lat.get("50", "nan")), "p99": _ms(lat.get("99", "nan")), "errors": errors}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, path: str, timeout: float = 120) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if httpx.get(url + path, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} did not start")
+
+
+if __name__ == "__main__":
+    main()
