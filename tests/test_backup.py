@@ -86,7 +86,7 @@ def test_tampered_and_newer_snapshots_are_refused(store):
     snap = bk.backup(store / "snaps2")
     m = json.loads((snap / bk.MANIFEST).read_text())
     (snap / bk.MANIFEST).write_text(json.dumps(m | {"format_version": 7}))
-    with pytest.raises(bk.BackupError, match="snapshot format 7.*Upgrade"):
+    with pytest.raises(bk.BackupError, match="snapshot format 7.*upgrade the workbench"):
         bk.restore(snap, into=store / "x")
     (snap / bk.MANIFEST).write_text(json.dumps(m))
     with open(snap / bk.DB, "r+b") as f:

@@ -366,12 +366,18 @@ def _run(args) -> int:
             print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
     print(f"reports: {summary['report_dir']} (executed notebooks, HTML, summary.json)")
     print(f"MLflow run: {summary['mlflow_run_id']}")
+    pkg = summary.get("package")
+    if pkg:
+        registered = f"; registered as {pkg['name']} version {pkg['version']} (@{pkg['alias']})" if "version" in pkg else ""
+        print(f"package: {pkg['archive']}{registered}")
     if summary["status"] != "ok":
         failed = next(e for e in summary["notebooks"] if e["status"] != "ok")
         print(f"error: {failed['notebook']} failed at {failed['error']}; partial output in {failed['output']}", file=sys.stderr)
         return 1
     print(f"\ndashboard:  .venv/bin/workbench dashboard --run-id {summary['run_id']}   (then open http://127.0.0.1:8866)")
     print("JupyterLab: make lab")
+    if pkg and "version" in pkg:
+        print(f"serve it:   .venv/bin/workbench serve --model {pkg['name']}@{pkg['alias']}   (http://127.0.0.1:8000/docs)")
     return 0
 
 

@@ -76,6 +76,8 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
         summary["metrics"] = {"best_model": result["best_model"], "metric": result["metric"],
                               **{f"cv_{k}": v for k, v in result["cv"].items()},
                               **{f"test_{k}": v for k, v in result["test_metrics"].items()}}
+        if "package" in result:
+            summary["package"] = result["package"]
     _write(root, summary)
     if failed:
         from mlflow.tracking import MlflowClient

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.registry.package import fsync_tree, sha256
+from workbench.registry.package import fsync_tree, read_manifest, sha256
 from workbench.settings import Settings, get_settings
 
 FORMAT = "aims-workbench-snapshot"
@@ -85,18 +85,7 @@ def snapshots(folder: str | Path) -> list[Path]:
 def verify_snapshot(snapshot: str | Path) -> dict:
     """The snapshot's manifest, after checking its format version and every file's checksum."""
     snapshot = Path(snapshot)
-    try:
-        manifest = json.loads((snapshot / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise BackupError(f"{snapshot} is not a snapshot: {MANIFEST} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BackupError(f"{snapshot / MANIFEST} is damaged ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"{snapshot} is not a workbench snapshot")
-    fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
-        raise BackupError(f"{snapshot} has snapshot format {fv}; this workbench reads up to {FORMAT_VERSION}. "
-                          "Upgrade the workbench to restore it")
+    manifest = read_manifest(snapshot / MANIFEST, FORMAT, FORMAT_VERSION, BackupError, "snapshot")
     for rel, info in manifest["files"].items():
         p = snapshot / rel
         if not p.is_file() or p.stat().st_size != info["bytes"] or sha256(p) != info["sha256"]:

@@ -142,18 +142,7 @@ def load_package(path: str | Path, *, check: bool = True) -> Package:
 
 def verify_files(folder: Path) -> dict:
     """The manifest, after checking the format version and that the files are exactly those listed, unchanged."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise PackageError(f"{folder} is not a package: {MANIFEST} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PackageError(f"{folder / MANIFEST} is damaged ({exc}); export the package again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise PackageError(f"{folder / MANIFEST} is not a workbench package manifest")
-    fv = manifest.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
-        raise PackageError(f"{folder} has package format {fv}, this workbench reads up to {FORMAT_VERSION}; "
-                           "upgrade the workbench (pip install -U aims-workbench)")
+    manifest = read_manifest(folder / MANIFEST, FORMAT, FORMAT_VERSION, PackageError, "package")
     listed = manifest.get("files", {})
     present = set(_files(folder)) - {MANIFEST}
     if foreign := sorted(present - set(listed)):
@@ -167,6 +156,23 @@ def verify_files(folder: Path) -> dict:
                                "(truncated or replaced)")
         if sha256(p) != info["sha256"]:
             raise PackageError(f"{folder}: {rel} does not match its sha256 in the manifest (changed after packaging)")
+    return manifest
+
+
+def read_manifest(path: Path, fmt: str, readable: int, error: type[WorkbenchError], what: str) -> dict:
+    """A package's or snapshot's manifest, refused unless it is ours and of a format version this code reads."""
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path.parent} is not a {what}: {path.name} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is damaged ({exc}); make the {what} again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise error(f"{path} is not a workbench {what} manifest")
+    fv = manifest.get("format_version")
+    if not isinstance(fv, int) or fv > readable:
+        raise error(f"{path.parent} has {what} format {fv}, this workbench reads up to {readable}; "
+                    "upgrade the workbench (pip install -U aims-workbench)")
     return manifest
 
 

@@ -142,26 +142,31 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         except NotServed as exc:
             raise ApiError(404, str(exc)) from None
 
-    async def predict(request: Request, name: str, version: str | None = None) -> Response:
+    async def respond(request: Request, name: str, version: str | None, build) -> Response:
+        """Authorize, find the model, let ``build(served)`` make the answer; count every outcome and its time."""
         t0 = time.perf_counter()
         served = None
         try:
             authorize(request)
             served = lookup(name, version)
-            body = await read_json(request)
-            records = [body] if isinstance(body, dict) else body
-            if not isinstance(records, list):
-                raise ApiError(422, "send one JSON object (a row) or a list of them")
-            rows, scores = await score(served, records)
-            metrics.observe(served, scores, len(rows))
-            payload = {"model": served.name, "version": served.version, "predictions": rows}
-            return Response(orjson.dumps(payload), media_type="application/json")
+            return Response(orjson.dumps(await build(served)), media_type="application/json")
         except ApiError as exc:
             metrics.requests.labels(name, served.version if served else "", str(exc.status_code)).inc()
             raise
         finally:
             if served is not None:
                 metrics.latency_of(served.name).observe(time.perf_counter() - t0)
+
+    async def predict(request: Request, name: str, version: str | None = None) -> Response:
+        async def build(served):
+            body = await read_json(request)
+            records = [body] if isinstance(body, dict) else body
+            if not isinstance(records, list):
+                raise ApiError(422, "send one JSON object (a row) or a list of them")
+            rows, scores = await score(served, records)
+            metrics.observe(served, scores, len(rows))
+            return {"model": served.name, "version": served.version, "predictions": rows}
+        return await respond(request, name, version, build)
 
     for name in store.names():
         example = store.get(name).example()
@@ -221,7 +226,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     app.state.swap = swap
     _document_names(app, store)
-    v2.add_routes(app, store, authorize, read_json, score, metrics, lookup)
+    v2.add_routes(app, store, respond, read_json, score, metrics, lookup)
     _error_handlers(app)
 
     @app.on_event("startup")

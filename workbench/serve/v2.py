@@ -7,7 +7,6 @@ Outputs: ``prediction`` (BYTES labels, or FP64 values), ``probabilities`` (FP64,
 from __future__ import annotations
 
 import struct
-import time
 
 import numpy as np
 import orjson
@@ -20,7 +19,7 @@ NUMERIC = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32":
 HEADER = "inference-header-content-length"
 
 
-def add_routes(app: FastAPI, store, authorize, read_json, score, metrics, lookup) -> None:
+def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) -> None:
     from workbench.serve.app import _ERROR, ApiError
 
     found = {404: _ERROR}
@@ -65,14 +64,9 @@ def add_routes(app: FastAPI, store, authorize, read_json, score, metrics, lookup
         return {"name": name, "ready": lookup(name, version) is not None}
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        t0 = time.perf_counter()
-        served = None
-        try:
-            authorize(request)
-            served = lookup(name, version)
+        async def build(served):
             body = await _read_infer(request, read_json, ApiError)
-            records = _records(body, ApiError)
-            rows, scores = await score(served, records)
+            rows, scores = await score(served, _records(body, ApiError))
             metrics.observe(served, scores, len(rows))
             n = len(rows)
             outputs = [{"name": "prediction", "shape": [n],
@@ -88,13 +82,8 @@ def add_routes(app: FastAPI, store, authorize, read_json, score, metrics, lookup
             payload = {"model_name": served.name, "model_version": served.version, "outputs": outputs}
             if "id" in body:
                 payload["id"] = body["id"]
-            return Response(orjson.dumps(payload), media_type="application/json")
-        except ApiError as exc:
-            metrics.requests.labels(name, served.version if served else "", str(exc.status_code)).inc()
-            raise
-        finally:
-            if served is not None:
-                metrics.latency_of(served.name).observe(time.perf_counter() - t0)
+            return payload
+        return await respond(request, name, version, build)
 
     @app.post("/v2/models/{name}/infer", tags=["v2"], responses=infer_errors)
     async def infer_default(request: Request, name: str):
