@@ -107,6 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--open", action="store_true", help="allow a non-local --host without API keys")
     c.set_defaults(func=_serve)
 
+    c = sub.add_parser("deploy", help="a gated release: package, upload, environment, start, health, validate, promote")
+    c.add_argument("action", nargs="?", choices=["rollback", "status", "stop"], help="(none) run or continue a release")
+    c.add_argument("name", nargs="?", help="the model (rollback, status, stop)")
+    c.add_argument("--config", help="deploy.yaml (needed to release; optional for the actions)")
+    c.add_argument("--restart", action="store_true", help="start the release over instead of continuing it")
+    c.set_defaults(func=_deploy)
+
     c = sub.add_parser("backup", help="a consistent snapshot of the store (database, artifacts, checksums)")
     c.add_argument("--out", help="the folder of snapshots (default: backups/ beside the workbench home)")
     c.add_argument("--keep", type=int, help="keep only the newest N snapshots")
@@ -229,6 +236,37 @@ def _serve(args) -> int:
     for src in sources:  # a clear error now, before uvicorn starts workers
         load_source(src, allow_unseen=config.allow_unseen)
     serve(config, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def _deploy(args) -> int:
+    from workbench.deploy import deploy, rollback, status, stop_serving
+    from workbench.deploy.config import DeployConfig, read_config
+
+    if args.action is None:
+        if not args.config:
+            raise WorkbenchError("give --config deploy.yaml (see README: Releases)")
+
+        def show(step, info):
+            extra = f" ({info['seconds']} s)" if "seconds" in info else ""
+            detail = info.get("details", {})
+            detail = detail.get("error") or ", ".join(f"{k}={v}" for k, v in list(detail.items())[:4])
+            print(f"  {step:12s} {info['status']}{extra} {detail}", flush=True)
+
+        rel = deploy(args.config, restart=args.restart, on_step=show)
+        print(f"release {rel.id}: {rel.outcome}" + (f" ({rel.steps['promote']['details'].get('why')})"
+                                                    if rel.outcome == "rejected" else ""))
+        return 0 if rel.outcome == "promoted" else 1
+    if not args.name and not args.config:
+        raise WorkbenchError(f"workbench deploy {args.action} NAME [--config deploy.yaml]")
+    name = args.name or read_config(args.config).model
+    if args.action == "rollback":
+        print(json.dumps(rollback(name, config=args.config), indent=1, default=str))
+    elif args.action == "status":
+        print(json.dumps(status(name, config=args.config), indent=1, default=str))
+    else:
+        cfg = read_config(args.config) if args.config else DeployConfig(model=name, version="champion")
+        print("stopped" if stop_serving(cfg) else "nothing was serving")
     return 0
 
 
