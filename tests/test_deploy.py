@@ -150,6 +150,17 @@ def test_rollback_swaps_the_previous_champion_back_with_no_failed_request(setup)
     assert p.returncode == 0 and json.loads(p.stdout)["serving"]["version"] == out["champion"]
 
 
+def test_deploy_panel_shows_each_step_of_a_release(setup):
+    from widgets import DeployPanel
+
+    root, first, _, port, config = setup
+    panel = DeployPanel(config(first, margin=0.9))
+    assert "Serving version" in panel.status.value
+    panel.release()
+    assert panel.result.outcome == "promoted" and panel.steps.value.count("✅") == 8
+    assert f"Serving version {panel.result.facts['version']}" in panel.status.value
+
+
 def test_bad_deploy_configs_are_clear_errors(setup, tmp_path):
     root, first, _, _, config = setup
     p = workbench("deploy", "--config", _yaml(tmp_path / "a.yaml", {"model": MODEL, "package": str(first), "version": "3"}))

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mlflow
 import nbformat
+import pytest
 
 from test_cli import workbench
 from workbench.pipeline import load_results
@@ -41,6 +42,17 @@ def test_the_run_ends_with_its_model_packaged_and_registered_as_staging(pipeline
     assert pkg.manifest["metrics"]["test_roc_auc"] == meta["test_metrics"]["roc_auc"]
     staged = repository.fetch("churn@staging")
     assert staged.manifest["files"] == pkg.manifest["files"]
+
+
+def test_the_run_releases_its_model_validated_on_127_0_0_1_and_stops_it(pipeline_run):
+    dep = pipeline_run["deploy"]
+    assert dep["outcome"] in {"promoted", "rejected"} and all(v == "ok" for v in dep["steps"].values())
+    assert dep["validation"]["max_difference"] == 0.0 and dep["validation"]["metric"] == "roc_auc"
+    assert dep["serving"]["url"].startswith("http://127.0.0.1:") and dep["stopped"] is True
+    import httpx
+
+    with pytest.raises(httpx.HTTPError):  # stopped again at the end
+        httpx.get(dep["serving"]["url"] + "/healthz", timeout=2)
 
 
 def test_saved_results_feed_the_charts_without_retraining(pipeline_run):

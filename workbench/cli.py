@@ -408,6 +408,11 @@ def _run(args) -> int:
     if pkg:
         registered = f"; registered as {pkg['name']} version {pkg['version']} (@{pkg['alias']})" if "version" in pkg else ""
         print(f"package: {pkg['archive']}{registered}")
+    dep = summary.get("deploy")
+    if dep:
+        where = (dep.get("serving") or {}).get("url", "")
+        print(f"release: {dep['outcome']} version {dep['version']} (validated on {where}; "
+              f"{'stopped again' if dep['stopped'] else 'still serving'})")
     if summary["status"] != "ok":
         failed = next(e for e in summary["notebooks"] if e["status"] != "ok")
         print(f"error: {failed['notebook']} failed at {failed['error']}; partial output in {failed['output']}", file=sys.stderr)

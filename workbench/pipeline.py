@@ -207,6 +207,40 @@ def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True,
     return info
 
 
+def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None = None, margin: float = 0.02,
+                 keep_serving: bool = False, on_step=None, settings: Settings | None = None) -> dict:
+    """Release the version that the package stage registered: its own environment, a candidate service,
+    validation on the run's test rows against the champion, promotion, and the serving port answering with the
+    champion. The service is stopped at the end unless ``keep_serving``."""
+    import socket
+
+    from workbench.deploy import deploy, read_config, stop_serving
+
+    s = settings or get_settings()
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    pkg = meta.get("package") or {}
+    if "version" not in pkg:
+        raise WorkbenchError("the run's model is not registered: run the package stage (05_package) with register=True")
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    cfg = read_config({"model": pkg["name"], "version": str(pkg["version"]), "service": {"port": port},
+                       "validation": {"holdout": str(art / "test_raw.parquet"), "target": meta["target"],
+                                      "threshold": threshold, "margin": margin}})
+    rel = deploy(cfg, on_step=on_step, settings=s)
+    serving = rel.steps["promote"]["details"].get("serving")
+    info = {"release": rel.id, "outcome": rel.outcome, "version": rel.facts["version"], "serving": serving,
+            "validation": rel.steps["validate"]["details"], "steps": {k: v["status"] for k, v in rel.steps.items()},
+            "stopped": False}
+    if not keep_serving:
+        info["stopped"] = stop_serving(cfg, s)
+    meta["deploy"] = info
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    return info
+
+
 def _save_run_model(art: Path, model) -> None:
     """The run's current model in safe files (``artifacts/model``), swapped in whole: what the package stage packs."""
     import shutil

@@ -13,7 +13,7 @@ from workbench.pipeline import run_folder
 from workbench.settings import Settings, get_settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb", "05_package.ipynb"]
+PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb", "05_package.ipynb", "06_deploy.ipynb"]
 FROM_RUNNER = {"data", "target", "run_dir", "mlflow_run_id"}  # parameters the runner fills in itself
 
 
@@ -76,8 +76,9 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
         summary["metrics"] = {"best_model": result["best_model"], "metric": result["metric"],
                               **{f"cv_{k}": v for k, v in result["cv"].items()},
                               **{f"test_{k}": v for k, v in result["test_metrics"].items()}}
-        if "package" in result:
-            summary["package"] = result["package"]
+        for key in ("package", "deploy"):
+            if key in result:
+                summary[key] = result[key]
     _write(root, summary)
     if failed:
         from mlflow.tracking import MlflowClient
