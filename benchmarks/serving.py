@@ -38,6 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--rows", type=int, default=5000, help="demo rows to train the LightGBM model on")
+    ap.add_argument("--swap-seconds", type=float, default=30, help="the load test with a hot swap in the middle")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/serving.py needs wrk: apt-get install -y wrk")
@@ -96,7 +97,39 @@ def main() -> None:
     print("\nratios, measured in this run:")
     for k, v in ratios.items():
         print(f"  {k}: {v:.2f}")
+    print("\nload test with a hot swap:", _swap_under_load(package, bodies["v1"]["one"], env, work, args.swap_seconds))
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds: float) -> dict:
+    """Concurrency 16 for ``seconds`` against `workbench serve --model churn@champion`; halfway, the alias moves to
+    another version and the service reloads. Every request must succeed."""
+    from workbench.registry import repository
+
+    first = repository.register(package, "churn")
+    repository.promote("churn", first.version, "champion")
+    second = repository.register(package, "churn")
+    port = _free_port()
+    proc = subprocess.Popen([PY, "-m", "workbench.cli", "serve", "--model", "churn@champion", "--port", str(port)],
+                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url, "/readyz")
+        result = {}
+        import threading
+
+        t = threading.Thread(target=lambda: result.update(_wrk(url + "/v1/models/churn/predict", body, 16, seconds, work)))
+        t.start()
+        time.sleep(seconds / 2)
+        repository.promote("churn", second.version, "champion")
+        swap = httpx.post(url + "/admin/reload", json={"source": "churn@champion"}, timeout=60).json()
+        t.join()
+        after = httpx.post(url + "/v1/models/churn/predict", content=body, headers={"content-type": "application/json"})
+        return {"seconds": seconds, "requests_per_s": result["rps"], "p99_ms": result["p99"], "errors": result["errors"],
+                "swapped": f"{swap.get('previous')} → {swap.get('version')}", "answering": after.json()["version"]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def _prepare(work: Path, n_rows: int):

@@ -420,7 +420,8 @@ def _run(args) -> int:
     print(f"\ndashboard:  .venv/bin/workbench dashboard --run-id {summary['run_id']}   (then open http://127.0.0.1:8866)")
     print("JupyterLab: make lab")
     if pkg and "version" in pkg:
-        print(f"serve it:   .venv/bin/workbench serve --model {pkg['name']}@{pkg['alias']}   (http://127.0.0.1:8000/docs)")
+        alias = "champion" if (summary.get("deploy") or {}).get("outcome") == "promoted" else pkg["alias"]
+        print(f"serve it:   .venv/bin/workbench serve --model {pkg['name']}@{alias}   (http://127.0.0.1:8000/docs)")
     return 0
 
 
