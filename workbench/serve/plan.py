@@ -25,6 +25,7 @@ from workbench.registry.modelio import LightGBMBooster
 _CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
+_PLAIN_NUMBER = frozenset("0123456789.+-eE")
 _ABSENT = object()  # a column the row does not have
 _NAN_PARTS = (math.nan,) * 4
 RANGE_MARGIN = 0.5  # numbers may lie this many training spans beyond the training min and max
@@ -71,6 +72,15 @@ def _number(v) -> float | None:
     t = _text(v)
     if t is None:
         return None
+    if _PLAIN_NUMBER.issuperset(t):  # "814.53", "-2e3": float() reads these exactly as the pattern below does
+        try:
+            x = float(t)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(x):
+                raise ValueError(f"is not a finite number ({v!r})")
+            return x
     m = _NUMBER.match(_THOUSANDS.sub("", _CURRENCY.sub("", t)))
     if not m:
         raise ValueError(f"is not a number ({v!r})")
