@@ -176,6 +176,8 @@ class RowPlan:
                 errors += [RowError(i, k, "is not a column of this model (unknown column)") for k in rec if k not in self.known]
         if errors:
             raise InputError(errors)
+        if len(records) == 1:
+            return self._one(records[0])
         X = np.empty((len(records), self.n_features), dtype=np.float64)
         j = 0
         for col, width, encode in self.encoders:
@@ -199,6 +201,23 @@ class RowPlan:
         if errors:
             raise InputError(sorted(errors, key=lambda e: e.row))
         return X
+
+    def _one(self, rec: dict) -> np.ndarray:
+        """A single row (the latency case): one list, one array."""
+        row, errors = [], []
+        for col, width, encode in self.encoders:
+            try:
+                value = encode(rec.get(col, _ABSENT))
+            except ValueError as exc:
+                errors.append(RowError(0, col, str(exc)))
+                value = _NAN_PARTS if width == 4 else math.nan
+            if width == 4:
+                row.extend(value)
+            else:
+                row.append(value)
+        if errors:
+            raise InputError(errors)
+        return np.array([row], dtype=np.float64)
 
     def _vectorized(self, col: str, raw: list):
         """The column encoded at once when every value is of the common, valid kind (numbers present and inside
