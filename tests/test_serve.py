@@ -216,7 +216,7 @@ def test_hot_swap_fails_no_request_and_graceful_shutdown_finishes_in_flight(lgb_
     assert result["r"].status_code == 200 and len(result["r"].json()["predictions"]) == 8000
 
 
-def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(server):
+def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(server, tmp_path):
     import subprocess
     import sys
     from pathlib import Path
@@ -224,6 +224,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(ser
     st = Path(sys.executable).with_name("schemathesis")
     p = subprocess.run([str(st), "run", f"{server.url}/openapi.json", "--checks",
                         "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-                        "-n", "40", "--seed", "1", "--workers", "2", "--no-color"], capture_output=True, text=True, timeout=600)
+                        "-n", "40", "--seed", "1", "--workers", "2", "--no-color"], capture_output=True, text=True, timeout=600,
+                       cwd=tmp_path)  # its cache folder goes there, not into the project
     assert p.returncode == 0 and " passed" in p.stdout and "failed" not in p.stdout.split("SUMMARY")[-1], p.stdout[-4000:]
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # and the service is still up
