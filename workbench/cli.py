@@ -427,7 +427,6 @@ def _run(args) -> int:
 
 def _dashboard(args) -> int:
     import os
-    import subprocess
     from pathlib import Path
 
     from workbench.pipeline import list_runs, load_results
@@ -445,7 +444,9 @@ def _dashboard(args) -> int:
     print(f"dashboard on http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={args.port}", "--Voila.ip=127.0.0.1",
            "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}"]
-    return subprocess.call(cmd, env=env, cwd=notebook.parent.parent)
+    # become Voila (no child left behind): a SIGTERM to this process stops Voila and its kernels
+    os.chdir(notebook.parent.parent)
+    os.execve(sys.executable, cmd, env)
 
 
 def _zoo_lines() -> list[str]:
