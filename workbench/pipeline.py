@@ -212,9 +212,8 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     """Release the version that the package stage registered: its own environment, a candidate service,
     validation on the run's test rows against the champion, promotion, and the serving port answering with the
     champion. The service is stopped at the end unless ``keep_serving``."""
-    import socket
-
     from workbench.deploy import deploy, read_config, stop_serving
+    from workbench.deploy.release import free_port
 
     s = settings or get_settings()
     art = Path(run_dir) / "artifacts"
@@ -222,10 +221,7 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     pkg = meta.get("package") or {}
     if "version" not in pkg:
         raise WorkbenchError("the run's model is not registered: run the package stage (05_package) with register=True")
-    if not port:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+    port = port or free_port()
     cfg = read_config({"model": pkg["name"], "version": str(pkg["version"]), "service": {"port": port},
                        "validation": {"holdout": str(art / "test_raw.parquet"), "target": meta["target"],
                                       "threshold": threshold, "margin": margin}})

@@ -186,7 +186,7 @@ def _start(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     if pidfile.exists():  # a candidate left by an attempt that was killed before it could record it
         _terminate(int(pidfile.read_text() or 0))
     _cleanup_candidate(rel)
-    port = _free_port()
+    port = free_port()
     log = deploy_dir(cfg, s) / "logs" / f"{rel.id}-candidate.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = _spawn(rel.facts["python"], [f"--model={cfg.model}/{rel.facts['version']}", f"--port={port}",
@@ -407,15 +407,20 @@ def _cleanup_candidate(rel: Release) -> None:
         Path(pidfile).unlink(missing_ok=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def _admin_headers() -> dict:
-    keys = [k.strip() for k in get_settings().serve_admin_keys.split(",") if k.strip()]
-    return {"X-API-Key": keys[0]} if keys else {}
+    return _key_header(get_settings().serve_admin_keys)
+
+
+def _key_header(keys: str) -> dict:
+    """The first of a comma-separated key list as the header the service reads (none when no keys)."""
+    first = next((k.strip() for k in keys.split(",") if k.strip()), None)
+    return {"X-API-Key": first} if first else {}
 
 
 def _predict_frame(url: str, name: str, df, model, s: Settings):
@@ -426,7 +431,7 @@ def _predict_frame(url: str, name: str, df, model, s: Settings):
 
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                for r in df.to_dict(orient="records")]
-    headers = _admin_headers() or _user_headers()
+    headers = _admin_headers() or _key_header(get_settings().serve_keys)
     try:
         r = httpx.post(f"{url}/v1/models/{name}/predict", json=records, headers=headers, timeout=120)
     except httpx.HTTPError as exc:
@@ -439,11 +444,6 @@ def _predict_frame(url: str, name: str, df, model, s: Settings):
         for label in model.classes:
             out[str(label)] = [p["probabilities"][str(label)] for p in rows]
     return out
-
-
-def _user_headers() -> dict:
-    keys = [k.strip() for k in get_settings().serve_keys.split(",") if k.strip()]
-    return {"X-API-Key": keys[0]} if keys else {}
 
 
 def _holdout_scores(cfg: DeployConfig, pkg, url: str, s: Settings):
