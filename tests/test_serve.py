@@ -156,6 +156,30 @@ def test_row_plan_refuses_unseen_categories_when_asked(lgb_package, raw_rows):
         RowPlan(pkg.model, pkg.schema, allow_unseen=False).scores([row])
 
 
+def test_row_plan_batches_equal_single_rows_and_name_the_bad_row(lgb_package, raw_rows):
+    """A batch goes column by column (vectorized when it can); it must give the single-row numbers and errors."""
+    pkg = load_package(lgb_package)
+    plan = RowPlan(pkg.model, pkg.schema)
+    recs = _records(raw_rows.head(60))
+    recs[3] |= {"total_charges": "1,234.50", "monthly_charges": "$70.10", "age": "  41 "}
+    recs[4] |= {"total_charges": "-", "tenure_months": 12.0}
+    recs[5] = {k: v for k, v in recs[5].items() if k != "churn_reason"}  # a dropped column may be left out
+    whole = plan.check(recs)
+    assert np.array_equal(whole, np.vstack([plan.check([r]) for r in recs]), equal_nan=True)
+    diff = np.abs(plan.scores(recs) - pkg.model.predict_proba(pd.DataFrame(recs))).max(axis=1)
+    assert not diff.any(), (np.nonzero(diff), diff.max())
+    bad = [(lambda r: {k: v for k, v in r.items() if k != "tenure_months"}, "'tenure_months' is missing"),
+           (lambda r: r | {"tenure_months": "twelve"}, "'tenure_months' is not a number"),
+           (lambda r: r | {"tenure_months": 1e9}, "'tenure_months' is 1e+09, outside the allowed range"),
+           (lambda r: r | {"support_calls": None}, "'support_calls' is missing, and training never had it missing"),
+           (lambda r: r | {"region": ["North"]}, "'region' must be a single value"),
+           (lambda r: r | {"signup_date": "yesterday"}, "'signup_date' is not a date")]
+    for change, message in bad:
+        batch = [*recs[:7], change(recs[7]), *recs[8:]]
+        with pytest.raises(InputError) as err:
+            plan.check(batch)
+        assert len(err.value.errors) == 1 and str(err.value.errors[0]).startswith(f"row 7: {message}"), err.value.errors
+
 def test_keys_guard_predictions_and_admin(lgb_package, raw_rows):
     s = Server("--package", lgb_package, env={"WORKBENCH_SERVE_KEYS": "user-key", "WORKBENCH_SERVE_ADMIN_KEYS": "admin-key"})
     try:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from workbench.registry.modelio import LightGBMBooster
 _CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _PLAIN_NUMBER = frozenset("0123456789.+-eE")
 _ABSENT = object()  # a column the row does not have
 _NAN_PARTS = (math.nan,) * 4
@@ -90,6 +92,25 @@ def _number(v) -> float | None:
     return x
 
 
+_NUMERIC_TYPES = frozenset({float, int, type(None)})
+
+
+def _loose_number(v) -> float:
+    """``_number`` for the vectorized path: NaN when missing; ValueError for anything the encoder must explain."""
+    if type(v) is float or type(v) is int:
+        return v
+    if type(v) is str:
+        if _PLAIN_NUMBER.issuperset(v):
+            try:
+                return float(v)
+            except ValueError:  # "-", "+", "" and the like: the full parser decides
+                pass
+        elif _GROUPED.match(v):  # "2,673.34": every comma separates thousands
+            return float(v.replace(",", ""))
+    x = _number(v)
+    return math.nan if x is None else x
+
+
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 _EPOCH = date(1970, 1, 1)
 
@@ -136,6 +157,7 @@ class RowPlan:
         for col, plan in model.cleaner.plan_.items():
             self.columns.append((col, plan["kind"], plan, specs.get(col)))
         self.required = [c for c, *_ in self.columns]
+        self._getter = itemgetter(*self.required) if len(self.required) > 1 else lambda rec: (rec[self.required[0]],)
         self.ignored = set(schema.ignored) | ({schema.target} if schema.target else set())
         self.known = set(self.required) | self.ignored
         self.bounds = {}
@@ -146,6 +168,7 @@ class RowPlan:
         self.codes = {col: {level: i for i, level in enumerate([*plan["levels"], OTHER, MISSING])}
                       for col, kind, plan, _ in self.columns if kind == "category"}
         self.kinds = {col: (kind, plan) for col, kind, plan, _ in self.columns}
+        self.nullable = {col: spec is None or spec.nullable for col, _, _, spec in self.columns}
         self.caches: dict[str, dict[str, float]] = {}
         self.encoders = [(col, 4 if kind == "date" else 1, self._encoder(col, kind, plan, spec))
                          for col, kind, plan, spec in self.columns]
@@ -169,23 +192,27 @@ class RowPlan:
         """The cleaned feature matrix (categories as LightGBM's codes) of ``records``; raises InputError naming
         every bad field and row. Column by column, each value parsed once by its column's compiled encoder."""
         errors: list[RowError] = []
-        for i, rec in enumerate(records):
-            if type(rec) is not dict:
-                errors.append(RowError(i, "", f"is not a JSON object of column: value (got {type(rec).__name__})"))
-            elif not rec.keys() <= self.known:
-                errors += [RowError(i, k, "is not a column of this model (unknown column)") for k in rec if k not in self.known]
-        if errors:
+        if not (all(type(rec) is dict for rec in records) and set().union(*records) <= self.known):
+            for i, rec in enumerate(records):
+                if type(rec) is not dict:
+                    errors.append(RowError(i, "", f"is not a JSON object of column: value (got {type(rec).__name__})"))
+                else:
+                    errors += [RowError(i, k, "is not a column of this model (unknown column)")
+                               for k in rec if k not in self.known]
             raise InputError(errors)
         if len(records) == 1:
             return self._one(records[0])
+        try:  # the records turned into columns in C; a row without some column takes the slower road
+            columns = list(zip(*map(self._getter, records)))
+        except KeyError:
+            columns = [[rec.get(col, _ABSENT) for rec in records] for col in self.required]
         X = np.empty((len(records), self.n_features), dtype=np.float64)
         j = 0
-        for col, width, encode in self.encoders:
-            raw = [rec.get(col, _ABSENT) for rec in records]
-            fast = self._vectorized(col, raw) if width == 1 else None
+        for (col, width, encode), raw in zip(self.encoders, columns):
+            fast = self._vectorized(col, raw)
             if fast is not None:
-                X[:, j] = fast
-                j += 1
+                X[:, j:j + width] = fast
+                j += width
                 continue
             values = []
             for i, v in enumerate(raw):
@@ -220,29 +247,42 @@ class RowPlan:
         return np.array([row], dtype=np.float64)
 
     def _vectorized(self, col: str, raw: list):
-        """The column encoded at once when every value is of the common, valid kind (numbers present and inside
-        the range; category spellings seen before); None sends the column through the value-by-value encoder."""
+        """The column encoded at once (an n × width array) when every value is valid: numbers parsed in one pass
+        and range-checked, clipped and imputed as arrays; categories and dates by their spelling caches. None sends
+        the column through the value-by-value encoder, which names what is wrong."""
         if len(raw) < 8:
             return None
         kind, plan = self.kinds[col]
         if kind == "number":
-            if not all(type(v) is float or type(v) is int for v in raw):
+            try:
+                x = np.array(raw if set(map(type, raw)) <= _NUMERIC_TYPES else list(map(_loose_number, raw)),
+                             dtype=np.float64)  # JSON null becomes NaN
+            except ValueError:
                 return None
-            x = np.array(raw, dtype=np.float64)
+            missing = np.isnan(x)
+            some_missing = missing.any()
+            if some_missing and not self.nullable[col]:
+                return None
+            present = x[~missing] if some_missing else x
             low, high = self.bounds.get(col, (-math.inf, math.inf))
-            if not (x.min() >= low and x.max() <= high):  # also False for NaN: missing values take the slow road
+            if present.size and not (present.min() >= low and present.max() <= high):  # inf fails here too
                 return None
-            lo, hi = plan["clip"] or (-math.inf, math.inf)
-            return np.clip(x, lo, hi)
-        if kind == "category":
-            cache = self.caches[col]
-            codes = [cache.get(v) if type(v) is str else None for v in raw]
-            return None if None in codes else codes
-        return None
+            if plan["clip"]:
+                np.clip(x, *plan["clip"], out=x)
+            if some_missing:
+                x[missing] = plan["fill"]
+            return x[:, None]
+        try:
+            found = list(map(self.caches[col].get, raw))
+        except TypeError:  # a JSON list or object where a value belongs
+            return None
+        if None in found:
+            return None
+        return np.array(found, dtype=np.float64).reshape(len(raw), -1)
 
     def _encoder(self, col, kind, plan, spec):
         """A function from one raw value to its cleaned number(s), raising ValueError with what is wrong."""
-        nullable = spec is None or spec.nullable
+        nullable = self.nullable[col]
 
         def absent_or_single(v):
             if v is _ABSENT:
@@ -279,7 +319,7 @@ class RowPlan:
             return encode
         if kind == "category":
             codes, keys = self.codes[col], plan["keys"]
-            cache = self.caches[col] = {}  # categories repeat: a known spelling costs one lookup
+            cache = self.caches[col] = {None: codes[MISSING]} if nullable else {}  # a known spelling: one lookup
 
             def encode(v):
                 if type(v) is str:
@@ -290,28 +330,31 @@ class RowPlan:
                 t = _text(v)
                 if t is None:
                     missing()
-                    return codes[MISSING]
-                level = keys.get(_key(t))
-                if level is None:
-                    if not self.allow_unseen:
-                        raise ValueError(f"has a category never seen in training ({v!r})")
+                    code = codes[MISSING]
+                elif (level := keys.get(_key(t))) is not None:
+                    code = codes[level]
+                elif self.allow_unseen:
                     code = codes[OTHER]
                 else:
-                    code = codes[level]
+                    raise ValueError(f"has a category never seen in training ({v!r})")
                 if type(v) is str and len(cache) < 10_000:
                     cache[v] = code
                 return code
             return encode
+
+        absent = (math.nan, math.nan, math.nan, plan["fill"])
+        cache = self.caches[col] = {None: absent} if nullable else {}
 
         def encode(v):  # dates
             absent_or_single(v)
             t = _text(v)
             if t is None:
                 missing()
-                return (math.nan, math.nan, math.nan, plan["fill"])
-            parts = _date_parts(t)
-            if parts is None:
+                parts = absent
+            elif (parts := _date_parts(t)) is None:
                 raise ValueError(f"is not a date ({v!r})")
+            if type(v) is str and len(cache) < 10_000:
+                cache[v] = parts
             return parts
         return encode
 
