@@ -225,6 +225,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         return {"name": served.name, "version": served.version, "previous": previous}
 
     app.state.swap = swap
+    app.add_middleware(_FastLane, store=store, predict=predict)
     _document_names(app, store)
     v2.add_routes(app, store, respond, read_json, score, metrics, lookup)
     _error_handlers(app)
@@ -328,10 +329,49 @@ def _responses(served) -> dict:
     return {200: ok, **{code: _ERROR for code in (400, 401, 403, 404, 413, 415, 422, 500, 504)}}
 
 
+def _as_json(status: int, message: str, errors=None) -> Response:
+    body = {"error": message} | ({"errors": errors} if errors else {})
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+class _FastLane:
+    """``POST /v1/models/{name}[/versions/{v}]/predict`` of a served name goes straight to its handler: no routing
+    table, no dependency solving, no exception middleware (about 30 µs a request). Answers and errors are the same
+    as through FastAPI's route (which stays, for the OpenAPI document); every other request passes through."""
+
+    def __init__(self, app, store: ModelStore, predict):
+        self.app, self.store, self.predict = app, store, predict
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            target = self._target(scope["path"])
+            if target is not None:
+                try:
+                    response = await self.predict(Request(scope, receive), *target)
+                except ApiError as exc:
+                    response = _as_json(exc.status_code, exc.detail, exc.errors)
+                except Exception as exc:  # noqa: BLE001 - the same answer as the app's own last-resort handler
+                    log.error("internal error on %s: %s: %s", scope["path"], type(exc).__name__, exc)
+                    response = _as_json(500, f"internal error ({type(exc).__name__}); the service logged it")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _target(self, path: str):
+        parts = path.split("/")  # ["", "v1", "models", name, "predict"] or [..., name, "versions", v, "predict"]
+        if len(parts) < 5 or parts[1] != "v1" or parts[2] != "models" or parts[-1] != "predict":
+            return None
+        if parts[3] not in self.store.names():
+            return None  # the app's 404 lists what is served
+        if len(parts) == 5:
+            return parts[3], None
+        if len(parts) == 7 and parts[4] == "versions" and parts[5]:
+            return parts[3], parts[5]
+        return None
+
+
 def _error_handlers(app: FastAPI) -> None:
-    def as_json(status: int, message: str, errors=None) -> Response:
-        body = {"error": message} | ({"errors": errors} if errors else {})
-        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    as_json = _as_json
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
