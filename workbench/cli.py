@@ -79,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="the predictions CSV")
     c.set_defaults(func=_predict)
 
+    c = sub.add_parser("compress", help="smaller, faster variants of a model, each measured; the best within a tolerance")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="NAME[@alias|/version] in the registry")
+    g.add_argument("--package", help="a package folder or .tar.gz")
+    c.add_argument("--data", required=True, help="labelled validation rows the model did not train on")
+    c.add_argument("--train", help="labelled training rows (distillation and feature pruning refit on them)")
+    c.add_argument("--test", help="labelled rows, reported only")
+    c.add_argument("--methods", help="comma-separated: prune, quantize, distill, compile (default: all)")
+    c.add_argument("--max-metric-loss", type=float, default=0.002)
+    c.add_argument("--out", help="a folder for the chosen variant's package (and OUT.tar.gz)")
+    c.add_argument("--register", action="store_true", help="register the chosen variant as a new version of the model")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_compress)
+
     c = sub.add_parser("run", help="run the pipeline notebooks with papermill; reports go to reports/<run-id>/")
     c.add_argument("--data", default="demo", help="the table (default: the built-in demo)")
     c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
@@ -382,6 +396,46 @@ def _predict(args) -> int:
     pred = predict_file(args.model, args.data, args.out)
     print(f"{len(pred)} predictions written to {args.out}")
     return 0
+
+
+def _compress(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from workbench.compress import compress, save_variant
+    from workbench.data import load
+
+    if args.package:
+        from workbench.registry.package import load_package
+
+        source = load_package(args.package)
+    else:
+        source = _repo().fetch(args.model)
+    read = lambda path: load(path) if path else None  # noqa: E731
+    report = compress(source.model, read(args.data), train=read(args.train), test=read(args.test),
+                      methods=args.methods.split(",") if args.methods else None, max_metric_loss=args.max_metric_loss)
+    out = version = None
+    if report.chosen is not None and (args.out or args.register):
+        import tempfile
+
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "package"
+        save_variant(report, source, out, archive=bool(args.out))
+        version = _repo().register(out, source.name).version if args.register else None
+    if args.json:
+        frame = report.to_frame().reset_index().replace({np.nan: None})
+        print(json.dumps({"metric": report.metric, "chosen": report.chosen.name if report.chosen else None,
+                          "verdict": report.verdict, "variants": frame.to_dict(orient="records"), "skipped": report.skipped,
+                          "out": str(out) if args.out else None, "registered_version": version}, default=str))
+        return 0 if report.chosen is not None else 1
+    print(report)
+    for k, why in report.skipped.items():
+        print(f"  skipped {k}: {why}")
+    if args.out and out:
+        print(f"package of {report.chosen.name} saved to {out}")
+    if version:
+        print(f"registered {source.name} version {version}")
+    return 0 if report.chosen is not None else 1
 
 
 def _run(args) -> int:

@@ -29,7 +29,7 @@ class LightGBMBooster(BaseEstimator):
         self.model_str = model_str
         self.task = task
 
-    def fit(self, X, y=None):
+    def fit(self, X=None, y=None):
         import lightgbm as lgb
 
         self.booster_ = lgb.Booster(model_str=self.model_str)
@@ -75,8 +75,17 @@ def load_model(folder: str | Path) -> TrainedModel:
 
 def write_estimator(est, folder: Path, stem: str, task: str) -> dict:
     """Write one estimator under ``folder`` and return its spec (format, file, and for ensembles the structure)."""
+    from workbench.compress.estimators import CompactBooster, CompiledBooster
     from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 
+    if isinstance(est, CompactBooster):
+        file = f"{stem}.lgbz"
+        (folder / file).write_bytes(est.packed)
+        return {"format": "lightgbm-compact", "file": file}
+    if isinstance(est, CompiledBooster):  # the text model only: native code is built where it runs
+        file = f"{stem}.lgb.txt"
+        (folder / file).write_text(est.model_str)
+        return {"format": "lightgbm-compiled", "file": file}
     booster = getattr(est, "booster_", None)
     if booster is not None:
         file = f"{stem}.lgb.txt"
@@ -104,6 +113,12 @@ def read_estimator(spec: dict, folder: Path, task: str):
     fmt = spec["format"]
     if fmt == "lightgbm":
         return LightGBMBooster((folder / spec["file"]).read_text(), task).fit(None)
+    if fmt in ("lightgbm-compact", "lightgbm-compiled"):
+        from workbench.compress.estimators import CompactBooster, CompiledBooster
+
+        if fmt == "lightgbm-compact":
+            return CompactBooster((folder / spec["file"]).read_bytes(), task).fit(None)
+        return CompiledBooster((folder / spec["file"]).read_text(), task).fit(None)
     if fmt == "skops":
         import skops.io as sio
 

@@ -32,7 +32,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
 # what a package needs at run time; their exact versions go into the manifest
-REQUIREMENTS = ("aims-workbench", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "scipy")
+REQUIREMENTS = ("aims-workbench", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "scipy", "treelite",
+                "tl2cgen")
 REFERENCE_ROWS = 25
 TOLERANCE = 1e-9  # reference predictions must agree to this (they agree exactly on the same machine)
 

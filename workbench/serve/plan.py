@@ -209,6 +209,8 @@ class RowPlan:
                          for col, kind, plan, spec in self.columns]
         self.booster = self._fast_booster()
         self.single = SingleRow(self.booster) if self.booster is not None else None
+        est = model.estimator
+        self.compiled = est._scores if self.booster is not None and hasattr(est, "predictor_") else None
         self.n_features = sum(4 if kind == "date" else 1 for _, kind, _, _ in self.columns)
 
     def _fast_booster(self):
@@ -399,7 +401,11 @@ class RowPlan:
         task = self.model.task
         X = self.check(records)
         if self.booster is not None:
-            p = self.single(X[0]) if len(X) == 1 else self.booster.predict(X, num_threads=threads)
+            if self.compiled is not None:  # native code: the same encoded matrix, scored by the compiled library
+                p = self.compiled(X)
+                p = p[:, 0] if p.shape[1] == 1 else p
+            else:
+                p = self.single(X[0]) if len(X) == 1 else self.booster.predict(X, num_threads=threads)
             if task == "binary":
                 out = np.empty((len(p), 2))
                 out[:, 1] = p
