@@ -121,9 +121,9 @@ def test_weighted_ensembles_lose_members_while_the_metric_holds(churn):
     e = ensemble("vote", r.leaderboard, c.X, c.y)
     model = TrainedModel(c.cleaner, e.candidate.estimator, c.task, r.leaderboard.classes, "vote")
     rep = compress(model, churn[1], methods=["prune"], max_metric_loss=0.01)
-    if "prune:members" in rep.to_frame().index:
-        v = next(x for x in rep.variants if x.name == "prune:members")
-        assert len(v.model.estimator.estimators_) < len(model.estimator.estimators_) and v.qualifies
+    v = next(x for x in rep.variants if x.name == "prune:members")  # a 4-member vote on a noisy table: some go
+    kept = getattr(v.model.estimator, "estimators_", [v.model.estimator])  # one member left is the member itself
+    assert len(kept) < len(model.estimator.estimators_) and v.qualifies
 
 
 def test_bad_input_is_a_clear_error(lgb_result, churn):

@@ -99,13 +99,21 @@ def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
     from workbench.registry.package import load_package
 
     if Path(package).exists():
-        model = load_package(package).model
+        pkg = load_package(package)
     else:
         from workbench.registry.repository import fetch
 
-        model = fetch(str(package)).model
+        pkg = fetch(str(package))
     df = load(data)
-    pred = model.predict_frame(df)
+    model = pkg.model
+    from workbench.decompose import DecomposedModel
+
+    if isinstance(model.estimator, DecomposedModel):  # its parts score on the Dask workers
+        from workbench.decompose import predict_parallel
+
+        pred = model.frame_of(predict_parallel(pkg, df), df.index)
+    else:
+        pred = model.predict_frame(df)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pred.to_csv(out, index=False)
     return pred

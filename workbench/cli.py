@@ -93,6 +93,16 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_compress)
 
+    c = sub.add_parser("decompose", help="split a model into parts that run apart and combine to the same answer")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model", help="NAME[@alias|/version] in the registry")
+    g.add_argument("--package", help="a package folder or .tar.gz")
+    c.add_argument("--parts", type=int, required=True, help="how many parts")
+    c.add_argument("--by", choices=["trees", "members", "levels"], help="default: what the model is")
+    c.add_argument("--optional-members", action="store_true", help="ensemble members may be missing when served")
+    c.add_argument("--out", required=True, help="a folder for the decomposed package")
+    c.set_defaults(func=_decompose)
+
     c = sub.add_parser("run", help="run the pipeline notebooks with papermill; reports go to reports/<run-id>/")
     c.add_argument("--data", default="demo", help="the table (default: the built-in demo)")
     c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
@@ -406,12 +416,7 @@ def _compress(args) -> int:
     from workbench.compress import compress, save_variant
     from workbench.data import load
 
-    if args.package:
-        from workbench.registry.package import load_package
-
-        source = load_package(args.package)
-    else:
-        source = _repo().fetch(args.model)
+    source = _source(args)
     read = lambda path: load(path) if path else None  # noqa: E731
     report = compress(source.model, read(args.data), train=read(args.train), test=read(args.test),
                       methods=args.methods.split(",") if args.methods else None, max_metric_loss=args.max_metric_loss)
@@ -436,6 +441,31 @@ def _compress(args) -> int:
     if version:
         print(f"registered {source.name} version {version}")
     return 0 if report.chosen is not None else 1
+
+
+def _decompose(args) -> int:
+    from workbench.decompose.core import decompose_package
+
+    source = _source(args)
+    out, diff = decompose_package(source, args.out, args.parts, args.by, optional_members=args.optional_members)
+    from workbench.registry.package import load_package
+
+    pkg = load_package(out)
+    for p in pkg.model.estimator.parts:
+        print(f"  part {p.name}: {'required' if p.required else 'optional'}, weight {p.weight:g}")
+    print(f"{len(pkg.model.estimator.parts)} parts ({pkg.model.estimator.combiner}); largest difference from the whole "
+          f"model on the reference rows {diff:.1e}; package: {out}")
+    print(f"score on Dask: workbench predict --model {out} --data FILE --out predictions.csv")
+    return 0
+
+
+def _source(args):
+    """The package named by --package (folder or archive) or --model (the registry)."""
+    if args.package:
+        from workbench.registry.package import load_package
+
+        return load_package(args.package)
+    return _repo().fetch(args.model)
 
 
 def _run(args) -> int:

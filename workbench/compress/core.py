@@ -24,7 +24,7 @@ from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
 from workbench.models.trained import TrainedModel
 
 BOUNDED = {"roc_auc", "accuracy", "f1", "precision", "recall", "r2", "balanced_accuracy"}  # loss in metric units
-CHAINS = {"prune": "quantize", "distill": "compile"}  # a variant of the first is also put through the second
+CHAINS = {"prune": ("quantize", "compile"), "distill": ("compile",)}  # a variant of the first goes through these too
 CALIBRATION_TOLERANCE = 0.02  # a classifier's variant may lose at most 2 % of its log loss: probabilities stay usable
 
 
@@ -173,8 +173,7 @@ def compress(model, valid: pd.DataFrame, *, target: str | None = None, train: pd
             skipped[n] = str(exc)
             continue
         variants += made
-        follow = CHAINS.get(n)
-        if follow in names:
+        for follow in (f for f in CHAINS.get(n, ()) if f in names):
             for v in made:
                 try:
                     variants += [_chained(v, w) for w in METHODS.get(follow)(v.model, data)]

@@ -15,6 +15,9 @@ from workbench.compress.lgbtext import lgb_matrix, unpack
 from workbench.registry.modelio import LightGBMBooster
 
 
+SMALL_BATCH = 16  # up to this many rows are scored row by row through the compiled function
+
+
 class CompactBooster(LightGBMBooster):
     """A LightGBM model stored in ``lgbtext.pack``'s layout (leaf values maybe at lower precision); scores with
     LightGBM itself after widening the stored values.
@@ -50,17 +53,35 @@ class CompiledBooster(LightGBMBooster):
     def fit(self, X=None, y=None):
         import tl2cgen
 
+        import ctypes
+
         super().fit(X, y)
         self.library_ = compiled_library(self.model_str, self.cache)
         self.predictor_ = tl2cgen.Predictor(str(self.library_), nthread=1)
+        lib = ctypes.CDLL(str(self.library_))
+        self._row = lib.predict  # void predict(union Entry* row, int pred_margin, double* result)
+        self._row.argtypes, self._row.restype = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p], None
+        self._n_out = max(1, self.booster_.num_model_per_iteration())
         return self
 
     def _scores(self, X) -> np.ndarray:
+        m = lgb_matrix(self.booster_, X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
+        if len(m) <= SMALL_BATCH:  # a few rows: the library's own row function, no DMatrix to build
+            return np.vstack([self._one(r) for r in m]) if len(m) else np.zeros((0, self._n_out))
         import tl2cgen
 
-        m = lgb_matrix(self.booster_, X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
         out = np.asarray(self.predictor_.predict(tl2cgen.DMatrix(m, dtype="float64")), dtype=np.float64)
         return out.reshape(len(m), -1)
+
+    def _one(self, row: np.ndarray) -> np.ndarray:
+        """One row through the compiled ``predict``: its inputs are 8-byte entries whose low int is -1 when the
+        value is missing (tl2cgen's own DMatrix encodes NaN the same way)."""
+        entry = np.array(row, dtype=np.float64)
+        missing = np.isnan(entry)
+        entry.view(np.int32)[0::2][missing] = -1
+        out = np.zeros(self._n_out)
+        self._row(entry.ctypes.data, 0, out.ctypes.data)
+        return out
 
     def predict_proba(self, X) -> np.ndarray:
         p = self._scores(X)

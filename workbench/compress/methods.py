@@ -161,9 +161,12 @@ def _prune_members(model, data: Data) -> list[Variant]:
         removed.append(est.estimators[i][0])
     if len(keep) == len(est.estimators):
         return []
-    small = WeightedEnsemble.from_fitted([(est.estimators[i][0], est.estimators_[i]) for i in keep],
-                                         [est.weights_[i] for i in keep], task=est.task, voting=est.voting,
-                                         n_classes=est.n_classes)
+    if len(keep) == 1:  # one member with weight one predicts exactly as the member alone
+        small = est.estimators_[keep[0]]
+    else:
+        small = WeightedEnsemble.from_fitted([(est.estimators[i][0], est.estimators_[i]) for i in keep],
+                                             [est.weights_[i] for i in keep], task=est.task, voting=est.voting,
+                                             n_classes=est.n_classes)
     return [Variant("prune:members", with_estimator(model, small, f"{model.name}, {len(keep)} members"),
                     f"kept {len(keep)} of {len(est.estimators)} members; removed {', '.join(map(str, removed))}")]
 
@@ -174,21 +177,43 @@ def _greater(data: Data) -> bool:
     return GREATER_IS_BETTER[data.metric]
 
 
+def _map_lightgbm(est, make):
+    """``est`` with every LightGBM model in it — itself, or the members of an ensemble (and a stack's meta-learner) —
+    replaced by ``make(text)``; None when it holds no LightGBM model."""
+    from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
+
+    text = lightgbm_text(est)
+    if text is not None:
+        return make(text)
+    if isinstance(est, (WeightedEnsemble, StackEnsemble)):
+        members = [_map_lightgbm(e, make) for e in est.estimators_]
+        meta = _map_lightgbm(est.meta_, make) if isinstance(est, StackEnsemble) else None
+        if all(m is None for m in members) and meta is None:
+            return None
+        fitted = [(name, m if m is not None else e) for (name, _), e, m in zip(est.estimators, est.estimators_, members)]
+        if isinstance(est, WeightedEnsemble):
+            return WeightedEnsemble.from_fitted(fitted, est.weights_, task=est.task, voting=est.voting,
+                                                n_classes=est.n_classes)
+        return StackEnsemble.from_fitted(fitted, meta if meta is not None else est.meta_, task=est.task,
+                                         n_classes=est.n_classes, passthrough=est.passthrough, cv=est.cv)
+    return None
+
+
 @method("quantize")
 def quantize(model: TrainedModel, data: Data) -> list[Variant]:
-    """LightGBM trees in a compact binary layout: exact (float64 leaves), float16 leaves, int8 leaves with a scale.
-    Thresholds stay exact (indices into a table of the distinct thresholds)."""
-    text = lightgbm_text(model.estimator)
-    if text is None:
-        raise ModelError(f"quantize applies to LightGBM models (tree leaves at lower precision); '{model.name}' is a "
-                         f"{type(model.estimator).__name__} (ONNX int8 quantization of MLP and linear models is not built)")
-    try:
-        parsed = ModelText(text)
-    except ValueError as exc:
-        raise ModelError(f"quantize: {exc}") from None
+    """LightGBM trees (the model, or an ensemble's LightGBM members) in a compact binary layout: exact (float64
+    leaves), float16 leaves, int8 leaves with a scale. Thresholds stay exact (indices into a table of the distinct
+    thresholds)."""
     out = []
     for precision, label in (("float64", "quantize:compact"), ("float16", "quantize:float16"), ("int8", "quantize:int8")):
-        est = CompactBooster(pack(parsed, precision), model.task).fit()
+        try:
+            est = _map_lightgbm(model.estimator, lambda text: CompactBooster(pack(ModelText(text), precision), model.task).fit())
+        except ValueError as exc:
+            raise ModelError(f"quantize: {exc}") from None
+        if est is None:
+            raise ModelError(f"quantize applies to LightGBM models and ensembles with LightGBM members (tree leaves at "
+                             f"lower precision); '{model.name}' is a {type(model.estimator).__name__} without one "
+                             "(ONNX int8 quantization of MLP and linear models is not built)")
         out.append(Variant(label, with_estimator(model, est, f"{model.name}, {precision} leaves"),
                            "compact layout, exact" if precision == "float64" else f"leaf values as {precision}"))
     return out
@@ -234,12 +259,12 @@ def distill(model: TrainedModel, data: Data, *, trees: int = 100, leaves: int = 
 
 @method("compile")
 def compile_native(model: TrainedModel, data: Data) -> list[Variant]:
-    """The LightGBM model compiled to native code (treelite + tl2cgen, gcc); refused unless its predictions stay
-    within 1e-6 of the model's."""
-    text = lightgbm_text(model.estimator)
-    if text is None:
-        raise ModelError(f"compile applies to LightGBM models; '{model.name}' is a {type(model.estimator).__name__}")
-    est = CompiledBooster(text, model.task).fit()
+    """LightGBM trees (the model, or an ensemble's LightGBM members) compiled to native code (treelite + tl2cgen,
+    gcc); refused unless its predictions stay within 1e-6 of the model's."""
+    est = _map_lightgbm(model.estimator, lambda text: CompiledBooster(text, model.task).fit())
+    if est is None:
+        raise ModelError(f"compile applies to LightGBM models and ensembles with LightGBM members; '{model.name}' is a "
+                         f"{type(model.estimator).__name__} without one")
     variant = with_estimator(model, est, f"{model.name}, compiled")
     diff = float(np.abs(scores_of(variant, data.X_valid) - scores_of(model, data.X_valid)).max())
     if diff > COMPILE_TOLERANCE:

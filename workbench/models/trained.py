@@ -51,8 +51,13 @@ class TrainedModel(BaseEstimator):
         """A ``prediction`` column and, for classification, one probability column per class, named after it."""
         if self.task == "regression" or not hasattr(self.estimator, "predict_proba"):
             return pd.DataFrame({"prediction": self.predict(X)}, index=X.index)
-        proba = self.predict_proba(X)
-        out = pd.DataFrame({"prediction": self.classes_[proba.argmax(axis=1)]}, index=X.index)
+        return self.frame_of(self.predict_proba(X), X.index)
+
+    def frame_of(self, scores: np.ndarray, index) -> pd.DataFrame:
+        """``predict_frame``'s table from scores computed elsewhere (probabilities by class, or values)."""
+        if self.task == "regression":
+            return pd.DataFrame({"prediction": np.asarray(scores, dtype=float)}, index=index)
+        out = pd.DataFrame({"prediction": self.classes_[scores.argmax(axis=1)]}, index=index)
         for k, c in enumerate(self.classes):
-            out[str(c)] = proba[:, k]
+            out[str(c)] = scores[:, k]
         return out

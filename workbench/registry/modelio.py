@@ -82,6 +82,10 @@ def write_estimator(est, folder: Path, stem: str, task: str) -> dict:
         file = f"{stem}.lgbz"
         (folder / file).write_bytes(est.packed)
         return {"format": "lightgbm-compact", "file": file}
+    from workbench.decompose.core import DecomposedModel, write_decomposed
+
+    if isinstance(est, DecomposedModel):  # each part a folder of its own, with its checksums
+        return write_decomposed(est, folder, stem, task)
     if isinstance(est, CompiledBooster):  # the text model only: native code is built where it runs
         file = f"{stem}.lgb.txt"
         (folder / file).write_text(est.model_str)
@@ -128,6 +132,10 @@ def read_estimator(spec: dict, folder: Path, task: str):
         if refused:
             raise WorkbenchError(f"{path.name} holds types that are not trusted: {', '.join(refused)}; refusing to load it")
         return sio.load(path, trusted=untrusted)
+    if fmt == "decomposed":
+        from workbench.decompose.core import read_decomposed
+
+        return read_decomposed(spec, folder, task)
     if fmt == "ensemble":
         members = [(m["name"], read_estimator(m, folder, task)) for m in spec["members"]]
         common = {"task": spec["task"], "n_classes": int(spec["n_classes"])}
