@@ -129,3 +129,74 @@ def test_cli_decomposes_and_predicts_with_the_parts(tmp_path):
     assert p.returncode != 0 and "cannot be split into 100000 parts" in p.stderr
     assert not (tmp_path / "too-many").exists()
     assert json.loads((tmp_path / "parts" / "manifest.json").read_text())["params"]["combiner"] == "sum_link"
+
+
+def _fire(url: str, rows: list, seconds: float, out: list) -> None:
+    """Requests one after the other for ``seconds``; every answer (status, body) is kept."""
+    import time
+
+    import httpx
+
+    end = time.time() + seconds
+    with httpx.Client(timeout=30) as c:
+        while time.time() < end:
+            r = c.post(f"{url}/v1/models/churn/predict", json=rows)
+            out.append((r.status_code, r.json()))
+
+
+def _kill_part(front_url: str, index: int) -> str:
+    import os
+    import signal
+
+    import httpx
+
+    parts = next(iter(httpx.get(f"{front_url}/readyz").json()["parts"].values()))
+    name, info = list(parts.items())[index]
+    os.kill(httpx.get(f"{info['url']}/healthz").json()["pid"], signal.SIGKILL)
+    return name
+
+
+@pytest.mark.parametrize("optional", [True, False])
+def test_decomposed_serving_survives_a_killed_part(tmp_path, optional):
+    """Optional members: every request answered (degraded while a member is down). Required tree ranges: clear 503s
+    naming the part. Either way full answers return once the front's supervisor has restarted the part."""
+    import threading
+    import time
+
+    from servers import Server
+
+    df = load("demo", n_rows=600)
+    models = ["lightgbm", "linear", "naive_bayes"] if optional else ["lightgbm"]
+    r = train(df, "churn", models=models, folds=3, log=False, progress=False, time_budget=60)
+    model = r.model
+    if optional:
+        e = ensemble("vote", r.leaderboard, r.cleaned.X, r.cleaned.y)
+        model = TrainedModel(r.cleaned.cleaner, e.candidate.estimator, "binary", r.leaderboard.classes, "vote")
+        r.model = model
+    source = load_package(package_result(r, tmp_path / "whole", name="churn"))
+    out, _ = decompose_package(source, tmp_path / "parts", 3 if optional else 2, optional_members=optional)
+    rows = json.loads(df.drop(columns=["churn"]).head(20).to_json(orient="records"))
+    expected = source.model.predict_proba(df.drop(columns=["churn"]).head(20))
+    s = Server("--decomposed", out, "--part-timeout", "2")
+    try:
+        first = __import__("httpx").post(f"{s.url}/v1/models/churn/predict", json=rows).json()
+        got = np.array([[p["probabilities"]["No"], p["probabilities"]["Yes"]] for p in first["predictions"]])
+        assert np.abs(got - expected).max() <= 1e-9 and "degraded" not in first
+        answers: list = []
+        t = threading.Thread(target=_fire, args=(s.url, rows, 12, answers))
+        t.start()
+        time.sleep(2)
+        killed = _kill_part(s.url, 0)
+        t.join()
+        statuses = {code for code, _ in answers}
+        if optional:
+            assert statuses == {200}, statuses
+            assert any(b.get("degraded") and b["missing_parts"] == [killed] for _, b in answers)
+        else:
+            assert statuses <= {200, 503} and 503 in statuses, statuses
+            assert all(killed in b["error"] for code, b in answers if code == 503)
+        assert answers[-1][0] == 200 and "degraded" not in answers[-1][1]  # the part is back: full answers again
+        metrics = __import__("httpx").get(f"{s.url}/metrics").text
+        assert "workbench_part_failures_total" in metrics and killed.split()[0] in metrics
+    finally:
+        s.stop()

@@ -129,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--reject-unseen", action="store_true", help="refuse categories never seen in training (422)")
     c.add_argument("--watch", type=float, default=0, help="follow moved aliases, polling every this many seconds")
     c.add_argument("--open", action="store_true", help="allow a non-local --host without API keys")
+    c.add_argument("--decomposed", help="a decomposed package: one part server per part, and this service as the front")
+    c.add_argument("--part-url", action="append", default=[],
+                   help="with --decomposed: the address of a part server already running (one per part, in order)")
+    c.add_argument("--part-timeout", type=float, default=5, help="seconds a part may take before it counts as failed")
     c.set_defaults(func=_serve)
 
     c = sub.add_parser("deploy", help="a gated release: package, upload, environment, start, health, validate, promote")
@@ -245,21 +249,38 @@ def _serve(args) -> int:
     from workbench.settings import get_settings
 
     s = get_settings()
-    sources = args.model + args.package
+    sources = args.model + args.package + ([args.decomposed] if args.decomposed else [])
     if not sources:
-        raise WorkbenchError("nothing to serve: give --model NAME[@alias] or --package PATH (repeatable)")
+        raise WorkbenchError("nothing to serve: give --model NAME[@alias], --package PATH (repeatable) or --decomposed PATH")
     keys = [k.strip() for k in s.serve_keys.split(",") if k.strip()]
     admin = [k.strip() for k in s.serve_admin_keys.split(",") if k.strip()]
     if args.host not in ("127.0.0.1", "localhost", "::1") and not (keys or admin) and not args.open:
         raise WorkbenchError(f"refusing to serve on {args.host} without API keys: set WORKBENCH_SERVE_KEYS and "
                              "WORKBENCH_SERVE_ADMIN_KEYS, or pass --open to serve openly")
     config = ServeConfig(sources, keys, admin, max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_rows=args.max_rows,
-                         timeout_s=args.timeout, allow_unseen=not args.reject_unseen, watch_s=args.watch)
+                         timeout_s=args.timeout, allow_unseen=not args.reject_unseen, watch_s=args.watch,
+                         part_timeout_s=args.part_timeout)
     from workbench.serve.models import load_source
 
-    for src in sources:  # a clear error now, before uvicorn starts workers
-        load_source(src, allow_unseen=config.allow_unseen)
-    serve(config, host=args.host, port=args.port, workers=args.workers)
+    fleet = None
+    if args.decomposed:
+        urls = args.part_url
+        if not urls:  # one part server per part on 127.0.0.1, restarted when one dies
+            from workbench.decompose.serving import PartFleet
+
+            fleet = PartFleet(args.decomposed)
+            fleet.start()
+            fleet.supervise()
+            urls = fleet.urls
+            print("part servers: " + ", ".join(urls), flush=True)
+        config.parts = {args.decomposed: urls}
+    try:
+        for src in sources:  # a clear error now, before uvicorn starts workers
+            load_source(src, allow_unseen=config.allow_unseen, parts=config.parts.get(src), part_timeout=args.part_timeout)
+        serve(config, host=args.host, port=args.port, workers=args.workers)
+    finally:
+        if fleet is not None:
+            fleet.stop()
     return 0
 
 

@@ -123,16 +123,17 @@ def make_archive(folder: str | Path, dest: str | Path | None = None) -> Path:
     return dest
 
 
-def load_package(path: str | Path, *, check: bool = True) -> Package:
+def load_package(path: str | Path, *, check: bool = True, model_loader=None) -> Package:
     """Open a package folder or archive: format and checksums first, then the model; ``check`` also replays
-    the reference inputs and compares with the stored predictions."""
+    the reference inputs and compares with the stored predictions. ``model_loader(folder)`` replaces the
+    ordinary model loading (a decomposed package's front loads its parts as remote part servers)."""
     path = Path(path)
     if not path.exists():
         raise PackageError(f"{path} does not exist; give a package folder or a .tar.gz archive")
     if path.is_file():
-        return _load_archive(path, check)
+        return _load_archive(path, check, model_loader)
     manifest = verify_files(path)
-    model = load_model(path)
+    model = (model_loader or load_model)(path)
     ref = json.loads((path / REFERENCE).read_text())
     pkg = Package(path, manifest, model, Schema.from_json((path / "schema.json").read_text()),
                   _frame(ref["inputs"]), _frame(ref["predictions"]))
@@ -213,7 +214,7 @@ def requirements() -> dict[str, str]:
     return out
 
 
-def _load_archive(path: Path, check: bool) -> Package:
+def _load_archive(path: Path, check: bool, model_loader=None) -> Package:
     """Unpack into a private folder, refusing links, absolute paths and paths that climb out."""
     try:
         tar = tarfile.open(path, "r:gz")
@@ -232,7 +233,7 @@ def _load_archive(path: Path, check: bool) -> Package:
             tar.extractall(dest, filter="data")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise PackageError(f"{path} is damaged or truncated ({exc}); export the package again") from None
-    return load_package(dest / tops.pop(), check=check)
+    return load_package(dest / tops.pop(), check=check, model_loader=model_loader)
 
 
 def _files(folder: Path) -> list[str]:

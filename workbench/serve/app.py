@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 from workbench.serve import v2
 from workbench.serve.metrics import Metrics
 from workbench.serve.models import ModelStore, NotServed, OutputError, load_source
+from workbench.decompose.core import PartError
 from workbench.serve.plan import InputError
 
 log = logging.getLogger("workbench.serve")
@@ -46,6 +47,9 @@ class ServeConfig:
     allow_unseen: bool = True
     threads: int = 1
     watch_s: float = 0.0  # poll the repository every this many seconds for moved aliases (0 = never)
+
+    parts: dict[str, list[str]] = field(default_factory=dict)  # decomposed package → its part servers' addresses
+    part_timeout_s: float = 5.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -71,7 +75,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     store = store or ModelStore()
     if not store.names():
         for src in config.sources:
-            store.add(load_source(src, allow_unseen=config.allow_unseen))
+            store.add(load_source(src, allow_unseen=config.allow_unseen, parts=config.parts.get(src),
+                                  part_timeout=config.part_timeout_s))
     if not store.names():
         raise ValueError("nothing to serve: give at least one --model or --package")
     metrics = Metrics()
@@ -119,15 +124,21 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the body is not valid JSON ({exc}); NaN and Infinity are not JSON: send null") from None
 
-    async def score(served, records: list) -> tuple[list[dict], object]:
+    async def score(served, records: list) -> tuple[list[dict], object, list[str]]:
         if not records:
             raise ApiError(422, "no rows: send one JSON object, or a list of at least one")
         if len(records) > config.max_rows:
             raise ApiError(413, f"{len(records)} rows in one request; the limit is {config.max_rows}: send smaller batches")
         try:
+            if served.fanout is not None:  # the parts answer over the network: never wait on the event loop
+                if served.fanout.observe is None:
+                    served.fanout.observe = metrics.part_observer(served.name)
+                return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
             if len(records) <= INLINE_ROWS:
                 return served.predict(records, config.threads)
             return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+        except PartError as exc:
+            raise ApiError(503, f"{exc}; try again when the part is back") from None
         except InputError as exc:
             raise ApiError(422, str(exc), [str(e) for e in exc.errors]) from None
         except OutputError as exc:
@@ -163,9 +174,12 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             records = [body] if isinstance(body, dict) else body
             if not isinstance(records, list):
                 raise ApiError(422, "send one JSON object (a row) or a list of them")
-            rows, scores = await score(served, records)
+            rows, scores, missing = await score(served, records)
             metrics.observe(served, scores, len(rows))
-            return {"model": served.name, "version": served.version, "predictions": rows}
+            answer = {"model": served.name, "version": served.version, "predictions": rows}
+            if missing:  # a decomposed model answered without some optional members: said, never hidden
+                answer |= {"degraded": True, "missing_parts": missing}
+            return answer
         return await respond(request, name, version, build)
 
     for name in store.names():
@@ -189,7 +203,16 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], responses={200: {"description": "models loaded"}, 503: _ERROR})
     async def readyz():
-        return {"status": "ready", "models": {n: store.default(n) for n in store.names()}}
+        body = {"status": "ready", "models": {n: store.default(n) for n in store.names()}}
+        fronts = [s for s in store.all() if s.fanout is not None]
+        if fronts:
+            parts = await run_in_threadpool(lambda: {f"{s.name}/{s.version}": {p.name: {"healthy": p.healthy(), "required": p.required, "url": p.url}
+                                                     for p in s.fanout.model.parts} for s in fronts})
+            body["parts"] = parts
+            if any(not p["healthy"] and p["required"] for ps in parts.values() for p in ps.values()):
+                return Response(orjson.dumps(body | {"status": "a required part is down"}), status_code=503,
+                                media_type="application/json")
+        return body
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def prometheus():

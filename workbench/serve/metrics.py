@@ -25,7 +25,19 @@ class Metrics:
         self.values = Histogram("workbench_predicted_value", "Predicted values (regression)", ["model", "version"],
                                 registry=r)
 
+        self.part_latency = Histogram("workbench_part_seconds", "Time a decomposed model's part took to answer",
+                                      ["model", "part"], buckets=LATENCY_BUCKETS, registry=r)
+        self.part_failures = Counter("workbench_part_failures", "Parts that did not answer (timeouts, errors, down)",
+                                     ["model", "part"], registry=r)
         self._bound: dict = {}
+
+    def part_observer(self, name: str):
+        """The callback a decomposed model's fan-out reports each part's time and outcome to."""
+        def observe(part: str, seconds: float, ok: bool) -> None:
+            self.part_latency.labels(name, part).observe(seconds)
+            if not ok:
+                self.part_failures.labels(name, part).inc()
+        return observe
 
     def latency_of(self, name: str):
         return self._child(("latency", name), lambda: self.latency.labels(name))

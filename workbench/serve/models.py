@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from workbench.registry.package import Package, load_package
 from workbench.serve.plan import RowPlan
@@ -36,6 +37,7 @@ class Served:
     package: Package
     plan: RowPlan
     loaded_at: float = field(default_factory=time.time)
+    fanout: object = None  # a decomposed package's parts, served by part servers (workbench.decompose.serving.Fanout)
 
     @property
     def task(self) -> str:
@@ -45,17 +47,25 @@ class Served:
     def labels(self) -> list[str]:
         return [str(c) for c in (self.package.model.classes or [])]
 
-    def predict(self, records: list[dict], threads: int = 1) -> tuple[list[dict], np.ndarray]:
+    def predict(self, records: list[dict], threads: int = 1) -> tuple[list[dict], np.ndarray, list[str]]:
         """Checked records → one answer per row (prediction, probabilities by class, confidence, request id),
-        and the raw scores for the metrics. Raises InputError for bad rows and OutputError for a bad answer.
+        the raw scores for the metrics, and the optional parts left out (decomposed models; else empty).
+        Raises InputError for bad rows, OutputError for a bad answer, PartError when a required part fails.
         Request ids are one random prefix per request and the row's number in it: unique, and one urandom call."""
-        scores = np.asarray(self.plan.scores(records, threads), dtype=float)
+        missing: list[str] = []
+        if self.fanout is not None:  # checked here, cleaned once, scored by the parts at once, combined
+            self.plan.check(records)
+            frame = pd.DataFrame.from_records(records, columns=self.plan.required)
+            scores, missing = self.fanout.scores(self.package.model.cleaner.transform(frame))
+            scores = np.asarray(scores, dtype=float)
+        else:
+            scores = np.asarray(self.plan.scores(records, threads), dtype=float)
         n = len(scores)
         ids = [os.urandom(12).hex()] if n == 1 else [f"{p}-{i}" for p in [os.urandom(9).hex()] for i in range(n)]
         if self.task == "regression":
             if not np.isfinite(scores).all():
                 raise OutputError(f"{self.name}/{self.version} produced a number that is not finite")
-            return [{"request_id": r, "prediction": v} for r, v in zip(ids, scores.tolist())], scores
+            return [{"request_id": r, "prediction": v} for r, v in zip(ids, scores.tolist())], scores, missing
         labels = self.labels
         if scores.shape[1:] != (len(labels),) or not (
                 (all(0 <= p <= 1 for p in scores[0].tolist()) and abs(scores.sum() - 1) <= 1e-6) if n == 1 else
@@ -65,7 +75,7 @@ class Served:
         best = scores.argmax(axis=1)
         top = scores[np.arange(n), best].tolist()
         return [{"request_id": r, "prediction": labels[b], "probabilities": dict(zip(labels, p)), "confidence": c}
-                for r, b, p, c in zip(ids, best.tolist(), scores.tolist(), top)], scores
+                for r, b, p, c in zip(ids, best.tolist(), scores.tolist(), top)], scores, missing
 
     def describe(self) -> dict:
         m = self.package.manifest
@@ -122,9 +132,19 @@ class ModelStore:
         return [s for name in self.names() for s in self._versions[name].values()]
 
 
-def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | None = None) -> Served:
-    """A package folder or archive, or ``NAME[@alias|/version]`` from the model repository, loaded and checked."""
+def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | None = None,
+                parts: list[str] | None = None, part_timeout: float = 5.0) -> Served:
+    """A package folder or archive, or ``NAME[@alias|/version]`` from the model repository, loaded and checked.
+    ``parts``: the addresses of a decomposed package's part servers (the front holds only cleaner and combiner,
+    and checks the reference predictions through the parts)."""
     s = settings or get_settings()
+    if parts:
+        from workbench.decompose.serving import Fanout, front_model
+
+        pkg = load_package(source, model_loader=lambda folder: front_model(folder, parts, part_timeout))
+        name, version = pkg.manifest["name"], str(pkg.manifest["version"])
+        plan = RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen)
+        return Served(name, version, source, pkg, plan, fanout=Fanout(pkg.model.estimator))
     if Path(source).exists():
         pkg = load_package(source)
         name, version = pkg.manifest["name"], str(pkg.manifest["version"])

@@ -66,7 +66,7 @@ def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         async def build(served):
             body = await _read_infer(request, read_json, ApiError)
-            rows, scores = await score(served, _records(body, ApiError))
+            rows, scores, missing = await score(served, _records(body, ApiError))
             metrics.observe(served, scores, len(rows))
             n = len(rows)
             outputs = [{"name": "prediction", "shape": [n],
@@ -80,6 +80,8 @@ def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) 
             if wanted:
                 outputs = [o for o in outputs if o["name"] in wanted]
             payload = {"model_name": served.name, "model_version": served.version, "outputs": outputs}
+            if missing:  # a decomposed model answered without some optional members
+                payload["parameters"] = {"degraded": True, "missing_parts": ",".join(missing)}
             if "id" in body:
                 payload["id"] = body["id"]
             return payload

@@ -1,0 +1,254 @@
+"""Decomposed serving: one part server per part (its own process on 127.0.0.1, or a remote address), and a front
+with the ordinary service's API that cleans each request once, fans the cleaned rows out to the parts concurrently,
+combines, and answers.
+
+Part protocol: ``POST /score`` with the cleaned rows as an Arrow IPC stream (categories travel as dictionaries, so
+the part sees exactly the frame the whole model would) → the part's output as a ``.npy`` array (no pickle);
+``GET /healthz``. A required part that fails makes the front answer 503 naming it; optional members are left out,
+the others' weights renormalized, and the answer marked ``degraded``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from starlette.requests import Request  # at module level: FastAPI reads the handler's annotation by name
+
+from workbench.decompose.core import DecomposedModel, Part, PartError
+
+PART_ENV = "WORKBENCH_PART"
+
+
+# ---- the part server ---------------------------------------------------------------------------------------------
+
+def part_app():
+    """The part server's ASGI app (uvicorn factory); the part folder comes from the environment."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
+
+    from workbench.decompose.core import load_part
+
+    cfg = json.loads(os.environ[PART_ENV])
+    part = load_part(cfg["folder"])
+    app = FastAPI(title=f"part {part.name}", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok", "part": part.name, "pid": os.getpid()}
+
+    @app.post("/score")
+    async def score(request: Request):
+        try:
+            X = from_arrow(await request.body())
+            out = part.score(X, cfg["task"], cfg["n_classes"])
+        except Exception as exc:  # noqa: BLE001 - the front needs the reason, not a trace
+            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
+        buf = io.BytesIO()
+        np.save(buf, out, allow_pickle=False)
+        return Response(buf.getvalue(), media_type="application/octet-stream")
+
+    return app
+
+
+def to_arrow(X: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(X, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def from_arrow(data: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(data).read_all().to_pandas()
+
+
+# ---- the front's view of a part ----------------------------------------------------------------------------------
+
+@dataclass
+class RemotePart(Part):
+    """A part that answers over HTTP; ``score`` raises PartError when it does not answer within ``timeout``."""
+
+    url: str = ""
+    timeout: float = 5.0
+    _client: object = field(default=None, repr=False)
+
+    def score(self, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
+        try:
+            r = self._client.post(f"{self.url}/score", content=to_arrow(X),
+                                  headers={"content-type": "application/vnd.apache.arrow.stream"})
+        except httpx.HTTPError as exc:
+            raise PartError(f"part '{self.name}' at {self.url} did not answer ({type(exc).__name__})") from None
+        if r.status_code != 200:
+            raise PartError(f"part '{self.name}' at {self.url} failed: {r.text[:200]}")
+        out = np.load(io.BytesIO(r.content), allow_pickle=False)
+        if len(out) != len(X):
+            raise PartError(f"part '{self.name}' answered {len(out)} rows for {len(X)}")
+        return out
+
+    def healthy(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=min(self.timeout, 2.0)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class Fanout:
+    """Scores cleaned rows on every remote part at once; failures become ``None`` (the combiner decides), and each
+    part's latency and failures are reported to ``observe(part, seconds, ok)``."""
+
+    def __init__(self, model: DecomposedModel, observe=None):
+        self.model = model
+        self.pool = ThreadPoolExecutor(max_workers=max(2, len(model.parts)), thread_name_prefix="part")
+        self.observe = observe  # set by the service: its metrics
+
+    def scores(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        d = self.model
+
+        def one(p):
+            t = time.perf_counter()
+            try:
+                out = p.score(X, d.task, d.n_classes)
+            except PartError:
+                ok, out = False, None
+            else:
+                ok = True
+            if self.observe is not None:
+                self.observe(p.name, time.perf_counter() - t, ok)
+            return out
+        outputs = list(self.pool.map(one, d.parts))
+        return d.combine(outputs, X)
+
+
+# ---- part processes ----------------------------------------------------------------------------------------------
+
+class PartFleet:
+    """One uvicorn process per part of a decomposed package, on free ports of 127.0.0.1; ``supervise`` restarts a
+    part that died (on its port, so the front reaches it again without restarting)."""
+
+    def __init__(self, package: str | Path, *, host: str = "127.0.0.1"):
+        from workbench.deploy.release import free_port
+
+        self.package = Path(package)
+        spec = json.loads((self.package / "model.json").read_text())
+        est = spec["estimator"]
+        if est.get("format") != "decomposed":
+            raise PartError(f"{package} is not a decomposed package (make one with `workbench decompose`)")
+        self.task, self.n_classes = est["task"], int(est["n_classes"])
+        self.folders = [self.package / name for name in est["parts"]]
+        self.host = host
+        self.ports = [free_port() for _ in self.folders]
+        self.procs: list[subprocess.Popen | None] = [None] * len(self.folders)
+        self._stop = threading.Event()
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://{self.host}:{p}" for p in self.ports]
+
+    def start(self, i: int | None = None, wait: float = 60) -> None:
+        for j in ([i] if i is not None else range(len(self.folders))):
+            env = os.environ | {PART_ENV: json.dumps({"folder": str(self.folders[j]), "task": self.task,
+                                                      "n_classes": self.n_classes})}
+            self.procs[j] = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--factory", "workbench.decompose.serving:part_app", "--host", self.host,
+                 "--port", str(self.ports[j]), "--log-level", "warning", "--no-access-log"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.wait_ready(wait, only=i)
+
+    def wait_ready(self, timeout: float, only: int | None = None) -> None:
+        import httpx
+
+        end = time.time() + timeout
+        for j in ([only] if only is not None else range(len(self.folders))):
+            while True:
+                try:
+                    if httpx.get(f"{self.urls[j]}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if self.procs[j] is not None and self.procs[j].poll() is not None:
+                    raise PartError(f"part server {j} exited with code {self.procs[j].returncode} "
+                                    f"({self.folders[j].name}: is it a valid part?)")
+                if time.time() > end:
+                    raise PartError(f"part server {j} did not become healthy in {timeout:g} s")
+                time.sleep(0.2)
+
+    def supervise(self, every: float = 1.0) -> threading.Thread:
+        def loop():
+            while not self._stop.wait(every):
+                for j, p in enumerate(self.procs):
+                    if p is not None and p.poll() is not None:
+                        try:
+                            self.start(j)
+                        except PartError:
+                            pass  # tried again on the next round
+        t = threading.Thread(target=loop, daemon=True, name="part-supervisor")
+        t.start()
+        return t
+
+    def stop(self) -> None:
+        self._stop.set()
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            if p is not None:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+def remote_parts(package: str | Path, urls: list[str], timeout: float) -> DecomposedModel:
+    """The decomposed model of ``package`` with every part replaced by the part server at the same position."""
+    from workbench.registry.modelio import read_estimator
+
+    folder = Path(package)
+    spec = json.loads((folder / "model.json").read_text())
+    est = spec["estimator"]
+    if len(urls) != len(est["parts"]):
+        raise PartError(f"{package} has {len(est['parts'])} parts; {len(urls)} part addresses given")
+    parts = []
+    for name, url in zip(est["parts"], urls):
+        meta = json.loads((folder / name / "part.json").read_text())
+        parts.append(RemotePart(meta["name"], None, meta["output"], bool(meta["required"]), float(meta["weight"]),
+                                url=url.rstrip("/"), timeout=timeout))
+    meta_learner = None
+    if est["combiner"] == "stack":
+        from workbench.ensemble.estimators import StackEnsemble
+
+        meta_learner = StackEnsemble.from_fitted([], read_estimator(est["meta"], folder, spec["task"]), task=spec["task"],
+                                                 n_classes=int(est["n_classes"]),
+                                                 passthrough=bool(est["stack"]["passthrough"]), cv=est["stack"]["cv"])
+    return DecomposedModel(parts, est["combiner"], spec["task"], int(est["n_classes"]), est["link"], meta_learner)
+
+
+def front_model(folder: str | Path, urls: list[str], timeout: float):
+    """A decomposed package's model as the front holds it: the cleaner and the combiner here, the parts remote."""
+    from workbench.data.clean import Cleaner
+    from workbench.models.trained import TrainedModel
+
+    folder = Path(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    cleaner = Cleaner.from_json((folder / "cleaner.json").read_text())
+    return TrainedModel(cleaner, remote_parts(folder, urls, timeout), meta["task"], meta["classes"], meta["name"])
