@@ -44,6 +44,24 @@ def test_the_run_ends_with_its_model_packaged_and_registered_as_staging(pipeline
     assert staged.manifest["files"] == pkg.manifest["files"]
 
 
+def test_the_run_compresses_its_model_and_packages_the_chosen_variant(pipeline_run):
+    import pandas as pd
+
+    from workbench.registry.package import load_package
+
+    root = Path(pipeline_run["report_dir"])
+    comp = pipeline_run["compression"]
+    frame = pd.read_parquet(root / "artifacts" / "compression.parquet")
+    assert frame["variant"].iloc[0] == "original" and len(frame) >= 2 and (frame["size_bytes"] > 0).all()
+    if comp["chosen"] is None:
+        assert "no variant" in comp["verdict"] and not (root / "compressed").exists()
+    else:
+        assert comp["bytes"] <= comp["original_bytes"] and "smaller" in comp["verdict"]
+        assert load_package(root / "compressed").manifest["params"]["compression"] == comp["chosen"]
+    html = (root / "05_compress.html").read_text()
+    assert "Pareto front" in html  # the size–metric chart was drawn
+
+
 def test_the_run_releases_its_model_validated_on_127_0_0_1_and_stops_it(pipeline_run):
     dep = pipeline_run["deploy"]
     assert dep["outcome"] in {"promoted", "rejected"} and all(v == "ok" for v in dep["steps"].values())

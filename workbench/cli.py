@@ -509,6 +509,9 @@ def _run(args) -> int:
             print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
     print(f"reports: {summary['report_dir']} (executed notebooks, HTML, summary.json)")
     print(f"MLflow run: {summary['mlflow_run_id']}")
+    comp = summary.get("compression")
+    if comp:
+        print(f"compression: {comp['verdict']}" + (f" (package: {comp['package']})" if comp.get("package") else ""))
     pkg = summary.get("package")
     if pkg:
         registered = f"; registered as {pkg['name']} version {pkg['version']} (@{pkg['alias']})" if "version" in pkg else ""

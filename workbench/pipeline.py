@@ -175,6 +175,48 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
     return results
 
 
+def compress_stage(run_dir: str | Path, *, methods: list[str] | None = None, max_metric_loss: float = 0.002,
+                   settings: Settings | None = None):
+    """Compress the run's model. The run has no validation rows of its own, so its test rows are split in two: the
+    first half decides (pruning, which variant qualifies), the second half only reports. The chosen variant is
+    packaged in ``<run>/compressed``; the run's model stays what the package stage packs (a choice left to people)."""
+    from types import SimpleNamespace
+
+    from workbench.compress import compress
+    from workbench.registry.modelio import load_model
+    from workbench.registry.package import build_package
+
+    prepared = load_prepared(run_dir)
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    model = load_model(art / "model")
+    test = prepared.test.reset_index(drop=True)
+    valid, held = test.iloc[: len(test) // 2], test.iloc[len(test) // 2:]
+    board = load_board(run_dir, prepared.cleaned.y, settings)
+    best = next((c for c in board.candidates if c.name == model.name), None)
+    source = SimpleNamespace(model=model, cleaned=prepared.cleaned,
+                             best=SimpleNamespace(name=model.name, oof=best.oof if best is not None else None))
+    report = compress(source, valid, test=held, methods=methods, max_metric_loss=max_metric_loss, seed=(settings or get_settings()).seed)
+    report.to_frame().reset_index().to_parquet(art / "compression.parquet")
+    out = Path(run_dir) / "compressed"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    info = {"verdict": report.verdict, "metric": report.metric, "chosen": None, "original_bytes": report.original.size_bytes}
+    if report.chosen is not None:
+        c = report.chosen
+        build_package(c.model, out, schema=prepared.schema, reference=prepared.reference, name=str(meta["target"]),
+                      target=meta["target"], metrics={f"valid_{report.metric}": c.valid_metric,
+                                                      f"test_{report.metric}": c.test_metric},
+                      params={"compression": c.name, "note": c.note}, fingerprint=prepared.fingerprint)
+        info |= {"chosen": c.name, "bytes": c.size_bytes, "package": str(out), "latency_1_ms": c.latency_1_ms,
+                 "original_latency_1_ms": report.original.latency_1_ms}
+    meta["compression"] = info
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    return report
+
+
 def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True, alias: str = "staging",
                   settings: Settings | None = None) -> dict:
     """Package the run's model in ``<run>/package`` (and ``package.tar.gz``); with ``register``, add it to the
@@ -220,7 +262,7 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     meta = json.loads((art / "result.json").read_text())
     pkg = meta.get("package") or {}
     if "version" not in pkg:
-        raise WorkbenchError("the run's model is not registered: run the package stage (05_package) with register=True")
+        raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
     port = port or free_port()
     cfg = read_config({"model": pkg["name"], "version": str(pkg["version"]), "service": {"port": port},
                        "validation": {"holdout": str(art / "test_raw.parquet"), "target": meta["target"],
