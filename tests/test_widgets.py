@@ -66,3 +66,31 @@ def test_ensemble_panel_adds_its_ensemble_to_the_leaderboard():
     panel.build()
     assert panel.result.candidate.name == "ensemble:stack"
     assert train.result.leaderboard["ensemble:stack"] is panel.result.candidate and len(panel.chart.children) == 1
+
+
+def test_compression_and_decomposition_panels(tmp_path):
+    from widgets import CompressionPanel, DecompositionPanel
+    from workbench.data import load
+    from workbench.models import train
+    from workbench.registry.package import package_result
+
+    lgbm = train(load("demo", n_rows=400), "churn", models=["lightgbm"], folds=3, log=False, progress=False)
+    pkg = package_result(lgbm, tmp_path / "churn", name="churn")
+    load("demo", n_rows=300, seed=7).to_csv(tmp_path / "valid.csv", index=False)
+    panel = CompressionPanel(pkg, tmp_path / "valid.csv")
+    panel.methods.value = ("quantize",)
+    panel.compress()
+    assert panel.result is not None and "quantize:compact" in panel.table.value
+    assert panel.result.chosen is not None and not panel.save_button.disabled  # the compact layout alone is exact
+    panel.out.value = str(tmp_path / "small")
+    panel.save()
+    assert (tmp_path / "small" / "manifest.json").exists() and "packaged" in panel.status.value
+    bad = CompressionPanel(pkg, tmp_path / "nowhere.csv")
+    bad.compress()
+    assert "nowhere.csv" in bad.status.value and bad.result is None
+    d = DecompositionPanel(pkg, tmp_path / "parts")
+    d.decompose()
+    assert d.result[1] <= 1e-9 and "equal" in d.status.value and "trees 0-" in d.table.value
+    again = DecompositionPanel(pkg, tmp_path / "parts")  # the folder is taken now: a clear message, nothing lost
+    again.decompose()
+    assert "already exists" in again.status.value and again.result is None

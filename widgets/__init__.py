@@ -1,4 +1,5 @@
 """ipywidgets panels, one per stage, thin over workbench: each exposes what it produced as ``.result``."""
+from widgets.compress import CompressionPanel, DecompositionPanel
 from widgets.data import DataPanel
 from widgets.deploy import DeployPanel
 from widgets.ensemble import EnsemblePanel
@@ -7,4 +8,5 @@ from widgets.results import ResultsPanel
 from widgets.train import TrainPanel
 from widgets.tune import TuningPanel
 
-__all__ = ["DataPanel", "TrainPanel", "TuningPanel", "EnsemblePanel", "ResultsPanel", "RegistryPanel", "DeployPanel"]
+__all__ = ["DataPanel", "TrainPanel", "TuningPanel", "EnsemblePanel", "ResultsPanel", "RegistryPanel", "DeployPanel", "CompressionPanel",
+           "DecompositionPanel"]
