@@ -1,6 +1,8 @@
 """Decomposition for real: every kind the zoo and the ensembles produce, split, stored, loaded, scored on Dask."""
 import json
+import os
 
+import httpx
 import numpy as np
 import pytest
 
@@ -75,7 +77,7 @@ def test_a_decomposed_package_stores_parts_with_checksums_and_scores_on_dask(tmp
     assert len(parts) == 2 and all((p / "part.json").exists() for p in parts)
     assert [p.name for p in pkg.model.estimator.parts] == [load_part(p).name for p in parts]
     whole = source.model.predict_frame(df)
-    got = pkg.model.frame_of(predict_parallel(pkg, df), df.index)  # each part on a Dask worker
+    got = pkg.model.frame_of(predict_parallel(out, df), df.index)  # each part on a Dask worker
     assert list(got.columns) == list(whole.columns)
     assert np.abs(got[["No", "Yes"]].to_numpy() - whole[["No", "Yes"]].to_numpy()).max() <= 1e-9
     # a changed part file is refused, by the package and by the part itself
@@ -135,8 +137,6 @@ def _fire(url: str, rows: list, seconds: float, out: list) -> None:
     """Requests one after the other for ``seconds``; every answer (status, body) is kept."""
     import time
 
-    import httpx
-
     end = time.time() + seconds
     with httpx.Client(timeout=30) as c:
         while time.time() < end:
@@ -145,10 +145,7 @@ def _fire(url: str, rows: list, seconds: float, out: list) -> None:
 
 
 def _kill_part(front_url: str, index: int) -> str:
-    import os
     import signal
-
-    import httpx
 
     parts = next(iter(httpx.get(f"{front_url}/readyz").json()["parts"].values()))
     name, info = list(parts.items())[index]
@@ -179,7 +176,7 @@ def test_decomposed_serving_survives_a_killed_part(tmp_path, optional):
     expected = source.model.predict_proba(df.drop(columns=["churn"]).head(20))
     s = Server("--decomposed", out, "--part-timeout", "2")
     try:
-        first = __import__("httpx").post(f"{s.url}/v1/models/churn/predict", json=rows).json()
+        first = httpx.post(f"{s.url}/v1/models/churn/predict", json=rows).json()
         got = np.array([[p["probabilities"]["No"], p["probabilities"]["Yes"]] for p in first["predictions"]])
         assert np.abs(got - expected).max() <= 1e-9 and "degraded" not in first
         answers: list = []
@@ -196,7 +193,13 @@ def test_decomposed_serving_survives_a_killed_part(tmp_path, optional):
             assert statuses <= {200, 503} and 503 in statuses, statuses
             assert all(killed in b["error"] for code, b in answers if code == 503)
         assert answers[-1][0] == 200 and "degraded" not in answers[-1][1]  # the part is back: full answers again
-        metrics = __import__("httpx").get(f"{s.url}/metrics").text
+        metrics = httpx.get(f"{s.url}/metrics").text
         assert "workbench_part_failures_total" in metrics and killed.split()[0] in metrics
+        parts = next(iter(httpx.get(f"{s.url}/readyz").json()["parts"].values()))
+        pids = [httpx.get(f"{p['url']}/healthz").json()["pid"] for p in parts.values()]
     finally:
         s.stop()
+    time.sleep(1)
+    for pid in pids:  # stopping the front stops its part servers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

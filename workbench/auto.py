@@ -98,20 +98,21 @@ def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
     from workbench.data import load
     from workbench.registry.package import load_package
 
+    from workbench.decompose.core import DecomposedModel, combiner_model, predict_parallel
+
+    df = load(data)
     if Path(package).exists():
-        pkg = load_package(package)
+        try:  # a decomposed package: only its cleaner and combiner here, its parts score on the Dask workers
+            pkg = load_package(package, check=False, model_loader=combiner_model)
+        except WorkbenchError:
+            pkg = load_package(package)
     else:
         from workbench.registry.repository import fetch
 
         pkg = fetch(str(package))
-    df = load(data)
     model = pkg.model
-    from workbench.decompose import DecomposedModel
-
-    if isinstance(model.estimator, DecomposedModel):  # its parts score on the Dask workers
-        from workbench.decompose import predict_parallel
-
-        pred = model.frame_of(predict_parallel(pkg, df), df.index)
+    if isinstance(model.estimator, DecomposedModel):
+        pred = model.frame_of(predict_parallel(pkg.path, df), df.index)
     else:
         pred = model.predict_frame(df)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

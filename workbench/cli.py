@@ -245,6 +245,7 @@ def _models_verify(args) -> int:
 
 
 def _serve(args) -> int:
+    import signal
     from workbench.serve import ServeConfig, serve
     from workbench.settings import get_settings
 
@@ -269,6 +270,8 @@ def _serve(args) -> int:
             from workbench.decompose.serving import PartFleet
 
             fleet = PartFleet(args.decomposed)
+            # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` stop the parts
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             fleet.start()
             fleet.supervise()
             urls = fleet.urls

@@ -303,20 +303,60 @@ def _score_part(folder: str, X: pd.DataFrame, task: str, n_classes: int) -> np.n
     return _cached_part(folder).score(X, task, n_classes)
 
 
-def predict_parallel(package, X_raw: pd.DataFrame, settings=None) -> np.ndarray:
-    """Score raw rows with a decomposed package: cleaned once here, each part on a Dask worker (loaded there from
-    the package's part folder, so no model travels as a pickle), combined here."""
-    from workbench import compute
+def combiner_model(folder: str | Path):
+    """A decomposed package's model without its parts' estimators: the cleaner and the combiner only (what the
+    process that fans out needs; each part is loaded where it runs)."""
+    from workbench.data.clean import Cleaner
+    from workbench.models.trained import TrainedModel
+    from workbench.registry.modelio import read_estimator
 
-    model = package.model
+    folder = Path(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    spec = meta["estimator"]
+    if spec.get("format") != "decomposed":
+        raise ModelError(f"{folder} is not a decomposed package (make one with `workbench decompose`)")
+    parts = []
+    for name in spec["parts"]:
+        m = json.loads((folder / name / "part.json").read_text())
+        parts.append(Part(m["name"], None, m["output"], bool(m["required"]), float(m["weight"])))
+    stack = None
+    if spec["combiner"] == "stack":
+        from workbench.ensemble.estimators import StackEnsemble
+
+        stack = StackEnsemble.from_fitted([], read_estimator(spec["meta"], folder, meta["task"]), task=meta["task"],
+                                          n_classes=int(spec["n_classes"]), passthrough=bool(spec["stack"]["passthrough"]),
+                                          cv=spec["stack"]["cv"])
+    d = DecomposedModel(parts, spec["combiner"], meta["task"], int(spec["n_classes"]), spec["link"], stack)
+    return TrainedModel(Cleaner.from_json((folder / "cleaner.json").read_text()), d, meta["task"], meta["classes"],
+                        meta["name"])
+
+
+def is_decomposed(package) -> bool:
+    """Does this package folder (or archive) hold a decomposed model?"""
+    folder = Path(package)
+    if folder.is_dir():
+        try:
+            return json.loads((folder / "model.json").read_text())["estimator"].get("format") == "decomposed"
+        except (OSError, KeyError, json.JSONDecodeError):
+            return False
+    return False
+
+
+def predict_parallel(package, X_raw: pd.DataFrame, settings=None) -> np.ndarray:
+    """Score raw rows with a decomposed package (folder or archive): cleaned once here, each part on a Dask worker
+    (loaded there from the package's part folder: no model travels as a pickle, and this process never holds the
+    parts), combined here."""
+    from workbench import compute
+    from workbench.registry.package import load_package
+
+    pkg = load_package(package, check=False, model_loader=combiner_model)
+    model = pkg.model
     d = model.estimator
-    if not isinstance(d, DecomposedModel):
-        raise ModelError(f"{package.path} is not a decomposed package")
     X = model.cleaner.transform(X_raw)
     client = compute.client(settings)
-    spec = json.loads((Path(package.path) / "model.json").read_text())["estimator"]
+    spec = json.loads((Path(pkg.path) / "model.json").read_text())["estimator"]
     data = client.scatter(X, broadcast=True)
-    futures = [client.submit(_score_part, str(Path(package.path) / name), data, model.task, d.n_classes, pure=False)
+    futures = [client.submit(_score_part, str(Path(pkg.path) / name), data, model.task, d.n_classes, pure=False)
                for name in spec["parts"]]
     outputs = client.gather(futures)
     return d.combine(outputs, X)[0]

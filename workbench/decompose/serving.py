@@ -28,6 +28,8 @@ from starlette.requests import Request  # at module level: FastAPI reads the han
 from workbench.decompose.core import DecomposedModel, Part, PartError
 
 PART_ENV = "WORKBENCH_PART"
+NPY = "application/x-npy"
+ARROW = "application/vnd.apache.arrow.stream"
 
 
 # ---- the part server ---------------------------------------------------------------------------------------------
@@ -50,13 +52,13 @@ def part_app():
     @app.post("/score")
     async def score(request: Request):
         try:
-            X = from_arrow(await request.body())
+            body = await request.body()
+            # tree-range parts may get the booster's float matrix (.npy) instead of the cleaned frame (Arrow)
+            X = np.load(io.BytesIO(body), allow_pickle=False) if request.headers.get("content-type") == NPY else from_arrow(body)
             out = part.score(X, cfg["task"], cfg["n_classes"])
         except Exception as exc:  # noqa: BLE001 - the front needs the reason, not a trace
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=500)
-        buf = io.BytesIO()
-        np.save(buf, out, allow_pickle=False)
-        return Response(buf.getvalue(), media_type="application/octet-stream")
+        return Response(_npy(out), media_type="application/octet-stream")
 
     return app
 
@@ -69,6 +71,12 @@ def to_arrow(X: pd.DataFrame) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
 
 
 def from_arrow(data: bytes) -> pd.DataFrame:
@@ -93,8 +101,8 @@ class RemotePart(Part):
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout)
         try:
-            r = self._client.post(f"{self.url}/score", content=to_arrow(X),
-                                  headers={"content-type": "application/vnd.apache.arrow.stream"})
+            r = self._client.post(f"{self.url}/score", content=_npy(X) if isinstance(X, np.ndarray) else to_arrow(X),
+                                  headers={"content-type": NPY if isinstance(X, np.ndarray) else ARROW})
         except httpx.HTTPError as exc:
             raise PartError(f"part '{self.name}' at {self.url} did not answer ({type(exc).__name__})") from None
         if r.status_code != 200:
@@ -121,6 +129,7 @@ class Fanout:
         self.model = model
         self.pool = ThreadPoolExecutor(max_workers=max(2, len(model.parts)), thread_name_prefix="part")
         self.observe = observe  # set by the service: its metrics
+        self.matrix = False  # the parts take the row plan's float matrix (LightGBM tree ranges)
 
     def scores(self, X: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
         d = self.model
@@ -252,3 +261,20 @@ def front_model(folder: str | Path, urls: list[str], timeout: float):
     meta = json.loads((folder / "model.json").read_text())
     cleaner = Cleaner.from_json((folder / "cleaner.json").read_text())
     return TrainedModel(cleaner, remote_parts(folder, urls, timeout), meta["task"], meta["classes"], meta["name"])
+
+
+def takes_matrix(folder: str | Path, plan) -> bool:
+    """Can the front send this decomposed package's parts the row plan's float matrix? Only tree-range parts of a
+    LightGBM model whose stored categories are exactly the cleaner's (what the matrix encodes)."""
+    folder = Path(folder)
+    spec = json.loads((folder / "model.json").read_text())["estimator"]
+    if spec["combiner"] != "sum_link":
+        return False
+    first = folder / spec["parts"][0]
+    meta = json.loads((first / "part.json").read_text())
+    if meta["estimator"].get("format") != "lightgbm":
+        return False
+    text = (first / meta["estimator"]["file"]).read_text()
+    stored = json.loads(text.rsplit("pandas_categorical:", 1)[1]) if "pandas_categorical:" in text else []
+    ours = [list(plan.codes[col]) for col, kind, _, _ in plan.columns if kind == "category"]
+    return [list(map(str, c)) for c in (stored or [])] == ours

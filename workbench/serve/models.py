@@ -54,9 +54,10 @@ class Served:
         Request ids are one random prefix per request and the row's number in it: unique, and one urandom call."""
         missing: list[str] = []
         if self.fanout is not None:  # checked here, cleaned once, scored by the parts at once, combined
-            self.plan.check(records)
-            frame = pd.DataFrame.from_records(records, columns=self.plan.required)
-            scores, missing = self.fanout.scores(self.package.model.cleaner.transform(frame))
+            X = self.plan.check(records)
+            if not self.fanout.matrix:  # the parts need the cleaned frame (forests, ensembles' members)
+                X = self.package.model.cleaner.transform(pd.DataFrame.from_records(records, columns=self.plan.required))
+            scores, missing = self.fanout.scores(X)
             scores = np.asarray(scores, dtype=float)
         else:
             scores = np.asarray(self.plan.scores(records, threads), dtype=float)
@@ -139,12 +140,14 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
     and checks the reference predictions through the parts)."""
     s = settings or get_settings()
     if parts:
-        from workbench.decompose.serving import Fanout, front_model
+        from workbench.decompose.serving import Fanout, front_model, takes_matrix
 
         pkg = load_package(source, model_loader=lambda folder: front_model(folder, parts, part_timeout))
         name, version = pkg.manifest["name"], str(pkg.manifest["version"])
         plan = RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen)
-        return Served(name, version, source, pkg, plan, fanout=Fanout(pkg.model.estimator))
+        fanout = Fanout(pkg.model.estimator)
+        fanout.matrix = takes_matrix(pkg.path, plan)
+        return Served(name, version, source, pkg, plan, fanout=fanout)
     if Path(source).exists():
         pkg = load_package(source)
         name, version = pkg.manifest["name"], str(pkg.manifest["version"])
