@@ -176,3 +176,20 @@ def _yaml(path: Path, data: dict) -> Path:
 
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def test_a_decomposed_package_is_released_as_a_front_with_part_servers_and_rolled_back(setup):
+    from workbench.decompose.core import decompose_package
+
+    root, first, _, port, config = setup
+    before = str(repository.resolve(f"{MODEL}@champion").version)
+    parts, _ = decompose_package(load_package(first), root / "parts", 2, archive=True)
+    rel = deploy(config(parts.with_name("parts.tar.gz")))
+    assert rel.outcome == "promoted" and rel.facts["decomposed"], rel.facts
+    assert rel.steps["validate"]["details"]["max_difference"] <= 1e-9
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+    assert all(p["healthy"] and p["required"] for ps in ready["parts"].values() for p in ps.values())
+    assert _serving_version(port, first) == rel.facts["version"]
+    out = rollback(MODEL, config=config(first))  # back to a whole model: the front and its parts make way
+    assert out["champion"] == before and _serving_version(port, first) == before
+    assert "parts" not in httpx.get(f"http://127.0.0.1:{port}/readyz").json()

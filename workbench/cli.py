@@ -246,6 +246,7 @@ def _models_verify(args) -> int:
 
 def _serve(args) -> int:
     import signal
+    from pathlib import Path
     from workbench.serve import ServeConfig, serve
     from workbench.settings import get_settings
 
@@ -269,7 +270,10 @@ def _serve(args) -> int:
         if not urls:  # one part server per part on 127.0.0.1, restarted when one dies
             from workbench.decompose.serving import PartFleet
 
-            fleet = PartFleet(args.decomposed)
+            folder = args.decomposed
+            if not Path(folder).exists():  # NAME@alias or NAME/version: the part servers load from a downloaded copy
+                folder = _repo().download(args.decomposed)[1]
+            fleet = PartFleet(folder)
             # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` stop the parts
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
             fleet.start()

@@ -105,7 +105,8 @@ def method(name: str):
 
 @dataclass
 class CompressionReport:
-    """Every variant measured against the original, and the one chosen (None when none qualifies)."""
+    """Every variant measured against the original, and the one chosen: the smallest (then fastest) that qualifies
+    and is no bigger than the original; None when there is none."""
 
     metric: str
     tolerance: float
@@ -127,8 +128,8 @@ class CompressionReport:
     @property
     def verdict(self) -> str:
         if self.chosen is None:
-            return (f"no variant keeps the validation {self.metric} within {self.tolerance:g} of the original: "
-                    "keep the original, or allow a larger loss")
+            return (f"no variant no bigger than the original keeps the validation {self.metric} within "
+                    f"{self.tolerance:g} (and its calibration): keep the original, or allow a larger loss")
         o, c = self.original, self.chosen
         return (f"{c.name}: {o.size_bytes / c.size_bytes:.1f}× smaller, {o.latency_1_ms / c.latency_1_ms:.1f}× faster "
                 f"for one row; validation {self.metric} {c.valid_metric:.4f} (original {o.valid_metric:.4f})")
@@ -182,7 +183,7 @@ def compress(model, valid: pd.DataFrame, *, target: str | None = None, train: pd
     test_data = _labelled(original, test, target) if test is not None else None
     for v in variants:
         measure(v, variants[0], data, test_data)
-    ok = [v for v in variants[1:] if v.qualifies]
+    ok = [v for v in variants[1:] if v.qualifies and v.size_bytes <= variants[0].size_bytes]  # compression: never bigger
     chosen = min(ok, key=lambda v: (v.size_bytes, v.latency_1_ms)) if ok else None
     if chosen is not None:  # among variants of (nearly) the same size, the fastest
         close = [v for v in ok if v.size_bytes <= 1.05 * chosen.size_bytes]

@@ -332,14 +332,20 @@ def combiner_model(folder: str | Path):
 
 
 def is_decomposed(package) -> bool:
-    """Does this package folder (or archive) hold a decomposed model?"""
-    folder = Path(package)
-    if folder.is_dir():
-        try:
-            return json.loads((folder / "model.json").read_text())["estimator"].get("format") == "decomposed"
-        except (OSError, KeyError, json.JSONDecodeError):
-            return False
-    return False
+    """Does this package folder (or .tar.gz archive) hold a decomposed model?"""
+    import tarfile
+
+    path = Path(package)
+    try:
+        if path.is_dir():
+            text = (path / "model.json").read_text()
+        else:
+            with tarfile.open(path, "r:gz") as tar:
+                member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/model.json"))
+                text = tar.extractfile(member).read().decode()
+        return json.loads(text)["estimator"].get("format") == "decomposed"
+    except (OSError, KeyError, StopIteration, AttributeError, tarfile.TarError, json.JSONDecodeError):
+        return False
 
 
 def predict_parallel(package, X_raw: pd.DataFrame, settings=None) -> np.ndarray:

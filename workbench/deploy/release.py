@@ -189,7 +189,11 @@ def _start(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     port = free_port()
     log = deploy_dir(cfg, s) / "logs" / f"{rel.id}-candidate.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = _spawn(rel.facts["python"], [f"--model={cfg.model}/{rel.facts['version']}", f"--port={port}",
+    from workbench.decompose.core import is_decomposed
+
+    rel.facts["decomposed"] = is_decomposed(rel.facts["archive"])  # then: a front and one part server per part
+    flag = "--decomposed" if rel.facts["decomposed"] else "--model"
+    proc = _spawn(rel.facts["python"], [f"{flag}={cfg.model}/{rel.facts['version']}", f"--port={port}",
                                        f"--host={cfg.service.host}"], log, s)
     pidfile.write_text(str(proc.pid))
     rel.facts |= {"candidate_pid": proc.pid, "candidate_port": port, "candidate_pidfile": str(pidfile)}
@@ -255,6 +259,11 @@ def switch(cfg: DeployConfig, version: str, s: Settings, *, python: str | None =
     """Make the serving port answer with ``version``: swap in place if our service runs there, else start one."""
     state = serving_state(cfg, s)
     url = f"http://{cfg.service.host}:{cfg.service.port}"
+    decomposed = _version_decomposed(cfg.model, version, s)
+    if state and _alive(state.get("pid")) and (decomposed or state.get("decomposed")):
+        # a front and its part servers are not swapped in place: the service restarts with the new version's parts
+        _terminate(state["pid"])
+        state = None
     if state and _alive(state.get("pid")):
         url = state["url"]  # where it really serves (a rollback may come without the release's config)
         try:
@@ -267,10 +276,12 @@ def switch(cfg: DeployConfig, version: str, s: Settings, *, python: str | None =
     else:
         log = deploy_dir(cfg, s) / "logs" / "serving.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        proc = _spawn(python or sys.executable, [f"--model={cfg.model}@champion", f"--port={cfg.service.port}",
+        flag = "--decomposed" if decomposed else "--model"
+        proc = _spawn(python or sys.executable, [f"{flag}={cfg.model}@champion", f"--port={cfg.service.port}",
                                                  f"--host={cfg.service.host}", f"--workers={cfg.service.workers}"], log, s)
         _wait_ready(url, cfg.service.health_timeout_s, proc.pid)
         state = {"pid": proc.pid, "port": cfg.service.port, "url": url, "python": python or sys.executable}
+    state["decomposed"] = decomposed
     state |= {"version": version, "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     _write_serving(cfg, s, state)
     return {"url": url, "version": version, "pid": state["pid"]}
@@ -492,6 +503,17 @@ def _worse_by(metric: str, candidate: float, champion: float) -> float:
     from workbench.models.metrics import GREATER_IS_BETTER
 
     return champion - candidate if GREATER_IS_BETTER[metric] else candidate - champion
+
+
+def _version_decomposed(name: str, version: str, s: Settings) -> bool:
+    """Is this registered version a decomposed package? (Its files are looked at, not loaded.)"""
+    import tempfile
+
+    from workbench.decompose.core import is_decomposed
+    from workbench.registry import repository
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return is_decomposed(repository.download(f"{name}/{version}", s, dest=tmp)[1])
 
 
 def _serving_version(cfg: DeployConfig, s: Settings):

@@ -78,6 +78,11 @@ def resolve(ref: str, settings: Settings | None = None):
 def fetch(ref: str, settings: Settings | None = None, *, dest: str | Path | None = None) -> Package:
     """Download a registered version's package (into ``dest``, default a new temporary folder) and load it,
     checksums and reference predictions checked."""
+    return load_package(download(ref, settings, dest=dest)[1])
+
+
+def download(ref: str, settings: Settings | None = None, *, dest: str | Path | None = None):
+    """A registered version's package folder, downloaded but not loaded: (model version, folder)."""
     mv = resolve(ref, settings)
     import mlflow
 
@@ -90,7 +95,7 @@ def fetch(ref: str, settings: Settings | None = None, *, dest: str | Path | None
     manifests = list(dest.rglob("manifest.json"))
     if len(manifests) != 1:
         raise PackageError(f"{mv.name}/{mv.version} holds no workbench package")
-    return load_package(manifests[0].parent)
+    return mv, manifests[0].parent
 
 
 def list_models(settings: Settings | None = None) -> pd.DataFrame:

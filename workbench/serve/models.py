@@ -142,8 +142,14 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
     if parts:
         from workbench.decompose.serving import Fanout, front_model, takes_matrix
 
-        pkg = load_package(source, model_loader=lambda folder: front_model(folder, parts, part_timeout))
-        name, version = pkg.manifest["name"], str(pkg.manifest["version"])
+        folder, name, version = source, None, None
+        if not Path(source).exists():  # a registered version: its files only, the parts stay where they run
+            from workbench.registry import repository
+
+            mv, folder = repository.download(source, s)
+            name, version = mv.name, str(mv.version)
+        pkg = load_package(folder, model_loader=lambda f: front_model(f, parts, part_timeout))
+        name, version = name or pkg.manifest["name"], version or str(pkg.manifest["version"])
         plan = RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen)
         fanout = Fanout(pkg.model.estimator)
         fanout.matrix = takes_matrix(pkg.path, plan)
