@@ -149,3 +149,21 @@ def test_cli_compresses_a_package_and_registers_the_variant(lgb_result, churn, t
     assert load_package(tmp_path / "small").manifest["params"]["compressed_from"].startswith("churn/")
     p = workbench("compress", "--package", pkg, "--data", tmp_path / "valid.csv", "--methods", "squash")
     assert p.returncode != 0 and "unknown compression method 'squash'" in p.stderr
+
+
+def test_mlp_and_linear_models_go_to_onnx_float32_and_int8(churn, tmp_path):
+    for family in ("mlp", "linear"):
+        r = train(churn[0], "churn", models=[family], folds=3, log=False, progress=False, time_budget=60)
+        rep = compress(r, churn[1], methods=["quantize"], max_metric_loss=0.01)
+        f = rep.to_frame()
+        assert f.loc["quantize:onnx", "max_change"] < 1e-5  # float32 arithmetic only
+        assert "quantize:onnx-int8" in f.index and f.loc["quantize:onnx-int8", "latency_1_ms"] > 0
+        if family == "mlp":  # int8 weights: smaller, and the report says how far probabilities moved
+            assert f.loc["quantize:onnx-int8", "size_bytes"] < f.loc["quantize:onnx", "size_bytes"]
+            assert f.loc["quantize:onnx-int8", "max_change"] > f.loc["quantize:onnx", "max_change"]
+        source = load_package(package_result(r, tmp_path / family, name="churn"))
+        v = next(x for x in rep.variants if x.name == "quantize:onnx-int8")
+        pkg = load_package(save_variant(rep, source, tmp_path / f"{family}-int8", variant=v))
+        assert next(pkg.path.glob("*.onnx")).stat().st_size > 0
+        X = r.model.cleaner.transform(churn[1])
+        assert np.array_equal(scores_of(pkg.model, X), scores_of(v.model, X))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from workbench.compress.lgbtext import lgb_matrix, unpack
 from workbench.registry.modelio import LightGBMBooster
@@ -115,3 +116,77 @@ def compiled_library(model_str: str, cache: str | None = None) -> Path:
         shutil.move(built, folder / f".{digest}.so.tmp")
         os.replace(folder / f".{digest}.so.tmp", lib)
     return lib
+
+
+class OnnxModel(BaseEstimator):
+    """A scikit-learn pipeline exported to ONNX (skl2onnx) and scored by onnxruntime, float32 or with int8 weights.
+
+    Parameters
+    ----------
+    onnx : the model bytes.  task : binary, multiclass or regression.
+    columns : [(name, "category" | "number")] of the cleaned rows, in order (one input tensor each).
+    classes : the class codes the original estimator knew (classification).
+    """
+
+    def __init__(self, onnx: bytes = b"", task: str = "binary", columns: list | None = None, classes: list | None = None):
+        self.onnx = onnx
+        self.task = task
+        self.columns = columns
+        self.classes = classes
+
+    def fit(self, X=None, y=None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session_ = ort.InferenceSession(self.onnx, options, providers=["CPUExecutionProvider"])
+        self.classes_ = np.asarray(self.classes) if self.classes is not None else None
+        return self
+
+    def _run(self, X: pd.DataFrame) -> list:
+        feeds = {}
+        for name, kind in self.columns:
+            s = X[name]
+            feeds[name] = (s.astype(str).to_numpy(dtype=object) if kind == "category"
+                           else s.to_numpy(dtype=np.float32, na_value=np.nan)).reshape(-1, 1)
+        return self.session_.run(None, feeds)
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = np.asarray(self._run(X)[1], dtype=np.float64)
+        return p / p.sum(axis=1, keepdims=True)  # float32 sums are off by ~1e-7: rows sum to one again
+
+    def predict(self, X) -> np.ndarray:
+        out = self._run(X)
+        return np.asarray(out[0], dtype=np.float64).ravel() if self.task == "regression" else np.asarray(out[0])
+
+
+def to_onnx_model(estimator, X: pd.DataFrame, task: str, int8: bool = False) -> OnnxModel:
+    """``estimator`` (fitted on cleaned rows like ``X``) as an OnnxModel; ``int8``: onnxruntime's dynamic int8
+    quantization of its matrix weights. Raises ValueError when skl2onnx cannot convert it."""
+    import logging
+
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    columns = [(c, "category" if isinstance(X[c].dtype, pd.CategoricalDtype) else "number") for c in X.columns]
+    types = [(c, StringTensorType([None, 1]) if k == "category" else FloatTensorType([None, 1])) for c, k in columns]
+    options = {id(estimator): {"zipmap": False}} if task != "regression" else None
+    try:
+        data = to_onnx(estimator, initial_types=types, options=options, target_opset=17).SerializeToString()
+    except Exception as exc:  # noqa: BLE001 - skl2onnx raises many kinds for what it cannot convert
+        raise ValueError(f"skl2onnx cannot convert it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "m.onnx").write_bytes(data)
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # its advice to pre-process concerns image models
+            try:
+                quantize_dynamic(str(Path(tmp) / "m.onnx"), str(Path(tmp) / "q.onnx"), weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
+            data = (Path(tmp) / "q.onnx").read_bytes()
+    classes = [int(c) for c in estimator.classes_] if task != "regression" else None
+    return OnnxModel(data, task, columns, classes).fit()

@@ -211,11 +211,32 @@ def quantize(model: TrainedModel, data: Data) -> list[Variant]:
         except ValueError as exc:
             raise ModelError(f"quantize: {exc}") from None
         if est is None:
-            raise ModelError(f"quantize applies to LightGBM models and ensembles with LightGBM members (tree leaves at "
-                             f"lower precision); '{model.name}' is a {type(model.estimator).__name__} without one "
-                             "(ONNX int8 quantization of MLP and linear models is not built)")
+            return _quantize_onnx(model, data)
         out.append(Variant(label, with_estimator(model, est, f"{model.name}, {precision} leaves"),
                            "compact layout, exact" if precision == "float64" else f"leaf values as {precision}"))
+    return out
+
+
+ONNX_FAMILIES = ("MLPClassifier", "MLPRegressor", "LogisticRegression", "Ridge")
+
+
+def _quantize_onnx(model: TrainedModel, data: Data) -> list[Variant]:
+    """MLP and linear pipelines: ONNX (float32) and ONNX with onnxruntime's dynamic int8 weights."""
+    from workbench.compress.estimators import to_onnx_model
+
+    est = model.estimator
+    last = est.steps[-1][1] if hasattr(est, "steps") else est
+    if type(last).__name__ not in ONNX_FAMILIES:
+        raise ModelError(f"quantize applies to LightGBM models (and ensembles' LightGBM members) and to MLP and linear "
+                         f"models (ONNX); '{model.name}' is a {type(last).__name__}")
+    out = []
+    for int8, label in ((False, "quantize:onnx"), (True, "quantize:onnx-int8")):
+        try:
+            onnx = to_onnx_model(est, data.X_valid, model.task, int8=int8)
+        except ValueError as exc:
+            raise ModelError(f"quantize: {exc}") from None
+        out.append(Variant(label, with_estimator(model, onnx, f"{model.name}, ONNX{' int8' if int8 else ''}"),
+                           "ONNX float32 (onnxruntime)" if not int8 else "ONNX, int8 weights (dynamic quantization)"))
     return out
 
 

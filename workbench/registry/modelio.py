@@ -75,9 +75,13 @@ def load_model(folder: str | Path) -> TrainedModel:
 
 def write_estimator(est, folder: Path, stem: str, task: str) -> dict:
     """Write one estimator under ``folder`` and return its spec (format, file, and for ensembles the structure)."""
-    from workbench.compress.estimators import CompactBooster, CompiledBooster
+    from workbench.compress.estimators import CompactBooster, CompiledBooster, OnnxModel
     from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 
+    if isinstance(est, OnnxModel):  # ONNX is a data format (protobuf): safe to load
+        file = f"{stem}.onnx"
+        (folder / file).write_bytes(est.onnx)
+        return {"format": "onnx", "file": file, "columns": est.columns, "classes": est.classes}
     if isinstance(est, CompactBooster):
         file = f"{stem}.lgbz"
         (folder / file).write_bytes(est.packed)
@@ -117,6 +121,11 @@ def read_estimator(spec: dict, folder: Path, task: str):
     fmt = spec["format"]
     if fmt == "lightgbm":
         return LightGBMBooster((folder / spec["file"]).read_text(), task).fit(None)
+    if fmt == "onnx":
+        from workbench.compress.estimators import OnnxModel
+
+        return OnnxModel((folder / spec["file"]).read_bytes(), task, [tuple(c) for c in spec["columns"]],
+                         spec["classes"]).fit()
     if fmt in ("lightgbm-compact", "lightgbm-compiled"):
         from workbench.compress.estimators import CompactBooster, CompiledBooster
 

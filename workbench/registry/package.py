@@ -33,7 +33,7 @@ MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
 # what a package needs at run time; their exact versions go into the manifest
 REQUIREMENTS = ("aims-workbench", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "scipy", "treelite",
-                "tl2cgen")
+                "tl2cgen", "onnxruntime")
 REFERENCE_ROWS = 25
 TOLERANCE = 1e-9  # reference predictions must agree to this (they agree exactly on the same machine)
 
