@@ -28,6 +28,7 @@ from sklearn.base import BaseEstimator
 
 from workbench.errors import ModelError, WorkbenchError
 from workbench.models.compare import predict_scores
+from workbench.registry.modelio import SMALL
 
 PART_FORMAT = "aims-workbench-part"
 
@@ -47,8 +48,10 @@ class Part:
     weight: float = 1.0  # trees parts: tree count; members: the member's ensemble weight
 
     def score(self, X: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
-        if self.output == "raw":
-            return np.asarray(self.estimator.booster_.predict(X, raw_score=True), dtype=np.float64).reshape(len(X), -1)
+        if self.output == "raw":  # a few rows: one thread (OpenMP's start-up costs more than the trees)
+            threads = 1 if len(X) < SMALL else 0
+            return np.asarray(self.estimator.booster_.predict(X, raw_score=True, num_threads=threads),
+                              dtype=np.float64).reshape(len(X), -1)
         k = n_classes if task != "regression" else 0
         return np.asarray(predict_scores(self.estimator, X, task, k), dtype=np.float64)
 

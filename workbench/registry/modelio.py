@@ -17,6 +17,7 @@ from workbench.models.trained import TrainedModel
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.", "workbench.", "lightgbm.")
 # single types from elsewhere; a partial is safe because skops lists the function it wraps for its own check
 TRUSTED_TYPES = ("functools.partial",)
+SMALL = 1000  # rows: below this LightGBM predicts on one thread
 
 
 class LightGBMBooster(BaseEstimator):
@@ -38,13 +39,17 @@ class LightGBMBooster(BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        p = self.booster_.predict(X)
+        p = self._predict(X)
         return np.column_stack([1 - p, p]) if self.task == "binary" else p
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":
-            return self.booster_.predict(X)
+            return self._predict(X)
         return self.predict_proba(X).argmax(axis=1)
+
+    def _predict(self, X) -> np.ndarray:
+        # a few rows on one thread: starting OpenMP's threads costs about a millisecond, more than the trees
+        return self.booster_.predict(X, num_threads=1 if len(X) < SMALL else 0)
 
 
 def save_model(model: TrainedModel, folder: str | Path) -> Path:
