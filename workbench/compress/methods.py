@@ -9,6 +9,7 @@ import pandas as pd
 from workbench.compress.core import Data, Variant, method, scores_of, with_estimator
 from workbench.compress.estimators import CompactBooster, CompiledBooster
 from workbench.compress.lgbtext import ModelText, lgb_matrix, pack
+from workbench.decompose.core import forest_of
 from workbench.errors import ModelError
 from workbench.models.trained import TrainedModel
 from workbench.registry.modelio import LightGBMBooster
@@ -59,7 +60,7 @@ def prune(model: TrainedModel, data: Data) -> list[Variant]:
         out += _prune_iterations(model, booster, data)
         if data.X_train is not None:
             out += _prune_features(model, booster, data)
-    elif _forest(est) is not None:
+    elif forest_of(est) is not None:
         out += _prune_forest(model, data)
     elif type(est).__name__ == "WeightedEnsemble" and (est.task == "regression" or est.voting == "soft"):
         out += _prune_members(model, data)
@@ -106,15 +107,9 @@ def _prune_features(model, booster, data: Data) -> list[Variant]:
                     + ", ".join(columns[d] for d in drop[:6]) + (" ..." if len(drop) > 6 else ""))]
 
 
-def _forest(est):
-    last = est.steps[-1][1] if hasattr(est, "steps") else est
-    return last if type(last).__name__ in {"RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
-                                           "ExtraTreesRegressor"} else None
-
-
 def _prune_forest(model, data: Data) -> list[Variant]:
     est = model.estimator
-    forest = _forest(est)
+    forest = forest_of(est)
     Z = est[:-1].transform(data.X_valid) if hasattr(est, "steps") else data.X_valid
     trees = forest.estimators_
     each = np.stack([t.predict(Z) if data.task == "regression" else t.predict_proba(Z) for t in trees])
@@ -122,7 +117,7 @@ def _prune_forest(model, data: Data) -> list[Variant]:
     for k in _grid(len(trees)):
         if k < len(trees) and data.keeps(_full(running[k - 1] / k, forest, data)):
             small = copy.deepcopy(est)
-            f = _forest(small)
+            f = forest_of(small)
             f.estimators_, f.n_estimators = f.estimators_[:k], k
             return [Variant("prune:trees", with_estimator(model, small, f"{model.name}, {k} trees"),
                             f"{k} of {len(trees)} trees")]

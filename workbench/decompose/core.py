@@ -166,7 +166,8 @@ def _kind(est) -> str:
     return "trees"
 
 
-def _forest(est):
+def forest_of(est):
+    """The random forest or extra-trees model in ``est`` (alone, or the last step of a pipeline); else None."""
     last = est.steps[-1][1] if hasattr(est, "steps") else est
     return last if hasattr(last, "estimators_") and type(last).__name__.startswith(("RandomForest", "ExtraTrees")) else None
 
@@ -188,7 +189,7 @@ def _by_trees(est, parts: int, task: str, k: int) -> DecomposedModel:
                                                                                  num_iteration=int(b - a)), task).fit(),
                    "raw", True, float(b - a)) for a, b in zip(bounds[:-1], bounds[1:])]
         return DecomposedModel(ps, "sum_link", task, k, link)
-    forest = _forest(est)
+    forest = forest_of(est)
     if forest is not None:
         n = len(forest.estimators_)
         if parts > n:
@@ -197,7 +198,7 @@ def _by_trees(est, parts: int, task: str, k: int) -> DecomposedModel:
         ps = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             sub = copy.deepcopy(est)
-            f = _forest(sub)
+            f = forest_of(sub)
             f.estimators_, f.n_estimators = f.estimators_[a:b], int(b - a)
             ps.append(Part(f"trees {a}-{b - 1}", sub, "values" if task == "regression" else "proba", True, float(b - a)))
         return DecomposedModel(ps, "mean", task, k)
