@@ -131,6 +131,8 @@ def test_cli_decomposes_and_predicts_with_the_parts(tmp_path):
     assert p.returncode != 0 and "cannot be split into 100000 parts" in p.stderr
     assert not (tmp_path / "too-many").exists()
     assert json.loads((tmp_path / "parts" / "manifest.json").read_text())["params"]["combiner"] == "sum_link"
+    p = workbench("serve", "--decomposed", whole, "--port", "1")  # a whole package is not served as parts
+    assert p.returncode != 0 and "is not a decomposed package" in p.stderr
 
 
 def _fire(url: str, rows: list, seconds: float, out: list) -> None:

@@ -273,6 +273,11 @@ def _serve(args) -> int:
             folder = args.decomposed
             if not Path(folder).exists():  # NAME@alias or NAME/version: the part servers load from a downloaded copy
                 folder = _repo().download(args.decomposed)[1]
+            elif Path(folder).is_file():  # an archive: unpacked (and its checksums verified) for the part servers
+                from workbench.decompose.core import combiner_model
+                from workbench.registry.package import load_package
+
+                folder = load_package(folder, check=False, model_loader=combiner_model).path
             fleet = PartFleet(folder)
             # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` stop the parts
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
