@@ -183,8 +183,8 @@ def compress_stage(run_dir: str | Path, *, methods: list[str] | None = None, max
     from types import SimpleNamespace
 
     from workbench.compress import compress
+    from workbench.compress.core import package_variant
     from workbench.registry.modelio import load_model
-    from workbench.registry.package import build_package
 
     prepared = load_prepared(run_dir)
     art = Path(run_dir) / "artifacts"
@@ -206,10 +206,8 @@ def compress_stage(run_dir: str | Path, *, methods: list[str] | None = None, max
     info = {"verdict": report.verdict, "metric": report.metric, "chosen": None, "original_bytes": report.original.size_bytes}
     if report.chosen is not None:
         c = report.chosen
-        build_package(c.model, out, schema=prepared.schema, reference=prepared.reference, name=str(meta["target"]),
-                      target=meta["target"], metrics={f"valid_{report.metric}": c.valid_metric,
-                                                      f"test_{report.metric}": c.test_metric},
-                      params={"compression": c.name, "note": c.note}, fingerprint=prepared.fingerprint)
+        package_variant(report, out, schema=prepared.schema, reference=prepared.reference, name=str(meta["target"]),
+                        target=meta["target"], fingerprint=prepared.fingerprint, origin=f"pipeline run {Path(run_dir).name}")
         info |= {"chosen": c.name, "bytes": c.size_bytes, "package": str(out), "latency_1_ms": c.latency_1_ms,
                  "original_latency_1_ms": report.original.latency_1_ms}
     meta["compression"] = info

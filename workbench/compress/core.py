@@ -294,16 +294,24 @@ def with_estimator(model: TrainedModel, estimator, name: str) -> TrainedModel:
 
 def save_variant(report: CompressionReport, source, out: str | Path, *, variant: Variant | None = None,
                  archive: bool = False) -> Path:
-    """The chosen (or given) variant as a package beside its source package: same name, schema and reference rows,
-    with the compression's measurements in its metrics and where it came from in its parameters."""
+    """The chosen (or given) variant as a package beside its source package: same name, schema and reference rows."""
+    m = source.manifest
+    return package_variant(report, out, schema=source.schema, reference=source.reference, name=m["name"],
+                           target=m.get("target"), fingerprint=m.get("data_fingerprint"),
+                           origin=f"{m['name']}/{m['version']}", variant=variant, archive=archive)
+
+
+def package_variant(report: CompressionReport, out: str | Path, *, schema, reference, name: str, target=None,
+                    fingerprint=None, origin: str = "", variant: Variant | None = None, archive: bool = False) -> Path:
+    """A package of the chosen (or given) variant, with the compression's measurements in its metrics and where it
+    came from in its parameters. Raises ModelError (the report's verdict) when nothing was chosen."""
     from workbench.registry.package import build_package
 
     v = variant or report.chosen
     if v is None:
         raise ModelError(report.verdict)
-    m = source.manifest
     metrics = {f"valid_{report.metric}": v.valid_metric, "size_bytes": v.size_bytes, "latency_1_ms": v.latency_1_ms,
                "max_change": v.max_change} | ({f"test_{report.metric}": v.test_metric} if v.test_metric == v.test_metric else {})
-    params = {"compressed_from": f"{m['name']}/{m['version']}", "compression": v.name, "note": v.note}
-    return build_package(v.model, out, schema=source.schema, reference=source.reference, name=m["name"], target=m.get("target"),
-                         metrics=metrics, params=params, fingerprint=m.get("data_fingerprint"), archive=archive)
+    params = {"compressed_from": origin, "compression": v.name, "note": v.note}
+    return build_package(v.model, out, schema=schema, reference=reference, name=name, target=target, metrics=metrics,
+                         params=params, fingerprint=fingerprint, archive=archive)

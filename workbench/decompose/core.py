@@ -258,10 +258,12 @@ def write_decomposed(d: DecomposedModel, folder: Path, stem: str, task: str) -> 
     return spec
 
 
-def read_decomposed(spec: dict, folder: Path, task: str) -> DecomposedModel:
+def read_decomposed(spec: dict, folder: Path, task: str, make_part=None) -> DecomposedModel:
+    """The decomposed model ``write_decomposed`` stored. ``make_part(i, part_folder)`` gives each part (default: the
+    part loaded here, checksums checked); the stack's meta-learner, when there is one, is always read here."""
     from workbench.registry.modelio import read_estimator
 
-    parts = [load_part(folder / name) for name in spec["parts"]]
+    parts = [(make_part or (lambda i, f: load_part(f)))(i, folder / name) for i, name in enumerate(spec["parts"])]
     meta = None
     if spec["combiner"] == "stack":
         from workbench.ensemble.estimators import StackEnsemble
@@ -270,6 +272,12 @@ def read_decomposed(spec: dict, folder: Path, task: str) -> DecomposedModel:
                                          n_classes=int(spec["n_classes"]), passthrough=bool(spec["stack"]["passthrough"]),
                                          cv=spec["stack"]["cv"])
     return DecomposedModel(parts, spec["combiner"], task, int(spec["n_classes"]), spec["link"], meta)
+
+
+def part_stub(folder: Path, cls=None, **extra) -> Part:
+    """A part described by its ``part.json`` but not loaded (``cls``: Part, or a subclass such as RemotePart)."""
+    m = json.loads((folder / "part.json").read_text())
+    return (cls or Part)(m["name"], None, m["output"], bool(m["required"]), float(m["weight"]), **extra)
 
 
 def load_part(folder: str | Path) -> Part:
@@ -307,30 +315,19 @@ def _score_part(folder: str, X: pd.DataFrame, task: str, n_classes: int) -> np.n
     return _cached_part(folder).score(X, task, n_classes)
 
 
-def combiner_model(folder: str | Path):
+def combiner_model(folder: str | Path, make_part=None):
     """A decomposed package's model without its parts' estimators: the cleaner and the combiner only (what the
-    process that fans out needs; each part is loaded where it runs)."""
+    process that fans out needs; each part is loaded where it runs). ``make_part(i, part_folder)`` describes each
+    part (default: a stub read from its ``part.json``)."""
     from workbench.data.clean import Cleaner
     from workbench.models.trained import TrainedModel
-    from workbench.registry.modelio import read_estimator
 
     folder = Path(folder)
     meta = json.loads((folder / "model.json").read_text())
     spec = meta["estimator"]
     if spec.get("format") != "decomposed":
         raise ModelError(f"{folder} is not a decomposed package (make one with `workbench decompose`)")
-    parts = []
-    for name in spec["parts"]:
-        m = json.loads((folder / name / "part.json").read_text())
-        parts.append(Part(m["name"], None, m["output"], bool(m["required"]), float(m["weight"])))
-    stack = None
-    if spec["combiner"] == "stack":
-        from workbench.ensemble.estimators import StackEnsemble
-
-        stack = StackEnsemble.from_fitted([], read_estimator(spec["meta"], folder, meta["task"]), task=meta["task"],
-                                          n_classes=int(spec["n_classes"]), passthrough=bool(spec["stack"]["passthrough"]),
-                                          cv=spec["stack"]["cv"])
-    d = DecomposedModel(parts, spec["combiner"], meta["task"], int(spec["n_classes"]), spec["link"], stack)
+    d = read_decomposed(spec, folder, meta["task"], make_part or (lambda i, f: part_stub(f)))
     return TrainedModel(Cleaner.from_json((folder / "cleaner.json").read_text()), d, meta["task"], meta["classes"],
                         meta["name"])
 

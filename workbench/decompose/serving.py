@@ -228,39 +228,15 @@ class PartFleet:
                     os.killpg(p.pid, signal.SIGKILL)
 
 
-def remote_parts(package: str | Path, urls: list[str], timeout: float) -> DecomposedModel:
-    """The decomposed model of ``package`` with every part replaced by the part server at the same position."""
-    from workbench.registry.modelio import read_estimator
-
-    folder = Path(package)
-    spec = json.loads((folder / "model.json").read_text())
-    est = spec["estimator"]
-    if len(urls) != len(est["parts"]):
-        raise PartError(f"{package} has {len(est['parts'])} parts; {len(urls)} part addresses given")
-    parts = []
-    for name, url in zip(est["parts"], urls):
-        meta = json.loads((folder / name / "part.json").read_text())
-        parts.append(RemotePart(meta["name"], None, meta["output"], bool(meta["required"]), float(meta["weight"]),
-                                url=url.rstrip("/"), timeout=timeout))
-    meta_learner = None
-    if est["combiner"] == "stack":
-        from workbench.ensemble.estimators import StackEnsemble
-
-        meta_learner = StackEnsemble.from_fitted([], read_estimator(est["meta"], folder, spec["task"]), task=spec["task"],
-                                                 n_classes=int(est["n_classes"]),
-                                                 passthrough=bool(est["stack"]["passthrough"]), cv=est["stack"]["cv"])
-    return DecomposedModel(parts, est["combiner"], spec["task"], int(est["n_classes"]), est["link"], meta_learner)
-
-
 def front_model(folder: str | Path, urls: list[str], timeout: float):
-    """A decomposed package's model as the front holds it: the cleaner and the combiner here, the parts remote."""
-    from workbench.data.clean import Cleaner
-    from workbench.models.trained import TrainedModel
+    """A decomposed package's model as the front holds it: the cleaner and the combiner here, each part the part
+    server at the same position in ``urls``."""
+    from workbench.decompose.core import combiner_model, part_stub
 
-    folder = Path(folder)
-    meta = json.loads((folder / "model.json").read_text())
-    cleaner = Cleaner.from_json((folder / "cleaner.json").read_text())
-    return TrainedModel(cleaner, remote_parts(folder, urls, timeout), meta["task"], meta["classes"], meta["name"])
+    n = len(json.loads((Path(folder) / "model.json").read_text())["estimator"]["parts"])
+    if len(urls) != n:
+        raise PartError(f"{folder} has {n} parts; {len(urls)} part addresses given")
+    return combiner_model(folder, lambda i, f: part_stub(f, RemotePart, url=urls[i].rstrip("/"), timeout=timeout))
 
 
 def takes_matrix(folder: str | Path, plan) -> bool:
@@ -275,6 +251,4 @@ def takes_matrix(folder: str | Path, plan) -> bool:
     if meta["estimator"].get("format") != "lightgbm":
         return False
     text = (first / meta["estimator"]["file"]).read_text()
-    stored = json.loads(text.rsplit("pandas_categorical:", 1)[1]) if "pandas_categorical:" in text else []
-    ours = [list(plan.codes[col]) for col, kind, _, _ in plan.columns if kind == "category"]
-    return [list(map(str, c)) for c in (stored or [])] == ours
+    return plan.encodes(json.loads(text.rsplit("pandas_categorical:", 1)[1]) if "pandas_categorical:" in text else [])

@@ -218,9 +218,12 @@ class RowPlan:
         est = self.model.estimator
         if not isinstance(est, LightGBMBooster):
             return None
-        stored = est.booster_.pandas_categorical or []
+        return est.booster_ if self.encodes(est.booster_.pandas_categorical) else None
+
+    def encodes(self, stored: list | None) -> bool:
+        """Are a LightGBM model's stored categories (``pandas_categorical``) exactly the codes this plan writes?"""
         ours = [list(self.codes[col]) for col, kind, _, _ in self.columns if kind == "category"]
-        return est.booster_ if [list(map(str, s)) for s in stored] == ours else None
+        return [list(map(str, s)) for s in stored or []] == ours
 
     @property
     def fast(self) -> bool:
