@@ -116,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_dashboard)
 
     _models_parser(sub)
+    _monitor_parser(sub)
 
     c = sub.add_parser("serve", help="serve models over HTTP (REST and the Open Inference Protocol V2)")
     c.add_argument("--model", action="append", default=[], help="NAME, NAME@alias or NAME/version (repeatable)")
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--part-url", action="append", default=[],
                    help="with --decomposed: the address of a part server already running (one per part, in order)")
     c.add_argument("--part-timeout", type=float, default=5, help="seconds a part may take before it counts as failed")
+    c.add_argument("--no-log", action="store_true", help="do not record predictions in the monitoring log")
     c.set_defaults(func=_serve)
 
     c = sub.add_parser("deploy", help="a gated release: package, upload, environment, start, health, validate, promote")
@@ -156,6 +158,87 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("models-zoo", help="list the model zoo")
     c.set_defaults(func=lambda a: print("\n".join(_zoo_lines())))
     return p
+
+
+def _monitor_parser(sub) -> None:
+    mon = sub.add_parser("monitor", help="the prediction log: outcomes, live quality and drift, reports, dashboard")
+    msub = mon.add_subparsers(title="actions")
+    c = msub.add_parser("feedback", help="true outcomes from a table with request_id and actual columns")
+    c.add_argument("--model", required=True)
+    c.add_argument("--data", required=True, help="CSV, Parquet or Excel with request_id and actual")
+    c.set_defaults(func=_monitor_feedback)
+    c = msub.add_parser("status", help="windows, alerts and drift, printed")
+    c.add_argument("--model", required=True)
+    c.add_argument("--since", help="30m, 6h, 7d or a date (default: the last day)")
+    c.set_defaults(func=_monitor_status)
+    c = msub.add_parser("report", help="an HTML drift-and-quality report under reports/monitor/")
+    c.add_argument("--model", required=True)
+    c.add_argument("--since", help="30m, 6h, 7d or a date (default: the last day)")
+    c.add_argument("--out", help="the HTML file (default: reports/monitor/NAME-TIME.html)")
+    c.set_defaults(func=_monitor_report)
+    c = msub.add_parser("compact", help="rows older than the retention become hourly aggregates")
+    c.add_argument("--older-than", type=float, help="hours (default: WORKBENCH_MONITOR_RETENTION_HOURS)")
+    c.set_defaults(func=_monitor_compact)
+    c = msub.add_parser("dashboard", help="the live monitoring dashboard (Voila) on 127.0.0.1")
+    c.add_argument("--model", required=True)
+    c.add_argument("--port", type=int, default=8867)
+    c.add_argument("--every", type=float, default=5, help="seconds between updates")
+    c.set_defaults(func=_monitor_dashboard)
+
+
+def _monitor_feedback(args) -> int:
+    from workbench.monitor import feed_back_file
+
+    r = feed_back_file(args.model, args.data)
+    print(f"{r['stored']} outcomes stored for {args.model}")
+    if r["unknown"]:
+        print(f"{len(r['unknown'])} request ids are not predictions of {args.model} in the log: "
+              + ", ".join(r["unknown"][:10]) + (" ..." if len(r["unknown"]) > 10 else ""))
+        return 1
+    return 0
+
+
+def _monitor_status(args) -> int:
+    import pandas as pd
+
+    from workbench.monitor import status
+    from workbench.monitor.report import parse_since
+
+    st = status(args.model, since=parse_since(args.since))
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(f"{st.model} version {st.version} ({st.task})\n")
+        print(st.windows.to_string(index=False))
+        print("\n" + (st.drift.to_string(index=False) if len(st.drift) else "drift: not enough rows yet"))
+    for n in st.notes:
+        print(f"note: {n}")
+    print("\n" + ("\n".join(f"ALERT {a.kind}: {a.message}" for a in st.alerts) or "no alerts"))
+    return 0
+
+
+def _monitor_report(args) -> int:
+    from workbench.monitor.report import write_report
+
+    print(f"report: {write_report(args.model, since=args.since, out=args.out)}")
+    return 0
+
+
+def _monitor_compact(args) -> int:
+    from workbench.monitor import PredictionLog
+    from workbench.settings import get_settings
+
+    hours = args.older_than if args.older_than is not None else get_settings().monitor_retention_hours
+    log = PredictionLog(create=False)
+    n = log.compact(hours * 3600)
+    print(f"{n} rows older than {hours:g} h compacted into hourly aggregates in {log.path}")
+    return 0
+
+
+def _monitor_dashboard(args) -> int:
+    from workbench.monitor import PredictionLog
+
+    PredictionLog(create=False).model_info(args.model)  # a clear error now rather than a broken page later
+    return _voila("monitor_dashboard.ipynb", args.port, {"WORKBENCH_MONITOR_MODEL": args.model,
+                                                         "WORKBENCH_MONITOR_EVERY": str(args.every)})
 
 
 def _models_parser(sub) -> None:
@@ -262,6 +345,13 @@ def _serve(args) -> int:
     config = ServeConfig(sources, keys, admin, max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_rows=args.max_rows,
                          timeout_s=args.timeout, allow_unseen=not args.reject_unseen, watch_s=args.watch,
                          part_timeout_s=args.part_timeout)
+    if s.monitor_log and not args.no_log:
+        from workbench.monitor import store_path
+
+        config.log_store = str(store_path(s).resolve())
+        config.log_sample, config.log_queue = s.monitor_sample, s.monitor_queue
+        config.check_s, config.retention_hours = s.monitor_check_s, s.monitor_retention_hours
+        print(f"predictions are recorded in {config.log_store}", flush=True)
     from workbench.serve.models import load_source
 
     fleet = None
@@ -546,23 +636,30 @@ def _run(args) -> int:
 
 
 def _dashboard(args) -> int:
-    import os
-    from pathlib import Path
-
     from workbench.pipeline import list_runs, load_results
-    from workbench.settings import get_settings
 
     if args.run_id:
         load_results(args.run_id)  # a clear error now rather than a broken page later
     elif not list_runs():
         raise WorkbenchError("no runs to show yet: run `workbench run` first")
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "dashboard.ipynb"
+    return _voila("dashboard.ipynb", args.port, {"WORKBENCH_DASHBOARD_RUN": args.run_id or ""})
+
+
+def _voila(name: str, port: int, env: dict) -> int:
+    """Become Voila serving notebooks/``name`` on 127.0.0.1:``port``, code hidden."""
+    import os
+    from pathlib import Path
+
+    from workbench.monitor import store_path
+    from workbench.settings import get_settings
+
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / name
     s = get_settings()
-    # Voila starts the kernel in notebooks/: hand it absolute paths to this store and these reports
-    env = os.environ | {"WORKBENCH_DASHBOARD_RUN": args.run_id or "", "WORKBENCH_HOME": str(s.home.resolve()),
-                        "WORKBENCH_REPORTS": str(s.reports.resolve())}
-    print(f"dashboard on http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={args.port}", "--Voila.ip=127.0.0.1",
+    # Voila starts the kernel in notebooks/: hand it absolute paths to this store, log and these reports
+    env = os.environ | env | {"WORKBENCH_HOME": str(s.home.resolve()), "WORKBENCH_REPORTS": str(s.reports.resolve()),
+                              "WORKBENCH_MONITOR_STORE": str(store_path(s).resolve())}
+    print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
            "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}"]
     # become Voila (no child left behind): a SIGTERM to this process stops Voila and its kernels
     os.chdir(notebook.parent.parent)

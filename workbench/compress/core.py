@@ -296,7 +296,7 @@ def save_variant(report: CompressionReport, source, out: str | Path, *, variant:
                  archive: bool = False) -> Path:
     """The chosen (or given) variant as a package beside its source package: same name, schema and reference rows."""
     m = source.manifest
-    return package_variant(report, out, schema=source.schema, reference=source.reference, name=m["name"],
+    return package_variant(report, out, schema=source.schema, reference=source.sample, name=m["name"],
                            target=m.get("target"), fingerprint=m.get("data_fingerprint"),
                            origin=f"{m['name']}/{m['version']}", variant=variant, archive=archive)
 

@@ -394,7 +394,7 @@ def decompose_package(source, out, parts: int, by: str | None = None, *, optiona
     params = {"decomposed_from": f"{m['name']}/{m['version']}", "by": by or _kind(source.model.estimator),
               "parts": [{"name": p.name, "required": p.required, "weight": p.weight} for p in d.parts],
               "combiner": d.combiner}
-    path = build_package(model, out, schema=source.schema, reference=source.reference, name=m["name"],
+    path = build_package(model, out, schema=source.schema, reference=source.sample, name=m["name"],
                          target=m.get("target"), metrics=m.get("metrics"), params=params,
                          fingerprint=m.get("data_fingerprint"), archive=archive)
     return path, diff

@@ -62,7 +62,7 @@ class Prepared:
     cleaned: Cleaned
     schema: Schema
     test: pd.DataFrame | None = None
-    reference: pd.DataFrame | None = None  # a few raw training rows (no target): a package's reference inputs
+    reference: pd.DataFrame | None = None  # raw training rows (no target): a package's reference inputs and drift sample
     fingerprint: dict = field(default_factory=dict)  # of the raw training table
 
 
@@ -84,10 +84,11 @@ def prepare(data, target: str | int, *, test=None, task: str | None = None, sett
 
 
 def reference_rows(df: pd.DataFrame, target: str, seed: int = 0) -> pd.DataFrame:
-    """Raw training rows, without the target, that a package replays to prove it predicts as it did."""
-    from workbench.registry.package import REFERENCE_ROWS
+    """Raw training rows, without the target, drawn at random: a package replays the first few to prove it predicts
+    as it did, and keeps all as the reference its monitoring measures drift against."""
+    from workbench.registry.package import SAMPLE_ROWS
 
-    return df.drop(columns=[target]).sample(min(REFERENCE_ROWS, len(df)), random_state=seed).reset_index(drop=True)
+    return df.drop(columns=[target]).sample(min(SAMPLE_ROWS, len(df)), random_state=seed).reset_index(drop=True)
 
 
 def fit(prepared: Prepared, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,

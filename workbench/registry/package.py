@@ -31,10 +31,12 @@ FORMAT = "aims-workbench-package"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REFERENCE = "reference.json"
+SAMPLE = "training_sample.json"  # raw training rows: the drift reference of the monitoring
 # what a package needs at run time; their exact versions go into the manifest
 REQUIREMENTS = ("aims-workbench", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "scipy", "treelite",
                 "tl2cgen", "onnxruntime")
 REFERENCE_ROWS = 25
+SAMPLE_ROWS = 2000
 TOLERANCE = 1e-9  # reference predictions must agree to this (they agree exactly on the same machine)
 
 
@@ -62,6 +64,12 @@ class Package:
         got = self.model.predict_frame(self.reference).reset_index(drop=True)
         return compare_predictions(got, self.expected, where=str(self.path))
 
+    @property
+    def sample(self) -> pd.DataFrame:
+        """Raw training rows (up to SAMPLE_ROWS; the reference rows for packages made before there was a sample)."""
+        path = self.path / SAMPLE
+        return _frame(json.loads(path.read_text())) if path.exists() else self.reference
+
 
 def build_package(model: TrainedModel, out: str | Path, *, schema: Schema, reference: pd.DataFrame, name: str | None = None,
                   version: str | None = None, target: str | None = None, metrics: dict | None = None,
@@ -73,6 +81,7 @@ def build_package(model: TrainedModel, out: str | Path, *, schema: Schema, refer
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise PackageError(f"{out} already exists and is not empty; choose another folder or remove it")
+    sample = _records(reference.head(SAMPLE_ROWS).reset_index(drop=True))
     # through JSON and back first, so that the stored predictions are those of exactly the stored rows
     reference = _frame(_records(reference.head(REFERENCE_ROWS).reset_index(drop=True)))
     if reference.empty:
@@ -85,6 +94,7 @@ def build_package(model: TrainedModel, out: str | Path, *, schema: Schema, refer
         expected = model.predict_frame(reference).reset_index(drop=True)
         (tmp / REFERENCE).write_text(json.dumps({"inputs": _records(reference), "predictions": _records(expected)},
                                                 indent=1, default=_jsonable))
+        (tmp / SAMPLE).write_text(json.dumps(sample, default=_jsonable))
         created = datetime.now(timezone.utc)
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,

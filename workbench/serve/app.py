@@ -1,6 +1,7 @@
 """The prediction service: a FastAPI app factory serving packages by name and version.
 
-Endpoints: ``/v1/models/{name}[/versions/{v}]/predict`` (JSON records of raw business values), the Open Inference
+Endpoints: ``/v1/models/{name}[/versions/{v}]/predict`` (JSON records of raw business values),
+``/v1/models/{name}/feedback`` (true outcomes, by the request ids the predictions returned), the Open Inference
 Protocol V2 (``/v2/...``), ``/healthz``, ``/readyz``, ``/metrics`` and, behind the admin key, ``/admin/models`` and
 ``/admin/reload``. Bodies are parsed with orjson and small requests are answered on the event loop: the
 request costs little more than the model's own prediction.
@@ -8,6 +9,7 @@ request costs little more than the model's own prediction.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import hmac
 import json
@@ -32,6 +34,7 @@ from workbench.serve.plan import InputError
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
 INLINE_ROWS = 1000  # up to this many rows (a few ms) are scored on the event loop; bigger ones in a thread, with the timeout
+_SCORED: contextvars.ContextVar = contextvars.ContextVar("scored", default=None)  # this request's rows, for the log
 
 
 @dataclass
@@ -50,6 +53,12 @@ class ServeConfig:
 
     parts: dict[str, list[str]] = field(default_factory=dict)  # decomposed package → its part servers' addresses
     part_timeout_s: float = 5.0
+
+    log_store: str = ""  # the prediction log (sqlite file); empty = predictions are not recorded
+    log_sample: float = 1.0
+    log_queue: int = 10_000
+    check_s: float = 0.0  # evaluate the monitoring alerts this often (0 = never)
+    retention_hours: float = 24 * 7
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -88,7 +97,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     app = FastAPI(title="AIMS Workbench prediction service", version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json")
-    app.state.store, app.state.metrics, app.state.config = store, metrics, config
+    recorder = _recorder(config, metrics)
+    app.state.store, app.state.metrics, app.state.config, app.state.recorder = store, metrics, config, recorder
 
     def authorize(request: Request, admin: bool = False) -> None:
         allowed = admin_keys if admin else keys
@@ -135,8 +145,12 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
                     served.fanout.observe = metrics.part_observer(served.name)
                 return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
             if len(records) <= INLINE_ROWS:
-                return served.predict(records, config.threads)
-            return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+                out = served.predict(records, config.threads)
+            else:
+                out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+            if recorder is not None:
+                _SCORED.set((records, out[0], out[1]))
+            return out
         except PartError as exc:
             raise ApiError(503, f"{exc}; try again when the part is back") from None
         except InputError as exc:
@@ -156,17 +170,24 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     async def respond(request: Request, name: str, version: str | None, build) -> Response:
         """Authorize, find the model, let ``build(served)`` make the answer; count every outcome and its time."""
         t0 = time.perf_counter()
-        served = None
+        served, status = None, 500
         try:
             authorize(request)
             served = lookup(name, version)
-            return Response(orjson.dumps(await build(served)), media_type="application/json")
+            response = Response(orjson.dumps(await build(served)), media_type="application/json")
+            status = 200
+            return response
         except ApiError as exc:
+            status = exc.status_code
             metrics.requests.labels(name, served.version if served else "", str(exc.status_code)).inc()
             raise
         finally:
             if served is not None:
-                metrics.latency_of(served.name).observe(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                metrics.latency_of(served.name).observe(elapsed)
+                if recorder is not None:  # one put in a queue: the writing happens on the log's own thread
+                    scored = _SCORED.get() if status == 200 else None
+                    recorder.record(served, status, elapsed, *(scored or ()))
 
     async def predict(request: Request, name: str, version: str | None = None) -> Response:
         async def build(served):
@@ -196,6 +217,38 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     app.add_api_route("/v1/models/{name}/predict", not_served, methods=["POST"], include_in_schema=False)
     app.add_api_route("/v1/models/{name}/versions/{version}/predict", not_served, methods=["POST"], include_in_schema=False)
+
+    async def feedback(request: Request, name: str) -> Response:
+        """True outcomes for earlier predictions: ``[{"request_id": ..., "actual": ...}, ...]``."""
+        from workbench.monitor import FeedbackError, check_outcomes
+
+        authorize(request)
+        served = lookup(name)
+        if recorder is None:
+            raise ApiError(409, "this service does not record its predictions (started with --no-log): outcomes "
+                                "cannot be matched to them")
+        body = await read_json(request)
+        try:
+            outcomes = check_outcomes(body, served.task, served.labels)
+        except FeedbackError as exc:
+            raise ApiError(422, str(exc), exc.errors) from None
+
+        def store():
+            recorder.flush(5)  # a prediction answered a moment ago may still be on its way to the log
+            return recorder.log.feedback(name, outcomes)
+        stored, unknown = await run_in_threadpool(store)
+        answer = {"model": name, "stored": stored, "unknown": unknown}
+        if unknown:
+            answer["message"] = (f"{len(unknown)} request ids are not predictions of {name} in this log (mistyped, "
+                                 "from another model, or older than the retention)")
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    for name in store.names():
+        app.add_api_route(f"/v1/models/{name}/feedback", _bind(feedback, name), methods=["POST"], tags=["v1"],
+                          summary=f"True outcomes for predictions of {name}", openapi_extra=_feedback_doc(store.get(name)),
+                          responses={200: {"description": "stored, and the unknown request ids"},
+                                     **{c: _ERROR for c in (400, 401, 403, 404, 409, 413, 415, 422)}})
+    app.add_api_route("/v1/models/{name}/feedback", not_served, methods=["POST"], include_in_schema=False)
 
     @app.get("/healthz", tags=["health"], responses={200: {"description": "the process is up"}})
     async def healthz():
@@ -260,12 +313,58 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
 
+    if recorder is not None:
+        @app.on_event("shutdown")
+        async def close_log():
+            await run_in_threadpool(recorder.close)  # what is queued is written before the process ends
+
+        if config.check_s > 0:
+            @app.on_event("startup")
+            async def check():
+                asyncio.get_running_loop().create_task(_check_alerts(config, store, recorder, metrics))
+
     if config.watch_s > 0:
         @app.on_event("startup")
         async def watch():
             asyncio.get_running_loop().create_task(_watch_aliases(config, store, swap))
 
     return app
+
+
+def _recorder(config: ServeConfig, metrics: Metrics):
+    if not config.log_store:
+        return None
+    from workbench.monitor import PredictionLog, Recorder
+
+    return Recorder(PredictionLog(config.log_store), queue_size=config.log_queue, sample=config.log_sample,
+                    on_drop=lambda name, n: metrics.log_dropped.labels(name).inc(n))
+
+
+async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, metrics: Metrics) -> None:
+    """Every ``check_s``: compact what is older than the retention, evaluate each model's alerts; a new alert is a
+    row in the log, a line in the service log and a Prometheus gauge (1 while it holds)."""
+    from workbench.monitor import MonitorError
+    from workbench.monitor.quality import raise_alerts, status
+
+    while True:
+        await asyncio.sleep(config.check_s)
+        try:
+            await run_in_threadpool(recorder.flush, 5)
+            await run_in_threadpool(recorder.log.compact, config.retention_hours * 3600)
+        except Exception as exc:  # noqa: BLE001 - a failed check must not stop the service; it says why
+            log.warning("could not compact the prediction log: %s", exc)
+        for name in store.names():
+            try:
+                st = await run_in_threadpool(status, name, log=recorder.log, record=False)
+                new = await run_in_threadpool(raise_alerts, recorder.log, name, st.version, st.alerts, time.time())
+            except MonitorError:
+                continue  # no traffic yet
+            except Exception as exc:  # noqa: BLE001
+                log.warning("could not check the alerts of %s: %s", name, exc)
+                continue
+            for a in new:
+                log.warning("ALERT %s %s: %s", name, a.kind, a.message)
+            metrics.set_alerts(name, [(a.kind, a.subject) for a in st.alerts])
 
 
 async def _watch_aliases(config: ServeConfig, store: ModelStore, swap) -> None:
@@ -337,6 +436,15 @@ def _request_doc(served, example: dict) -> dict:
     row = _row_schema(served)
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"oneOf": [row, {"type": "array", "items": row, "minItems": 1}]}, "example": [example]}}}}
+
+
+def _feedback_doc(served) -> dict:
+    actual = {"type": "number"} if served.task == "regression" else {"type": "string", "enum": served.labels}
+    item = {"type": "object", "required": ["request_id", "actual"],
+            "properties": {"request_id": {"type": "string"}, "actual": actual}}
+    example = [{"request_id": "0123456789abcdef01-0", "actual": 1.0 if served.task == "regression" else served.labels[0]}]
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]}, "example": example}}}}
 
 
 def _responses(served) -> dict:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -29,6 +29,10 @@ class Metrics:
                                       ["model", "part"], buckets=LATENCY_BUCKETS, registry=r)
         self.part_failures = Counter("workbench_part_failures", "Parts that did not answer (timeouts, errors, down)",
                                      ["model", "part"], registry=r)
+        self.log_dropped = Counter("workbench_log_dropped_rows", "Predicted rows not recorded: the log's queue was full",
+                                   ["model"], registry=r)
+        self.alerts = Gauge("workbench_alert", "Monitoring alerts that hold now (1) or held before (0)",
+                            ["model", "kind", "subject"], registry=r)
         self._bound: dict = {}
 
     def part_observer(self, name: str):
@@ -38,6 +42,13 @@ class Metrics:
             if not ok:
                 self.part_failures.labels(name, part).inc()
         return observe
+
+    def set_alerts(self, name: str, active: list[tuple[str, str]]) -> None:
+        for kind, subject in active:
+            self.alerts.labels(name, kind, subject).set(1)
+        for labels in list(self.alerts._metrics):  # the ones that no longer hold go back to 0
+            if labels[0] == name and tuple(labels[1:]) not in set(active):
+                self.alerts.labels(*labels).set(0)
 
     def latency_of(self, name: str):
         return self._child(("latency", name), lambda: self.latency.labels(name))

@@ -1,0 +1,90 @@
+"""The live monitoring panel: how a served model is doing now, refreshed in place every few seconds (no reload)."""
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from workbench.errors import WorkbenchError
+
+CHARTS = ("traffic", "latency", "quality", "feedback", "drift")
+
+
+class MonitorPanel(W.VBox):
+    """``MonitorPanel("churn", every=5)``: headline numbers, the alert list and five charts from
+    ``workbench.monitor.status``; ``start()`` refreshes them every ``every`` seconds on the kernel's event loop (the
+    figures are updated in place, so a Voila page changes without a reload). ``result`` is the last MonitorStatus."""
+
+    def __init__(self, model: str, every: float = 5.0, since_hours: float = 24.0):
+        self.model, self.every, self.since_hours = model, every, since_hours
+        self.result = None
+        self.refreshes = 0
+        self.header = W.HTML()
+        self.alerts = W.HTML()
+        self.figures = {k: go.FigureWidget(layout={"height": 320, "template": "plotly_white"}) for k in CHARTS}
+        self._task = None
+        super().__init__([self.header, self.alerts,
+                          W.HBox([self.figures["traffic"], self.figures["latency"]]),
+                          W.HBox([self.figures["quality"], self.figures["feedback"]]), self.figures["drift"]])
+        self.refresh()
+
+    def refresh(self) -> None:
+        self._show(self._status())
+
+    def start(self):
+        """Refresh every ``every`` seconds until the kernel stops (Voila: while the page is open)."""
+        async def loop():
+            while True:
+                await asyncio.sleep(self.every)
+                self._show(await asyncio.get_running_loop().run_in_executor(None, self._status))
+        self._task = asyncio.ensure_future(loop())
+        return self
+
+    def _status(self):
+        from workbench.monitor import status
+
+        try:
+            return status(self.model, since=time.time() - self.since_hours * 3600)
+        except WorkbenchError as exc:
+            return exc
+
+    def _show(self, st) -> None:
+        self.refreshes += 1
+        stamp = time.strftime("%H:%M:%S")
+        if isinstance(st, Exception):
+            self.header.value = (f"<h2>{html.escape(self.model)}</h2><p>{html.escape(str(st))}</p>"
+                                 f"<p style='color:#64748b'>checked at {stamp}; this page updates itself</p>")
+            return
+        self.result = st
+        w = st.windows.iloc[0]
+        m = st.headline
+        from workbench.monitor.quality import validation_metric
+
+        live, base = st.windows.iloc[1][m], validation_metric(st.validation, m)
+        quality = (f"{m.replace('_', ' ')} on real outcomes (last hour): <b>{live:.3f}</b> (validation {base:.3f})"
+                   if live == live else "no real outcomes fed back yet")
+        self.header.value = (
+            f"<h2>{html.escape(st.model)} <small>version {html.escape(st.version)}</small></h2>"
+            f"<p>Last 15 minutes: <b>{w['requests']:,}</b> requests, <b>{w['errors']:,}</b> failed, "
+            f"typical answer in <b>{w['latency_p50_ms']:.1f} ms</b>. {quality}.</p>"
+            f"<p style='color:#64748b'>updated at {stamp} UTC; this page updates itself every {self.every:g} s</p>")
+        items = "".join(f"<li>{html.escape(a.message)}</li>" for a in st.alerts)
+        self.alerts.value = (f"<div style='color:#b91c1c'><b>{len(st.alerts)} alert(s)</b><ul>{items}</ul></div>"
+                             if st.alerts else "<div style='color:#16a34a'><b>No alerts</b></div>")
+        for key, fig in st.figures().items():
+            _update(self.figures[key], fig)
+
+
+def _update(widget: go.FigureWidget, fig: go.Figure) -> None:
+    """The widget takes the figure's traces and layout in one message; the browser redraws in place."""
+    with widget.batch_update():
+        if len(widget.data) == len(fig.data) and all(a.type == b.type for a, b in zip(widget.data, fig.data)):
+            for old, new in zip(widget.data, fig.data):
+                old.update(new.to_plotly_json(), overwrite=True)
+        else:
+            widget.data = []
+            widget.add_traces(list(fig.data))
+        widget.layout = fig.layout

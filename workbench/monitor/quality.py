@@ -1,0 +1,370 @@
+"""Live quality and drift from the prediction log: windows over time, a timeline, drift of every input column and of
+the predictions against the training sample stored in the package, and alerts against the settings' thresholds."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import orjson
+import pandas as pd
+from scipy import stats
+
+from workbench.models.metrics import GREATER_IS_BETTER, score
+from workbench.monitor.store import MonitorError, PredictionLog
+from workbench.settings import Settings, get_settings
+
+WINDOWS = {"last 15 minutes": 900, "last hour": 3600, "last day": 86400}
+LIVE_METRICS = {"binary": ["accuracy", "roc_auc", "f1"], "multiclass": ["accuracy", "roc_auc", "f1"],
+                "regression": ["rmse", "mae"]}
+HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}  # the metric business users watch
+BINS = 10
+EPS = 1e-4  # a share of zero would make the PSI infinite
+
+
+@dataclass
+class Thresholds:
+    """When something is worth an alert (from the settings: ``WORKBENCH_ALERT_*``)."""
+
+    psi: float = 0.2  # population stability index of a column, and its test's p-value below
+    p_value: float = 0.01
+    metric_drop: float = 0.05  # the headline metric below validation by this much (relative for errors)
+    error_rate: float = 0.05
+    latency_ms: float = 250.0  # 95th percentile over the last 15 minutes
+    min_rows: int = 50  # fewer live rows (or outcomes) than this: not judged yet
+
+    @classmethod
+    def of(cls, s: Settings) -> "Thresholds":
+        return cls(s.alert_psi, s.alert_p_value, s.alert_metric_drop, s.alert_error_rate, s.alert_latency_ms,
+                   s.monitor_min_rows)
+
+
+@dataclass
+class Alert:
+    kind: str  # drift | prediction drift | metric drop | error rate | latency
+    subject: str
+    value: float
+    threshold: float
+    message: str
+
+
+@dataclass
+class MonitorStatus:
+    """How a served model is doing: ``windows`` (a row per window), ``timeline`` (a row per minute), ``drift`` (a row
+    per input column and one for the predictions), ``feedback`` (predicted against actual), and the ``alerts``."""
+
+    model: str
+    version: str
+    task: str
+    headline: str
+    validation: dict
+    windows: pd.DataFrame
+    timeline: pd.DataFrame
+    drift: pd.DataFrame
+    feedback: pd.DataFrame
+    alerts: list[Alert] = field(default_factory=list)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.windows
+
+    def figures(self) -> dict:
+        from workbench.viz.monitor import monitor_figures
+
+        return monitor_figures(self)
+
+    def _repr_html_(self) -> str:
+        alerts = "".join(f"<li>{a.message}</li>" for a in self.alerts) or "<li>no alerts</li>"
+        notes = "".join(f"<p><i>{n}</i></p>" for n in self.notes)
+        return (f"<h3>{self.model} (version {self.version})</h3>{notes}<h4>Alerts</h4><ul>{alerts}</ul>"
+                f"<h4>Windows</h4>{self.windows.to_html(index=False, na_rep='—', float_format=lambda v: f'{v:.4g}')}"
+                f"<h4>Drift</h4>{self.drift.to_html(index=False, na_rep='—', float_format=lambda v: f'{v:.3g}')}")
+
+
+def status(model: str, *, log: PredictionLog | None = None, since: float | None = None, now: float | None = None,
+           settings: Settings | None = None, record: bool = True, bucket_s: int = 60) -> MonitorStatus:
+    """Everything the report and the dashboard show, computed from the log; with ``record`` new alerts are written
+    to the log's alert table (one per kind and subject per hour)."""
+    s = settings or get_settings()
+    log = log or PredictionLog(create=False)
+    now = time.time() if now is None else now
+    info = log.model_info(model).iloc[0]
+    task, labels = info["task"], orjson.loads(info["labels"])
+    th = Thresholds.of(s)
+    since = now - 86400 if since is None else since
+    preds = predictions(log, model, since)
+    if preds.empty and log.query("SELECT 1 FROM requests WHERE model = ? AND ts >= ? LIMIT 1", (model, since)).empty:
+        raise MonitorError(f"model '{model}' has no traffic since {pd.Timestamp(since, unit='s', tz='UTC'):%Y-%m-%d %H:%M} "
+                           "UTC: send it some predictions, or choose an earlier --since")
+    validation = orjson.loads(info["validation"] or "{}")
+    windows_ = windows(log, model, task, labels, now=now)
+    timeline_ = timeline(log, model, task, labels, since=since, now=now, bucket_s=bucket_s)
+    notes = []
+    package = _package(info["package"], info["source"], model, str(info["version"]))
+    version = str(info["version"])
+    # the version's first rows are its reference period for the predictions; drift is judged on the newest rows after
+    # it (the last hour, or everything since ``since`` when the hour holds too few), at most 5,000 of them
+    first = log.query("SELECT ts, score FROM predictions WHERE model = ? AND version = ? ORDER BY ts LIMIT ?",
+                      (model, version, s.monitor_reference_rows))
+    after = preds[(preds["version"] == version) & (preds["ts"] > (first["ts"].max() if len(first) else -np.inf))]
+    recent = after[after["ts"] >= now - 3600] if (after["ts"] >= now - 3600).sum() >= th.min_rows else after
+    recent = recent.tail(5000)
+    baseline = first["score"] if len(first) >= s.monitor_reference_rows else None
+    if baseline is None:
+        notes.append(f"predictions are compared with this version's first {s.monitor_reference_rows} live rows: "
+                     f"{len(first)} so far")
+    if package is None:
+        notes.append(f"the package {info['package']} is gone: no drift (serve from the repository to keep it)")
+        drift_ = pd.DataFrame(columns=["column", "kind", "psi", "test", "p_value", "drifted"])
+    else:
+        if len(package.sample) < 200:
+            notes.append(f"the package holds only {len(package.sample)} training rows: drift tests are weak; rebuild it")
+        drift_ = drift(package, recent, th, baseline)
+    if len(recent) < th.min_rows:
+        notes.append(f"{len(recent)} new predictions to judge: drift is judged from {th.min_rows}")
+    status_ = MonitorStatus(model, version, task, HEADLINE[task], validation, windows_, timeline_, drift_,
+                            feedback_pairs(preds, task, labels), thresholds=th, notes=notes)
+    status_.alerts = alerts_of(status_)
+    if record and status_.alerts:
+        raise_alerts(log, model, status_.version, status_.alerts, now)
+    return status_
+
+
+def predictions(log: PredictionLog, model: str, since: float) -> pd.DataFrame:
+    return log.query("SELECT request_id, ts, version, input, prediction, score, probabilities, latency_ms, actual "
+                     "FROM predictions WHERE model = ? AND ts >= ? ORDER BY ts", (model, since))
+
+
+def windows(log: PredictionLog, model: str, task: str, labels: list[str], *, now: float | None = None,
+            spans: dict = WINDOWS) -> pd.DataFrame:
+    """A row per window: requests, errors, error rate, rows, latency percentiles, what was predicted, and — for the
+    rows with outcomes — the task's metrics."""
+    now = time.time() if now is None else now
+    longest = max(spans.values())
+    reqs = log.query("SELECT ts, status, latency_ms, rows FROM requests WHERE model = ? AND ts >= ?", (model, now - longest))
+    preds = predictions(log, model, now - longest)
+    out = []
+    for name, span in spans.items():
+        r = reqs[reqs["ts"] >= now - span]
+        p = preds[preds["ts"] >= now - span]
+        lat = r["latency_ms"].to_numpy(float)
+        row = {"window": name, "requests": len(r), "errors": int((r["status"] >= 400).sum()),
+               "error_rate": float((r["status"] >= 400).mean()) if len(r) else np.nan, "rows": int(r["rows"].sum()),
+               **dict(zip(["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
+                          np.percentile(lat, [50, 95, 99]).tolist() if len(lat) else [np.nan] * 3))}
+        row |= _distribution(p, task, labels) | {"outcomes": int(p["actual"].notna().sum())} | live_metrics(p, task, labels)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def timeline(log: PredictionLog, model: str, task: str, labels: list[str], *, since: float, now: float | None = None,
+             bucket_s: int = 60) -> pd.DataFrame:
+    """A row per ``bucket_s`` seconds: requests, errors, rows, latency p50/p95, outcomes and the headline metric.
+    Compacted hours appear as one row each (their counts; the latency percentiles of that hour)."""
+    now = time.time() if now is None else now
+    reqs = log.query("SELECT ts, status, latency_ms, rows FROM requests WHERE model = ? AND ts >= ?", (model, since))
+    preds = predictions(log, model, since)
+    reqs["bucket"] = reqs["ts"] - reqs["ts"] % bucket_s
+    preds["bucket"] = preds["ts"] - preds["ts"] % bucket_s
+    rows = []
+    for b, r in reqs.groupby("bucket"):
+        p = preds[preds["bucket"] == b]
+        lat = r["latency_ms"].to_numpy(float)
+        metric = live_metrics(p, task, labels, [HEADLINE[task]]).get(HEADLINE[task], np.nan)
+        rows.append({"time": b, "requests": len(r), "errors": int((r["status"] >= 400).sum()), "rows": int(r["rows"].sum()),
+                     "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95)),
+                     "outcomes": int(p["actual"].notna().sum()), HEADLINE[task]: metric})
+    hourly = log.query("SELECT hour AS time, SUM(requests) AS requests, SUM(errors) AS errors, SUM(rows) AS rows, "
+                       "MAX(latency_p50) AS latency_p50_ms, MAX(latency_p95) AS latency_p95_ms, SUM(labelled) AS outcomes "
+                       "FROM hourly WHERE model = ? AND hour >= ? GROUP BY hour", (model, since - 3600))
+    out = pd.concat([hourly, pd.DataFrame(rows)], ignore_index=True) if len(hourly) else pd.DataFrame(rows)
+    if out.empty:
+        return pd.DataFrame(columns=["time", "requests", "errors", "rows", "latency_p50_ms", "latency_p95_ms", "outcomes",
+                                     HEADLINE[task]])
+    out["time"] = pd.to_datetime(out["time"], unit="s", utc=True)
+    return out.sort_values("time").reset_index(drop=True)
+
+
+def live_metrics(preds: pd.DataFrame, task: str, labels: list[str], names: list[str] | None = None) -> dict:
+    """The task's metrics over the rows with outcomes (NaN where there are none, or a metric is undefined)."""
+    names = names or LIVE_METRICS[task]
+    done = preds[preds["actual"].notna()]
+    if done.empty:
+        return {m: np.nan for m in names}
+    if task == "regression":
+        m = score(task, done["actual"].astype(float).to_numpy(), done["score"].to_numpy(float))
+    else:
+        code = {c: k for k, c in enumerate(labels)}
+        y = done["actual"].map(code).to_numpy()
+        proba = np.array([[d[c] for c in labels] for d in map(orjson.loads, done["probabilities"])])
+        m = score(task, y, proba)
+    return {k: m.get(k, np.nan) for k in names}
+
+
+def validation_metric(validation: dict, metric: str) -> float:
+    """The metric the model had before it was served: on its test rows if known, else cross-validated."""
+    for key in (f"test_{metric}", f"cv_{metric}", metric, f"validation_{metric}"):
+        if key in validation and validation[key] is not None:
+            return float(validation[key])
+    return np.nan
+
+
+def drift(package, preds: pd.DataFrame, th: Thresholds, baseline: pd.Series | None = None) -> pd.DataFrame:
+    """Each input column's drift against the package's training sample — population stability index over the
+    training deciles (or categories), with a missing-value bin, and a two-sample test: Kolmogorov–Smirnov for numbers
+    and dates, chi-square for categories (scipy.stats). A column drifted when both say so: the PSI at or over its
+    threshold and the p-value under its own.
+
+    The predictions are compared with ``baseline``, the scores of the version's first live rows (its reference
+    period), not with its predictions on the training rows: those are in-sample, more confident than any new row
+    (measured on the demo: PSI 0.41 for traffic drawn from the training distribution)."""
+    columns = ["column", "kind", "psi", "test", "statistic", "p_value", "drifted", "live_rows"]
+    if len(preds) < th.min_rows:
+        return pd.DataFrame(columns=columns)
+    ref_X = _reference(package)
+    inputs = [orjson.loads(s) for s in preds["input"]]
+    raw = pd.DataFrame.from_records(inputs, columns=[c.name for c in package.schema])
+    live_X = package.model.cleaner.transform(raw)
+    out = []
+    for c in package.schema:
+        feature = f"{c.name}_days" if c.type == "date" else c.name
+        if feature not in live_X.columns:
+            continue
+        kind = "category" if c.type == "category" else "number"
+        out.append({"column": c.name, "kind": kind, **_compare(ref_X[feature], live_X[feature], kind)})
+    if baseline is not None and len(baseline) >= th.min_rows:
+        out.append({"column": "(prediction)", "kind": "number", **_compare(baseline, preds["score"], "number")})
+    df = pd.DataFrame(out)
+    df["drifted"] = (df["psi"] >= th.psi) & (df["p_value"] < th.p_value)
+    df["live_rows"] = len(preds)
+    return df[columns]
+
+
+def _compare(ref: pd.Series, live: pd.Series, kind: str) -> dict:
+    if kind == "number":
+        r, lv = pd.to_numeric(ref, errors="coerce").to_numpy(float), pd.to_numeric(live, errors="coerce").to_numpy(float)
+        edges = np.unique(np.nanquantile(r, np.linspace(0, 1, BINS + 1)[1:-1])) if np.isfinite(r).any() else np.array([])
+        rc, lc = _binned(r, edges), _binned(lv, edges)
+        rf, lf = r[np.isfinite(r)], lv[np.isfinite(lv)]
+        test = stats.ks_2samp(rf, lf) if len(rf) and len(lf) else None
+        name = "Kolmogorov-Smirnov"
+    else:
+        r, lv = ref.astype(object).where(ref.notna(), "(missing)"), live.astype(object).where(live.notna(), "(missing)")
+        cats = sorted(set(r) | set(lv), key=str)
+        rc = np.array([(r == k).sum() for k in cats], float)
+        lc = np.array([(lv == k).sum() for k in cats], float)
+        keep = (rc + lc) > 0
+        table = np.vstack([rc[keep], lc[keep]])
+        test = stats.chi2_contingency(table) if table.shape[1] > 1 else None
+        name = "chi-square"
+    rs, ls = np.maximum(rc / max(rc.sum(), 1), EPS), np.maximum(lc / max(lc.sum(), 1), EPS)
+    psi = float(np.sum((ls - rs) * np.log(ls / rs)))
+    return {"psi": psi, "test": name, "statistic": float(test.statistic) if test is not None else np.nan,
+            "p_value": float(test.pvalue) if test is not None else 1.0}
+
+
+def _binned(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(values)
+    counts = np.bincount(np.searchsorted(edges, values[finite], side="right"), minlength=len(edges) + 1).astype(float)
+    return np.append(counts, (~finite).sum())
+
+
+def alerts_of(st: MonitorStatus) -> list[Alert]:
+    th, out = st.thresholds, []
+    for _, d in st.drift[st.drift["drifted"].astype(bool)].iterrows() if len(st.drift) else []:
+        kind = "prediction drift" if d["column"] == "(prediction)" else "drift"
+        what = "the predictions have" if kind == "prediction drift" else f"column '{d['column']}' has"
+        out.append(Alert(kind, d["column"], float(d["psi"]), th.psi,
+                         f"{what} drifted from training: stability index {d['psi']:.2f} (alert at {th.psi:g}), "
+                         f"{d['test']} p = {d['p_value']:.2g}"))
+    last15, hour = st.windows.iloc[0], st.windows.iloc[1]
+    if last15["requests"] >= th.min_rows and last15["error_rate"] > th.error_rate:
+        out.append(Alert("error rate", "requests", float(last15["error_rate"]), th.error_rate,
+                         f"{last15['error_rate']:.1%} of the requests in the last 15 minutes failed (alert over "
+                         f"{th.error_rate:.0%})"))
+    if last15["requests"] >= th.min_rows and last15["latency_p95_ms"] > th.latency_ms:
+        out.append(Alert("latency", "p95", float(last15["latency_p95_ms"]), th.latency_ms,
+                         f"95% of the requests in the last 15 minutes took up to {last15['latency_p95_ms']:.0f} ms "
+                         f"(alert over {th.latency_ms:g} ms)"))
+    m = st.headline
+    base = validation_metric(st.validation, m)
+    if hour["outcomes"] >= th.min_rows and np.isfinite(base) and np.isfinite(hour[m]):
+        drop = (base - hour[m]) if GREATER_IS_BETTER[m] else (hour[m] - base) / abs(base or 1)
+        if drop > th.metric_drop:
+            out.append(Alert("metric drop", m, float(hour[m]), base,
+                             f"{m} over the last hour is {hour[m]:.3f} against {base:.3f} at validation "
+                             f"(alert when worse by more than {th.metric_drop:g})"))
+    return out
+
+
+def raise_alerts(log: PredictionLog, model: str, version: str, alerts: list[Alert], now: float) -> list[Alert]:
+    """Write the alerts not already raised in the last hour (same kind and subject); returns the new ones."""
+    recent = log.query("SELECT kind, subject FROM alerts WHERE model = ? AND ts >= ?", (model, now - 3600))
+    seen = set(map(tuple, recent.values.tolist()))
+    new = [a for a in alerts if (a.kind, a.subject) not in seen]
+    if new:
+        log.add_alerts([(now, model, version, a.kind, a.subject, a.value, a.threshold, a.message) for a in new])
+    return new
+
+
+def alert_history(log: PredictionLog, model: str, since: float) -> pd.DataFrame:
+    df = log.query("SELECT ts, version, kind, subject, value, threshold, message FROM alerts WHERE model = ? AND ts >= ? "
+                   "ORDER BY ts DESC", (model, since))
+    df["ts"] = pd.to_datetime(df["ts"], unit="s", utc=True)
+    return df
+
+
+def feedback_pairs(preds: pd.DataFrame, task: str, labels: list[str], limit: int = 2000) -> pd.DataFrame:
+    """Predicted against actual for the newest rows with outcomes (the scatter on the dashboard)."""
+    done = preds[preds["actual"].notna()].tail(limit)
+    out = pd.DataFrame({"time": pd.to_datetime(done["ts"], unit="s", utc=True), "request_id": done["request_id"],
+                        "predicted": done["prediction"], "score": done["score"], "actual": done["actual"]})
+    if task == "regression":
+        out["predicted"] = out["predicted"].astype(float)
+        out["actual"] = out["actual"].astype(float)
+    return out.reset_index(drop=True)
+
+
+def _distribution(p: pd.DataFrame, task: str, labels: list[str]) -> dict:
+    if task == "regression":
+        v = p["score"].to_numpy(float)
+        return {"prediction_mean": float(v.mean()) if len(v) else np.nan,
+                "prediction_std": float(v.std()) if len(v) else np.nan}
+    shares = p["prediction"].value_counts(normalize=True)
+    return {f"share_{c}": float(shares.get(c, 0.0)) if len(p) else np.nan for c in labels}
+
+
+_REFERENCES: dict = {}
+
+
+def _reference(package) -> pd.DataFrame:
+    """The package's training sample, cleaned as the model cleans its rows; once per package."""
+    key = (str(package.path), package.manifest["version"])
+    if key not in _REFERENCES:
+        _REFERENCES[key] = package.model.cleaner.transform(package.sample)
+    return _REFERENCES[key]
+
+
+@lru_cache(maxsize=8)
+def _package_cached(path: str):
+    from workbench.registry.package import load_package
+
+    return load_package(path)
+
+
+def _package(path: str | None, source: str | None, model: str, version: str):
+    """The package the traffic was served from: its folder if it is still there, else the repository's copy."""
+    from pathlib import Path
+
+    if path and Path(path).exists():
+        return _package_cached(path)
+    if source and not Path(source).exists():
+        try:
+            from workbench.registry import repository
+
+            return repository.fetch(f"{model}/{version}")
+        except Exception:  # noqa: BLE001 - no package means no drift; the status says so
+            return None
+    return None

@@ -1,0 +1,80 @@
+"""The monitoring pictures: traffic, response time and live quality over time, drift by column, predicted against
+actual. Pure functions of a :class:`workbench.monitor.MonitorStatus`; the dashboard and the report both use them."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from workbench.monitor.quality import validation_metric
+from workbench.viz.figures import METRIC_WORDS, _fig
+
+ALERT, CALM = "#dc2626", "#2563eb"
+
+
+def monitor_figures(st) -> dict[str, go.Figure]:
+    return {"traffic": traffic(st), "latency": latency(st), "quality": quality(st), "drift": drift_bar(st),
+            "feedback": predicted_vs_actual(st)}
+
+
+def traffic(st) -> go.Figure:
+    t = st.timeline
+    fig = _fig(f"Requests to {st.model} per minute", "Time (UTC)", "Requests", height=320)
+    fig.add_scatter(x=t["time"], y=t["requests"], mode="lines+markers", name="requests", line={"color": CALM})
+    fig.add_scatter(x=t["time"], y=t["errors"], mode="lines+markers", name="failed", line={"color": ALERT})
+    return fig
+
+
+def latency(st) -> go.Figure:
+    t = st.timeline
+    fig = _fig("How long answers take (milliseconds)", "Time (UTC)", "Milliseconds", height=320)
+    fig.add_scatter(x=t["time"], y=t["latency_p50_ms"], mode="lines+markers", name="typical (median)")
+    fig.add_scatter(x=t["time"], y=t["latency_p95_ms"], mode="lines+markers", name="slowest 5%")
+    fig.add_hline(y=st.thresholds.latency_ms, line={"dash": "dot", "color": ALERT},
+                  annotation_text=f"alert above {st.thresholds.latency_ms:g} ms")
+    return fig
+
+
+def quality(st) -> go.Figure:
+    m, t = st.headline, st.timeline
+    words = METRIC_WORDS.get(m, m)
+    fig = _fig(f"{words.split(' (')[0]} on real outcomes, against validation", "Time (UTC)", words, height=320)
+    y = t[m] if m in t.columns else []
+    fig.add_scatter(x=t["time"], y=y, mode="lines+markers", name="live", connectgaps=True)
+    base = validation_metric(st.validation, m)
+    if np.isfinite(base):
+        fig.add_hline(y=base, line={"dash": "dash", "color": "#16a34a"}, annotation_text=f"at validation: {base:.3f}")
+    return fig
+
+
+def drift_bar(st) -> go.Figure:
+    d = st.drift
+    fig = _fig("How far each input has moved from the training data", "Input",
+               "Stability index (PSI; higher = more change)", height=360)
+    colors = [ALERT if x else CALM for x in d["drifted"].astype(bool)] if len(d) else []
+    fig.add_bar(x=d["column"], y=d["psi"], marker={"color": colors}, name="drift",
+                customdata=np.stack([d["test"], d["p_value"]], axis=1) if len(d) else None,
+                hovertemplate="%{x}: PSI %{y:.3f}<br>%{customdata[0]} p = %{customdata[1]:.2g}<extra></extra>")
+    fig.add_hline(y=st.thresholds.psi, line={"dash": "dot", "color": ALERT}, annotation_text="alert level")
+    return fig
+
+
+def predicted_vs_actual(st) -> go.Figure:
+    f = st.feedback
+    if st.task == "regression":
+        fig = _fig("Predicted against what really happened", "Actual", "Predicted", height=360)
+        fig.add_scatter(x=f["actual"], y=f["predicted"], mode="markers", name="rows", marker={"opacity": 0.6})
+        if len(f):
+            lo, hi = float(min(f["actual"].min(), f["predicted"].min())), float(max(f["actual"].max(), f["predicted"].max()))
+            fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect", line={"dash": "dot", "color": "#64748b"})
+        return fig
+    # classification: the model's score against the true class, jittered so that the points do not pile up
+    fig = _fig("Model score against what really happened", "Score the model gave", "Actual outcome", height=360)
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(f))
+    classes = sorted(f["actual"].unique().tolist()) if len(f) else []
+    codes = {c: k for k, c in enumerate(classes)}
+    hit = (f["predicted"] == f["actual"]).to_numpy() if len(f) else np.array([], bool)
+    fig.add_scatter(x=f["score"], y=f["actual"].map(codes).to_numpy(float) + jitter if len(f) else [], mode="markers",
+                    name="rows", marker={"color": [CALM if h else ALERT for h in hit], "opacity": 0.6},
+                    text=f["predicted"], hovertemplate="score %{x:.2f}<br>predicted %{text}<extra></extra>")
+    fig.update_yaxes(tickvals=list(range(len(classes))), ticktext=classes)
+    return fig
