@@ -24,12 +24,16 @@ class MonitorPanel(W.VBox):
         self.refreshes = 0
         self.header = W.HTML()
         self.alerts = W.HTML()
-        self.figures = {k: go.FigureWidget(layout={"height": 320, "template": "plotly_white"}) for k in CHARTS}
+        first = self._status()
+        figures = first.figures() if not isinstance(first, Exception) else {}
+        # a FigureWidget's changes before it is displayed are lost: the first figures go in through the constructor
+        self.figures = {k: go.FigureWidget(figures.get(k), layout=None if k in figures else {"height": 320})
+                        for k in CHARTS}
         self._task = None
         super().__init__([self.header, self.alerts,
                           W.HBox([self.figures["traffic"], self.figures["latency"]]),
                           W.HBox([self.figures["quality"], self.figures["feedback"]]), self.figures["drift"]])
-        self.refresh()
+        self._show(first, figures=False)
 
     def refresh(self) -> None:
         self._show(self._status())
@@ -51,9 +55,9 @@ class MonitorPanel(W.VBox):
         except WorkbenchError as exc:
             return exc
 
-    def _show(self, st) -> None:
+    def _show(self, st, figures: bool = True) -> None:
         self.refreshes += 1
-        stamp = time.strftime("%H:%M:%S")
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
         if isinstance(st, Exception):
             self.header.value = (f"<h2>{html.escape(self.model)}</h2><p>{html.escape(str(st))}</p>"
                                  f"<p style='color:#64748b'>checked at {stamp}; this page updates itself</p>")
@@ -64,7 +68,7 @@ class MonitorPanel(W.VBox):
         from workbench.monitor.quality import validation_metric
 
         live, base = st.windows.iloc[1][m], validation_metric(st.validation, m)
-        quality = (f"{m.replace('_', ' ')} on real outcomes (last hour): <b>{live:.3f}</b> (validation {base:.3f})"
+        quality = (f"{m.replace('_', ' ').capitalize()} on real outcomes (last hour): <b>{live:.3f}</b> (validation {base:.3f})"
                    if live == live else "no real outcomes fed back yet")
         self.header.value = (
             f"<h2>{html.escape(st.model)} <small>version {html.escape(st.version)}</small></h2>"
@@ -74,17 +78,18 @@ class MonitorPanel(W.VBox):
         items = "".join(f"<li>{html.escape(a.message)}</li>" for a in st.alerts)
         self.alerts.value = (f"<div style='color:#b91c1c'><b>{len(st.alerts)} alert(s)</b><ul>{items}</ul></div>"
                              if st.alerts else "<div style='color:#16a34a'><b>No alerts</b></div>")
-        for key, fig in st.figures().items():
+        for key, fig in st.figures().items() if figures else ():
             _update(self.figures[key], fig)
 
 
 def _update(widget: go.FigureWidget, fig: go.Figure) -> None:
     """The widget takes the figure's traces and layout in one message; the browser redraws in place."""
-    with widget.batch_update():
-        if len(widget.data) == len(fig.data) and all(a.type == b.type for a, b in zip(widget.data, fig.data)):
+    if len(widget.data) == len(fig.data) and all(a.type == b.type for a, b in zip(widget.data, fig.data)):
+        with widget.batch_update():
             for old, new in zip(widget.data, fig.data):
                 old.update(new.to_plotly_json(), overwrite=True)
-        else:
-            widget.data = []
-            widget.add_traces(list(fig.data))
+            widget.layout = fig.layout
+    else:  # the first data after "no traffic yet"
+        widget.data = []
+        widget.add_traces(list(fig.data))
         widget.layout = fig.layout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import difflib
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         has_header = True
     if has_header and lines and _looks_numeric_row(lines[0].split(sep)):
         has_header = False
+    elif not has_header and len(lines) > 1 and _looks_like_names(lines[0].split(sep), [r.split(sep) for r in lines[1:]]):
+        has_header = True  # the sniffer guesses from value lengths; all-text tables (ids, labels) fool it
     try:
         # Raw values on purpose: the cleaner normalizes spellings and reports every change.
         df = pd.read_csv(path, sep=sep, header=0 if has_header else None, encoding="utf-8")
@@ -124,6 +127,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         df.columns = [f"col_{i}" for i in range(df.shape[1])]
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def _looks_like_names(first: list[str], rest: list[list[str]]) -> bool:
+    """Column names: distinct identifiers that never appear again in their column."""
+    names = [c.strip().strip('"') for c in first]
+    if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z_][\w .-]*", n) for n in names):
+        return False
+    return not any(k < len(r) and r[k].strip().strip('"') == n for r in rest for k, n in enumerate(names))
 
 
 def _looks_numeric_row(cells: list[str]) -> bool:

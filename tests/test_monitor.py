@@ -1,0 +1,278 @@
+"""Monitoring against a real service: every prediction logged, outcomes fed back, windows, drift on a known shift,
+alerts, retention, reports, a full queue and a killed service."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score
+
+from servers import Server
+from workbench.cli import main
+from workbench.data import load
+from workbench.data.columns import as_text, to_number
+from workbench.monitor import FeedbackError, PredictionLog, check_outcomes, status
+from workbench.monitor.quality import Thresholds, windows
+from workbench.registry.package import package_result
+from workbench.runner import NOTEBOOKS, _execute
+
+MODEL = "churn"
+
+
+@pytest.fixture(scope="module")
+def package(trained, tmp_path_factory):
+    return package_result(trained, tmp_path_factory.mktemp("monitor") / "churn", name=MODEL)
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    """Rows the model never saw, with their true outcomes."""
+    df = load("demo", n_rows=900, seed=33)
+    return json.loads(df.drop(columns=["churn"]).to_json(orient="records")), df["churn"].tolist()
+
+
+def shifted(rows: list[dict]) -> list[dict]:
+    """The same rows with customers 30 years older: one input column moved, the others not."""
+    return [dict(r, age=r["age"] + 30 if isinstance(r["age"], (int, float)) else r["age"]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def log_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("log") / "monitor.db"
+
+
+@pytest.fixture(scope="module")
+def service(package, log_path, monkeypatch_module):
+    env = {"WORKBENCH_MONITOR_STORE": str(log_path), "WORKBENCH_MONITOR_CHECK_S": "1",
+           "WORKBENCH_MONITOR_REFERENCE_ROWS": "100"}
+    for k, v in env.items():  # the CLI and status() below read the same log and settings
+        monkeypatch_module.setenv(k, v)
+    s = Server("--package", package, env=env)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def predict(service, rows) -> list[str]:
+    r = httpx.post(f"{service.url}/v1/models/{MODEL}/predict", json=rows, timeout=30)
+    assert r.status_code == 200, r.text
+    return [p["request_id"] for p in r.json()["predictions"]]
+
+
+def test_every_prediction_is_logged_and_outcomes_are_matched_by_request_id(service, fresh, log_path):
+    rows, truth = fresh
+    ids = predict(service, rows[:40]) + [i for r in rows[40:60] for i in predict(service, r)]
+    assert len(set(ids)) == 60
+    answer = httpx.post(f"{service.url}/v1/models/{MODEL}/feedback", timeout=30,
+                        json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth)] +
+                             [{"request_id": "not-an-id", "actual": "Yes"}]).json()
+    assert answer["stored"] == 60 and answer["unknown"] == ["not-an-id"] and "not predictions" in answer["message"]
+
+    log = PredictionLog(log_path)
+    got = log.query(f"SELECT * FROM predictions WHERE request_id IN ({','.join('?' * 60)})", ids).set_index("request_id")
+    assert len(got) == 60
+    assert json.loads(got.loc[ids[45], "input"]) == rows[45]  # the raw row, as sent
+    assert got.loc[ids, "actual"].tolist() == truth[:60]
+    probs = json.loads(got.loc[ids[0], "probabilities"])
+    assert set(probs) == {"No", "Yes"} and got.loc[ids[0], "score"] == pytest.approx(probs["Yes"])
+    assert (got["latency_ms"] > 0).all() and set(got["model"]) == {MODEL}
+    reqs = log.query("SELECT status, rows FROM requests WHERE model = ?", (MODEL,))
+    assert len(reqs) >= 21 and reqs["rows"].sum() >= 60
+
+
+def test_bad_feedback_is_a_clear_422_and_nothing_is_stored(service, fresh, log_path):
+    rows, _ = fresh
+    ids = predict(service, rows[60:62])
+    r = httpx.post(f"{service.url}/v1/models/{MODEL}/feedback", timeout=30,
+                   json=[{"request_id": ids[0], "actual": "Yes"}, {"request_id": ids[1], "actual": "Maybe"},
+                         {"request_id": ids[1]}, {"request_id": 7, "actual": "No"}])
+    assert r.status_code == 422
+    body = r.json()
+    assert "none was stored" in body["error"] and len(body["errors"]) == 3
+    assert "'Maybe' is not one of the classes No, Yes" in body["errors"][0]
+    stored = PredictionLog(log_path).query("SELECT actual FROM predictions WHERE request_id = ?", (ids[0],))
+    assert stored["actual"].isna().all()
+    assert httpx.post(f"{service.url}/v1/models/nope/feedback", json=[], timeout=10).status_code == 404
+    with pytest.raises(FeedbackError, match="not a finite number"):
+        check_outcomes([{"request_id": "a", "actual": "twelve"}], "regression", [])
+
+
+def test_v2_answers_carry_request_ids_that_take_feedback(service, fresh):
+    rows, truth = fresh
+    types = {i["name"]: i["datatype"] for i in httpx.get(f"{service.url}/v2/models/{MODEL}", timeout=10).json()["inputs"]}
+    df = pd.DataFrame(rows)
+    numbers = {c: to_number(as_text(df[c])) for c, t in types.items() if t == "FP64"}
+    clean = df.assign(**numbers).dropna(subset=list(numbers)).head(3)  # FP64 tensors carry numbers, not text
+    inputs = [{"name": c, "shape": [3], "datatype": t,
+               "data": clean[c].tolist() if t == "FP64" else ["" if pd.isna(v) else str(v) for v in clean[c]]}
+              for c, t in types.items()]
+    out = httpx.post(f"{service.url}/v2/models/{MODEL}/infer", json={"inputs": inputs}, timeout=30).json()
+    assert "outputs" in out, out
+    ids = next(o for o in out["outputs"] if o["name"] == "request_id")["data"]
+    assert len(ids) == 3
+    fb = httpx.post(f"{service.url}/v1/models/{MODEL}/feedback", timeout=30,
+                    json=[{"request_id": i, "actual": truth[k]} for i, k in zip(ids, clean.index)]).json()
+    assert fb["stored"] == 3 and fb["unknown"] == []
+
+
+def test_feedback_from_a_file_with_the_cli(service, fresh, tmp_path, capsys):
+    rows, truth = fresh
+    ids = predict(service, rows[65:75])
+    f = tmp_path / "outcomes.csv"
+    f.write_text("request_id,actual\n" + "".join(f"{i},{t}\n" for i, t in zip(ids, truth[65:75])))
+    assert main(["monitor", "feedback", "--model", MODEL, "--data", str(f)]) == 0
+    assert "10 outcomes stored" in capsys.readouterr().out
+    f.write_text("request_id,actual\nnope-1,Yes\n" + f"{ids[0]},Yes\n")
+    assert main(["monitor", "feedback", "--model", MODEL, "--data", str(f)]) == 1
+    assert "nope-1" in capsys.readouterr().out
+    f.write_text("id,outcome\n1,Yes\n")
+    assert main(["monitor", "feedback", "--model", MODEL, "--data", str(f)]) == 2
+    assert "needs request_id and actual" in capsys.readouterr().err
+
+
+def test_drift_flags_the_shifted_column_alone_and_raises_an_alert(service, fresh, log_path):
+    rows, truth = fresh
+    ids = predict(service, rows[100:250])  # with the rows above: past the 100-row reference period
+    ids += predict(service, shifted(rows[250:650]))
+    httpx.post(f"{service.url}/v1/models/{MODEL}/feedback", timeout=30,
+               json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth[100:650])])
+    st = status(MODEL)
+    d = st.drift.set_index("column")
+    assert d.loc["age", "drifted"] and d.loc["age", "psi"] >= 0.2 and d.loc["age", "test"] == "Kolmogorov-Smirnov"
+    inputs = d.drop(index=["age", "(prediction)"])
+    assert not inputs["drifted"].any(), inputs
+    assert set(inputs.loc[["region", "contract"], "test"]) == {"chi-square"}
+    assert "(prediction)" in d.index  # against the version's first live rows
+    assert any(a.kind == "drift" and a.subject == "age" for a in st.alerts)
+
+    deadline = time.time() + 30  # the service's own check (every second here) raises it too: a gauge and a log row
+    while time.time() < deadline:
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
+        if 'workbench_alert{kind="drift",model="churn",subject="age"} 1.0' in metrics:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the service never raised the drift alert as a gauge")
+    alerts = PredictionLog(log_path).query("SELECT kind, subject FROM alerts WHERE model = ?", (MODEL,))
+    assert ("drift", "age") in set(map(tuple, alerts.values.tolist()))
+
+
+def test_windows_count_requests_and_score_the_outcomes(service, log_path):
+    log = PredictionLog(log_path)
+    w = windows(log, MODEL, "binary", ["No", "Yes"]).set_index("window")
+    reqs = log.query("SELECT COUNT(*) AS n, SUM(status >= 400) AS e FROM requests WHERE model = ?", (MODEL,)).iloc[0]
+    assert w.loc["last day", "requests"] == reqs["n"] and w.loc["last day", "errors"] == reqs["e"]
+    done = log.query("SELECT prediction, actual FROM predictions WHERE model = ? AND actual IS NOT NULL", (MODEL,))
+    assert w.loc["last day", "outcomes"] == len(done) >= 500
+    assert w.loc["last day", "accuracy"] == pytest.approx(accuracy_score(done["actual"], done["prediction"]))
+    assert 0.5 < w.loc["last day", "roc_auc"] <= 1 and w.loc["last day", "latency_p99_ms"] > 0
+    assert w.loc["last day", "share_No"] + w.loc["last day", "share_Yes"] == pytest.approx(1)
+
+
+def test_report_and_its_notebook_write_html_and_no_traffic_is_a_clear_error(service, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    assert main(["monitor", "report", "--model", MODEL, "--since", "2h", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "How churn is doing" in page and "plotly" in page and "age" in page and "Alerts" in page
+    assert main(["monitor", "report", "--model", "no_such_model"]) == 2
+    assert "no traffic for model 'no_such_model'" in capsys.readouterr().err
+    assert main(["monitor", "status", "--model", MODEL, "--since", "2026-01-01"]) == 0
+    assert "ALERT drift" in capsys.readouterr().out
+
+    entry = _execute(NOTEBOOKS / "monitor_report.ipynb", tmp_path / "monitor_report.ipynb", {"model": MODEL, "since": "1d"})
+    assert entry["status"] == "ok", entry
+    assert "report written to" in (tmp_path / "monitor_report.ipynb").read_text()
+
+
+def test_a_full_queue_drops_rows_counts_them_and_requests_go_on(package, fresh, tmp_path):
+    from starlette.testclient import TestClient
+
+    from workbench.serve.app import ServeConfig, create_app
+
+    rows, _ = fresh
+    path = tmp_path / "busy.db"
+    app = create_app(ServeConfig([str(package)], log_store=str(path), log_queue=5))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the disk is busy: the writer waits, the queue fills
+    with TestClient(app) as client:
+        answers = [client.post(f"/v1/models/{MODEL}/predict", json=rows[i]).status_code for i in range(40)]
+        assert answers == [200] * 40
+        dropped = [line for line in client.get("/metrics").text.splitlines()
+                   if line.startswith('workbench_log_dropped_rows_total{model="churn"}')]
+        assert dropped and float(dropped[0].split()[-1]) >= 20  # 40 rows, a queue of 5 and a batch in the writer's hands
+        blocker.execute("ROLLBACK")
+        assert app.state.recorder.flush(30)
+    kept = PredictionLog(path).counts()["predictions"]
+    assert 1 <= kept <= 20 and kept + app.state.recorder.dropped == 40
+
+
+def test_without_a_log_feedback_says_why(package):
+    from starlette.testclient import TestClient
+
+    from workbench.serve.app import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig([str(package)]))) as client:
+        r = client.post(f"/v1/models/{MODEL}/feedback", json=[{"request_id": "x", "actual": "Yes"}])
+    assert r.status_code == 409 and "--no-log" in r.json()["error"]
+
+
+def test_retention_compacts_old_rows_into_hourly_aggregates(tmp_path):
+    log = PredictionLog(tmp_path / "old.db")
+    now = time.time()
+    old = now - 3 * 86400
+    old -= old % 3600
+    reqs = [(old + k * 60, "m", "1", 200 if k % 10 else 500, 2.0 + k % 3, 1) for k in range(120)]  # two hours
+    preds = [(f"id{k}", old + k * 60, "m", "1", "{}", "Yes" if k % 2 else "No", 0.7, "{}", 2.0) for k in range(120)]
+    recent = [(now - 60, "m", "1", 200, 1.0, 1)]
+    log.write(reqs + recent, preds + [("new", now - 60, "m", "1", "{}", "No", 0.2, "{}", 1.0)], [])
+    log.feedback("m", [("id1", "Yes"), ("id2", "Yes")], now=now)
+    assert log.compact(24 * 3600, now=now) == 240
+    assert log.counts() | {"alerts": 0} == {"requests": 1, "predictions": 1, "hourly": 2, "alerts": 0}
+    hours = log.query("SELECT * FROM hourly ORDER BY hour")
+    assert hours["requests"].tolist() == [60, 60] and hours["errors"].sum() == 12
+    assert hours["labelled"].sum() == 2 and hours["correct"].sum() == 1
+    assert json.loads(hours["predictions"][0]) == {"Yes": 30, "No": 30}
+    assert log.compact(24 * 3600, now=now) == 0  # nothing old is left
+    assert log.feedback("m", [("id1", "No")])[1] == ["id1"]  # compacted rows can no longer take outcomes
+
+
+def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(package, fresh, tmp_path):
+    rows, _ = fresh
+    path = tmp_path / "killed.db"
+    s = Server("--package", package, env={"WORKBENCH_MONITOR_STORE": str(path)})
+    answered, t_kill = [], None
+    with httpx.Client(timeout=10) as client:
+        t_end = time.time() + 3
+        while time.time() < t_end:
+            r = client.post(f"{s.url}/v1/models/{MODEL}/predict", json=rows[len(answered) % 500])
+            answered.append(time.time())
+        t_kill = time.time()
+        os.kill(s.proc.pid, signal.SIGKILL)
+    s.proc.wait()
+    assert r.status_code == 200
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    written = con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    lost = len(answered) - written
+    in_flight = sum(t > t_kill - 1.0 for t in answered)  # the writer batches every 0.2 s: at most the last moments
+    assert 0 <= lost <= in_flight, (lost, in_flight, len(answered))
+
+
+def test_thresholds_come_from_the_settings():
+    from workbench.settings import get_settings
+
+    th = Thresholds.of(get_settings(alert_psi=0.3, monitor_min_rows=7))
+    assert th.psi == 0.3 and th.min_rows == 7 and np.isfinite(th.latency_ms)
