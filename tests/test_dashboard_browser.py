@@ -1,4 +1,5 @@
 """The Voila dashboard, served for real and looked at in a real headless Chromium."""
+import os
 import shutil
 import socket
 import subprocess
@@ -77,3 +78,75 @@ def test_dashboard_shows_charts_with_data_and_switches_model(dashboard, browser)
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
     assert not errors, errors
+
+
+def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, browser, tmp_path):
+    """A real service and the monitoring dashboard on one log: traffic and a shifted column show up without a reload."""
+    import json
+
+    import httpx
+
+    from servers import Server, free_port
+    from workbench.data import load
+    from workbench.registry.package import package_result
+
+    pkg = package_result(trained, tmp_path / "churn", name="churn")
+    env = {"WORKBENCH_MONITOR_STORE": str(tmp_path / "monitor.db"), "WORKBENCH_MONITOR_REFERENCE_ROWS": "100"}
+    df = load("demo", n_rows=700, seed=44)
+    rows, truth = json.loads(df.drop(columns=["churn"]).to_json(orient="records")), df["churn"].tolist()
+    service = Server("--package", pkg, env=env)
+    port = free_port()
+    dash = subprocess.Popen([sys.executable, "-m", "workbench.cli", "monitor", "dashboard", "--model", "churn", "--port",
+                             str(port), "--every", "2"], env=os.environ | env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+    def send(batch):
+        r = httpx.post(f"{service.url}/v1/models/churn/predict", json=batch, timeout=30)
+        assert r.status_code == 200, r.text
+        return [p["request_id"] for p in r.json()["predictions"]]
+    try:
+        for k in range(0, 200, 20):  # the reference period and some ordinary traffic
+            send(rows[k:k + 20])
+        time.sleep(0.5)  # written by the service's log thread
+        for _ in range(120):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if dash.poll() is not None:
+                    pytest.fail(f"the monitoring dashboard exited: {dash.stdout.read()}")
+                time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=120_000)
+        assert page.locator(".jp-InputArea, .jp-Cell-inputWrapper").count() == 0  # no code
+        traffic = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('Requests'))"
+        drift = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('How far'))"
+        total = f"(() => {{ const t = {traffic}; return t.data[0].y.reduce((a, b) => a + b, 0); }})()"
+        age = f"(() => {{ const d = {drift}.data[0]; const i = (d.x || []).indexOf('age'); " \
+              "return i < 0 ? null : [d.y[i], Array.isArray(d.marker.color) ? d.marker.color[i] : d.marker.color]; })()"
+        before, age_before = page.evaluate(total), page.evaluate(age)
+        assert before >= 10
+        assert age_before is None or age_before[0] < 0.2
+
+        shifted = [dict(r, age=r["age"] + 30 if isinstance(r["age"], (int, float)) else r["age"]) for r in rows[200:600]]
+        ids = []
+        for k in range(0, 400, 40):
+            ids += send(shifted[k:k + 40])
+        httpx.post(f"{service.url}/v1/models/churn/feedback", timeout=30,
+                   json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth[200:600])])
+        t0 = time.time()
+        page.wait_for_function(f"{total} > {before} && (() => {{ const a = {age}; return a && a[0] >= 0.2 && "
+                               "a[1] === '#dc2626'; })()", timeout=30_000)  # no reload: the page changes itself
+        waited = time.time() - t0
+        assert "alert" in page.inner_text("body") and "age" in page.inner_text("body")
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "monitor_dashboard.png"), full_page=True)
+        assert not errors, errors
+        assert waited < 30
+    finally:
+        dash.terminate()
+        dash.wait(timeout=20)
+        service.stop()
