@@ -6,6 +6,8 @@ script that POSTs a fixed body. Servers:
   (b) workbench serve, the same rows as V2 tensors                              POST /v2/models/churn/infer
   (c) the floor: FastAPI parsing JSON and calling the same booster on encoded numbers (benchmarks/floor_app.py)
   (d) mlflow models serve --env-manager local of the same package (pyfunc)
+(a) records every predicted row in the monitoring log. Its cost: (a) with the log on and off (--no-log), both
+running, measured in alternation (ABBA) for --log-rounds rounds (medians): this box's run-to-run noise is ±20 % on p50.
 Scenarios: single rows at concurrency 1 (p50, p99, req/s) and 16 (req/s, p99, errors), 100-row batches (rows/s).
 wrk against the floor's empty /ping shows the load generator's own ceiling.
 
@@ -14,6 +16,7 @@ wrk against the floor's empty /ping shows the load generator's own ceiling.
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
 import re
@@ -40,10 +43,12 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=5000, help="demo rows to train the LightGBM model on")
     ap.add_argument("--swap-seconds", type=float, default=30, help="the load test with a hot swap in the middle (0: skip)")
     ap.add_argument("--only", default="a,b,c,d", help="servers to run, by letter (ratios need a, c and d)")
+    ap.add_argument("--log-rounds", type=int, default=4, help="rounds of the log on/off comparison (0: skip)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/serving.py needs wrk: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     # mlflow models serve runs `uvicorn` from PATH: the venv's
     env = os.environ | {"WORKBENCH_HOME": str(work / "home"), "PYTHONPATH": str(ROOT),
                         "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -77,6 +82,8 @@ def main() -> None:
                 row |= {f"{scenario}_rps": r["rps"], f"{scenario}_p50_ms": r["p50"], f"{scenario}_p99_ms": r["p99"],
                         f"{scenario}_errors": r["errors"]}
             row["batch100_rows_s"] = row["batch100_rps"] * 100
+            if name.startswith("a_"):  # every answered row reached the log, or was dropped and counted
+                row |= _log_counts(url, work / "home" / "monitor.db")
             if kind == "floor":
                 row["wrk_ceiling_rps"] = _wrk(url + "/ping", None, 16, args.seconds, work)["rps"]
             results.append(row)
@@ -84,9 +91,14 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+    if not results:  # --only none: the log's cost alone
+        _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
+        return
     frame = pd.DataFrame(results).set_index("server")
     print("\n" + frame.T.to_string(float_format=lambda v: f"{v:.2f}"))
     if not {"a_workbench_v1", "c_floor", "d_mlflow_serve"} <= set(frame.index):
+        if args.log_rounds:
+            _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
         return
     a, floor, ml = frame.loc["a_workbench_v1"], frame.loc["c_floor"], frame.loc["d_mlflow_serve"]
     ratios = {
@@ -102,9 +114,58 @@ def main() -> None:
         print(f"  {k}: {v:.2f}")
     if "b_workbench_v2" in frame.index:
         print(f"  (b) V2 single-row p50 / floor p50: {frame.loc['b_workbench_v2'].c1_p50_ms / floor.c1_p50_ms:.2f}")
+    if args.log_rounds:
+        _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
     if args.swap_seconds:
         print("\nload test with a hot swap:", _swap_under_load(package, bodies["v1"]["one"], env, work, args.swap_seconds))
-    shutil.rmtree(work, ignore_errors=True)
+
+
+def _log_counts(url: str, db: Path) -> dict:
+    """Rows the service answered (its own counter) against rows in the log and rows it dropped, after a moment to write."""
+    time.sleep(1.5)
+    text = httpx.get(url + "/metrics").text
+
+    def total(name: str) -> float:
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{"))
+    from workbench.monitor import PredictionLog
+
+    logged = PredictionLog(db).counts()["rows"]
+    return {"rows_answered": total("workbench_rows_scored_total"), "rows_logged": logged,
+            "rows_dropped": total("workbench_log_dropped_rows_total")}
+
+
+def _log_cost(package: Path, body: bytes, env: dict, work: Path, rounds: int, seconds: float) -> None:
+    """(a) with its prediction log on and off, both started, driven in alternation: single rows at concurrency 1 and
+    16, ``rounds`` times each; the medians and their ratios (targets: p50 ≤ 1.1×, c16 req/s ≥ 0.9× of log off)."""
+    procs, urls = {}, {}
+    env = env | {"WORKBENCH_MONITOR_STORE": str(work / "log-cost.db")}
+    for name, extra in (("log on", []), ("log off", ["--no-log"])):
+        port = _free_port()
+        procs[name] = subprocess.Popen([PY, "-m", "workbench.cli", "serve", "--package", str(package), "--port", str(port),
+                                        *extra], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+        urls[name] = f"http://127.0.0.1:{port}"
+    try:
+        for url in urls.values():
+            _wait(url, "/readyz")
+        runs = {name: [] for name in urls}
+        for r in range(rounds):  # ABBA: whichever runs first in a round is ~7 % slower here (measured: off vs off)
+            for name, url in (list(urls.items()) if r % 2 == 0 else list(urls.items())[::-1]):
+                c1 = _wrk(url + "/v1/models/churn/predict", body, 1, seconds, work)
+                c16 = _wrk(url + "/v1/models/churn/predict", body, 16, seconds, work)
+                runs[name].append({"c1_p50_ms": c1["p50"], "c1_rps": c1["rps"], "c16_rps": c16["rps"],
+                                   "c16_p99_ms": c16["p99"], "errors": c1["errors"] + c16["errors"]})
+        med = pd.DataFrame({name: pd.DataFrame(r).median() for name, r in runs.items()})
+        logged = _log_counts(urls["log on"], work / "log-cost.db")
+        print(f"\nthe prediction log's cost ({rounds} rounds in alternation, medians):\n" + med.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(f"  single-row p50, log on / off (target ≤ 1.1): {med['log on'].c1_p50_ms / med['log off'].c1_p50_ms:.2f}")
+        print(f"  c16 req/s, log on / off (target ≥ 0.9): {med['log on'].c16_rps / med['log off'].c16_rps:.2f}")
+        print(f"  rows answered {logged['rows_answered']:.0f}, in the log {logged['rows_logged']:.0f}, "
+              f"dropped {logged['rows_dropped']:.0f}")
+    finally:
+        for p in procs.values():
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
 
 
 def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds: float) -> dict:

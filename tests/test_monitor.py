@@ -20,6 +20,7 @@ from workbench.data import load
 from workbench.data.columns import as_text, to_number
 from workbench.monitor import FeedbackError, PredictionLog, check_outcomes, status
 from workbench.monitor.quality import Thresholds, windows
+from workbench.monitor.store import entry
 from workbench.registry.package import package_result
 from workbench.runner import NOTEBOOKS, _execute
 
@@ -74,22 +75,20 @@ def predict(service, rows) -> list[str]:
 
 def test_every_prediction_is_logged_and_outcomes_are_matched_by_request_id(service, fresh, log_path):
     rows, truth = fresh
-    ids = predict(service, rows[:40]) + [i for r in rows[40:60] for i in predict(service, r)]
+    first = httpx.post(f"{service.url}/v1/models/{MODEL}/predict", json=rows[:40], timeout=30).json()
+    ids = [p["request_id"] for p in first["predictions"]] + [i for r in rows[40:60] for i in predict(service, r)]
     assert len(set(ids)) == 60
     answer = httpx.post(f"{service.url}/v1/models/{MODEL}/feedback", timeout=30,
                         json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth)] +
                              [{"request_id": "not-an-id", "actual": "Yes"}]).json()
     assert answer["stored"] == 60 and answer["unknown"] == ["not-an-id"] and "not predictions" in answer["message"]
 
-    log = PredictionLog(log_path)
-    got = log.query(f"SELECT * FROM predictions WHERE request_id IN ({','.join('?' * 60)})", ids).set_index("request_id")
-    assert len(got) == 60
-    assert json.loads(got.loc[ids[45], "input"]) == rows[45]  # the raw row, as sent
-    assert got.loc[ids, "actual"].tolist() == truth[:60]
-    probs = json.loads(got.loc[ids[0], "probabilities"])
-    assert set(probs) == {"No", "Yes"} and got.loc[ids[0], "score"] == pytest.approx(probs["Yes"])
-    assert (got["latency_ms"] > 0).all() and set(got["model"]) == {MODEL}
-    reqs = log.query("SELECT status, rows FROM requests WHERE model = ?", (MODEL,))
+    reqs, preds = PredictionLog(log_path).read(MODEL)
+    got = preds.set_index("request_id").loc[ids]
+    assert got.loc[ids[45], "input"] == rows[45]  # the raw row, as sent
+    assert got["actual"].tolist() == truth[:60]
+    assert got.loc[ids[0], "score"] == pytest.approx(first["predictions"][0]["probabilities"]["Yes"], abs=1e-15)
+    assert (got["latency_ms"] > 0).all()
     assert len(reqs) >= 21 and reqs["rows"].sum() >= 60
 
 
@@ -103,8 +102,9 @@ def test_bad_feedback_is_a_clear_422_and_nothing_is_stored(service, fresh, log_p
     body = r.json()
     assert "none was stored" in body["error"] and len(body["errors"]) == 3
     assert "'Maybe' is not one of the classes No, Yes" in body["errors"][0]
-    stored = PredictionLog(log_path).query("SELECT actual FROM predictions WHERE request_id = ?", (ids[0],))
-    assert stored["actual"].isna().all()
+    time.sleep(0.5)  # the service writes its log every 0.2 s
+    preds = PredictionLog(log_path).read(MODEL)[1].set_index("request_id")
+    assert preds.loc[ids, "actual"].isna().all()
     assert httpx.post(f"{service.url}/v1/models/nope/feedback", json=[], timeout=10).status_code == 404
     with pytest.raises(FeedbackError, match="not a finite number"):
         check_outcomes([{"request_id": "a", "actual": "twelve"}], "regression", [])
@@ -171,11 +171,10 @@ def test_drift_flags_the_shifted_column_alone_and_raises_an_alert(service, fresh
 
 
 def test_windows_count_requests_and_score_the_outcomes(service, log_path):
-    log = PredictionLog(log_path)
-    w = windows(log, MODEL, "binary", ["No", "Yes"]).set_index("window")
-    reqs = log.query("SELECT COUNT(*) AS n, SUM(status >= 400) AS e FROM requests WHERE model = ?", (MODEL,)).iloc[0]
-    assert w.loc["last day", "requests"] == reqs["n"] and w.loc["last day", "errors"] == reqs["e"]
-    done = log.query("SELECT prediction, actual FROM predictions WHERE model = ? AND actual IS NOT NULL", (MODEL,))
+    reqs, preds = PredictionLog(log_path).read(MODEL)
+    w = windows(reqs, preds, "binary", ["No", "Yes"]).set_index("window")
+    assert w.loc["last day", "requests"] == len(reqs) and w.loc["last day", "errors"] == (reqs["status"] >= 400).sum()
+    done = preds[preds["actual"].notna()]
     assert w.loc["last day", "outcomes"] == len(done) >= 500
     assert w.loc["last day", "accuracy"] == pytest.approx(accuracy_score(done["actual"], done["prediction"]))
     assert 0.5 < w.loc["last day", "roc_auc"] <= 1 and w.loc["last day", "latency_p99_ms"] > 0
@@ -198,34 +197,35 @@ def test_report_and_its_notebook_write_html_and_no_traffic_is_a_clear_error(serv
 
 
 def test_a_full_queue_drops_rows_counts_them_and_requests_go_on(package, fresh, tmp_path):
-    from starlette.testclient import TestClient
-
-    from workbench.serve.app import ServeConfig, create_app
-
     rows, _ = fresh
     path = tmp_path / "busy.db"
-    app = create_app(ServeConfig([str(package)], log_store=str(path), log_queue=5))
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")  # the disk is busy: the writer waits, the queue fills
-    with TestClient(app) as client:
-        answers = [client.post(f"/v1/models/{MODEL}/predict", json=rows[i]).status_code for i in range(40)]
+    s = Server("--package", package, env={"WORKBENCH_MONITOR_STORE": str(path), "WORKBENCH_MONITOR_QUEUE": "5"})
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # the disk is busy: the writer waits, the buffer fills
+        answers = [httpx.post(f"{s.url}/v1/models/{MODEL}/predict", json=rows[i], timeout=10).status_code
+                   for i in range(40)]
         assert answers == [200] * 40
-        dropped = [line for line in client.get("/metrics").text.splitlines()
+        dropped = [line for line in httpx.get(f"{s.url}/metrics").text.splitlines()
                    if line.startswith('workbench_log_dropped_rows_total{model="churn"}')]
-        assert dropped and float(dropped[0].split()[-1]) >= 20  # 40 rows, a queue of 5 and a batch in the writer's hands
+        n_dropped = float(dropped[0].split()[-1]) if dropped else 0
+        assert n_dropped >= 20  # 40 rows, a buffer of 5 and a batch in the writer's hands
         blocker.execute("ROLLBACK")
-        assert app.state.recorder.flush(30)
-    kept = PredictionLog(path).counts()["predictions"]
-    assert 1 <= kept <= 20 and kept + app.state.recorder.dropped == 40
+        deadline = time.time() + 30
+        while time.time() < deadline and PredictionLog(path).counts()["rows"] + n_dropped < 40:
+            time.sleep(0.2)
+        kept = PredictionLog(path).counts()["rows"]
+        assert 1 <= kept <= 20 and kept + n_dropped == 40
+    finally:
+        s.stop()
 
 
 def test_without_a_log_feedback_says_why(package):
-    from starlette.testclient import TestClient
-
-    from workbench.serve.app import ServeConfig, create_app
-
-    with TestClient(create_app(ServeConfig([str(package)]))) as client:
-        r = client.post(f"/v1/models/{MODEL}/feedback", json=[{"request_id": "x", "actual": "Yes"}])
+    s = Server("--package", package, "--no-log")
+    try:
+        r = httpx.post(f"{s.url}/v1/models/{MODEL}/feedback", json=[{"request_id": "x", "actual": "Yes"}], timeout=10)
+    finally:
+        s.stop()
     assert r.status_code == 409 and "--no-log" in r.json()["error"]
 
 
@@ -234,19 +234,29 @@ def test_retention_compacts_old_rows_into_hourly_aggregates(tmp_path):
     now = time.time()
     old = now - 3 * 86400
     old -= old % 3600
-    reqs = [(old + k * 60, "m", "1", 200 if k % 10 else 500, 2.0 + k % 3, 1) for k in range(120)]  # two hours
-    preds = [(f"id{k}", old + k * 60, "m", "1", "{}", "Yes" if k % 2 else "No", 0.7, "{}", 2.0) for k in range(120)]
-    recent = [(now - 60, "m", "1", 200, 1.0, 1)]
-    log.write(reqs + recent, preds + [("new", now - 60, "m", "1", "{}", "No", 0.2, "{}", 1.0)], [])
-    log.feedback("m", [("id1", "Yes"), ("id2", "Yes")], now=now)
-    assert log.compact(24 * 3600, now=now) == 240
-    assert log.counts() | {"alerts": 0} == {"requests": 1, "predictions": 1, "hourly": 2, "alerts": 0}
+    def request(k, status=200):  # a single-row request at minute k of the two old hours
+        ts = old + k * 60 + (status != 200)
+        if status != 200:
+            return [ts, status, 3.0, 1, None, None]
+        answer = {"request_id": f"{int(ts * 1e9):016x}{k:08x}", "prediction": "Yes" if k % 2 else "No",
+                  "probabilities": {"No": 0.3, "Yes": 0.7}, "confidence": 0.7}
+        return [ts, 200, 2.0 + k % 3, 1, [{"x": k}], [answer]]
+    items = [request(k) for k in range(120)] + [request(k, 500) for k in range(0, 120, 10)]
+    items.sort(key=lambda it: it[0])
+    log.write({("m", "1"): [entry(*it[:3], *it[4:]) for it in items]}, [("m", "1", "binary", '["No", "Yes"]', "", "", "{}", old)])
+    log.write({("m", "1"): [entry(now - 60, 200, 1.0, [{"x": -1}], [{"request_id": f"{int((now - 60) * 1e9):016x}0",
+               "prediction": "No", "probabilities": {"No": 0.8, "Yes": 0.2}, "confidence": 0.8}])]})
+    first_ids = [it[5][0]["request_id"] for it in items if it[5]][:3]
+    assert log.feedback("m", [(first_ids[1], "Yes"), (first_ids[2], "Yes")], now=now) == (2, [])
+    assert log.compact(24 * 3600, now=now) == 120
+    assert log.counts() == {"requests": 1, "rows": 1, "batches": 1, "outcomes": 0, "hourly": 2, "alerts": 0}
     hours = log.query("SELECT * FROM hourly ORDER BY hour")
-    assert hours["requests"].tolist() == [60, 60] and hours["errors"].sum() == 12
+    assert hours["requests"].tolist() == [66, 66] and hours["errors"].sum() == 12 and hours["rows"].sum() == 120
     assert hours["labelled"].sum() == 2 and hours["correct"].sum() == 1
     assert json.loads(hours["predictions"][0]) == {"Yes": 30, "No": 30}
+    assert hours["latency_p50"][0] == 3.0
     assert log.compact(24 * 3600, now=now) == 0  # nothing old is left
-    assert log.feedback("m", [("id1", "No")])[1] == ["id1"]  # compacted rows can no longer take outcomes
+    assert log.feedback("m", [(first_ids[1], "No")])[1] == [first_ids[1]]  # compacted rows take no outcomes any more
 
 
 def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(package, fresh, tmp_path):
@@ -265,7 +275,7 @@ def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(pac
     assert r.status_code == 200
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    written = con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+    written = PredictionLog(path).counts()["rows"]
     lost = len(answered) - written
     in_flight = sum(t > t_kill - 1.0 for t in answered)  # the writer batches every 0.2 s: at most the last moments
     assert 0 <= lost <= in_flight, (lost, in_flight, len(answered))

@@ -94,20 +94,23 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
     task, labels = info["task"], orjson.loads(info["labels"])
     th = Thresholds.of(s)
     since = now - 86400 if since is None else since
-    preds = predictions(log, model, since)
-    if preds.empty and log.query("SELECT 1 FROM requests WHERE model = ? AND ts >= ? LIMIT 1", (model, since)).empty:
+    reqs, preds = log.read(model, min(since, now - max(WINDOWS.values())))
+    if not (reqs["ts"] >= since).any():
         raise MonitorError(f"model '{model}' has no traffic since {pd.Timestamp(since, unit='s', tz='UTC'):%Y-%m-%d %H:%M} "
                            "UTC: send it some predictions, or choose an earlier --since")
     validation = orjson.loads(info["validation"] or "{}")
-    windows_ = windows(log, model, task, labels, now=now)
-    timeline_ = timeline(log, model, task, labels, since=since, now=now, bucket_s=bucket_s)
+    windows_ = windows(reqs, preds, task, labels, now=now)
+    hourly = log.query("SELECT hour AS time, SUM(requests) AS requests, SUM(errors) AS errors, SUM(rows) AS rows, "
+                       "MAX(latency_p50) AS latency_p50_ms, MAX(latency_p95) AS latency_p95_ms, SUM(labelled) AS outcomes "
+                       "FROM hourly WHERE model = ? AND hour >= ? GROUP BY hour", (model, since - 3600))
+    reqs, preds = reqs[reqs["ts"] >= since], preds[preds["ts"] >= since]
+    timeline_ = timeline(reqs, preds, task, labels, bucket_s=bucket_s, hourly=hourly)
     notes = []
     package = _package(info["package"], info["source"], model, str(info["version"]))
     version = str(info["version"])
     # the version's first rows are its reference period for the predictions; drift is judged on the newest rows after
     # it (the last hour, or everything since ``since`` when the hour holds too few), at most 5,000 of them
-    first = log.query("SELECT ts, score FROM predictions WHERE model = ? AND version = ? ORDER BY ts LIMIT ?",
-                      (model, version, s.monitor_reference_rows))
+    first = log.first_rows(model, version, s.monitor_reference_rows)
     after = preds[(preds["version"] == version) & (preds["ts"] > (first["ts"].max() if len(first) else -np.inf))]
     recent = after[after["ts"] >= now - 3600] if (after["ts"] >= now - 3600).sum() >= th.min_rows else after
     recent = recent.tail(5000)
@@ -132,19 +135,11 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
     return status_
 
 
-def predictions(log: PredictionLog, model: str, since: float) -> pd.DataFrame:
-    return log.query("SELECT request_id, ts, version, input, prediction, score, probabilities, latency_ms, actual "
-                     "FROM predictions WHERE model = ? AND ts >= ? ORDER BY ts", (model, since))
-
-
-def windows(log: PredictionLog, model: str, task: str, labels: list[str], *, now: float | None = None,
+def windows(reqs: pd.DataFrame, preds: pd.DataFrame, task: str, labels: list[str], *, now: float | None = None,
             spans: dict = WINDOWS) -> pd.DataFrame:
-    """A row per window: requests, errors, error rate, rows, latency percentiles, what was predicted, and — for the
-    rows with outcomes — the task's metrics."""
+    """From ``PredictionLog.read``'s requests and rows: a row per window — requests, errors, error rate, rows, latency
+    percentiles, what was predicted, and, for the rows with outcomes, the task's metrics."""
     now = time.time() if now is None else now
-    longest = max(spans.values())
-    reqs = log.query("SELECT ts, status, latency_ms, rows FROM requests WHERE model = ? AND ts >= ?", (model, now - longest))
-    preds = predictions(log, model, now - longest)
     out = []
     for name, span in spans.items():
         r = reqs[reqs["ts"] >= now - span]
@@ -159,15 +154,12 @@ def windows(log: PredictionLog, model: str, task: str, labels: list[str], *, now
     return pd.DataFrame(out)
 
 
-def timeline(log: PredictionLog, model: str, task: str, labels: list[str], *, since: float, now: float | None = None,
-             bucket_s: int = 60) -> pd.DataFrame:
+def timeline(reqs: pd.DataFrame, preds: pd.DataFrame, task: str, labels: list[str], *, bucket_s: int = 60,
+             hourly: pd.DataFrame | None = None) -> pd.DataFrame:
     """A row per ``bucket_s`` seconds: requests, errors, rows, latency p50/p95, outcomes and the headline metric.
-    Compacted hours appear as one row each (their counts; the latency percentiles of that hour)."""
-    now = time.time() if now is None else now
-    reqs = log.query("SELECT ts, status, latency_ms, rows FROM requests WHERE model = ? AND ts >= ?", (model, since))
-    preds = predictions(log, model, since)
-    reqs["bucket"] = reqs["ts"] - reqs["ts"] % bucket_s
-    preds["bucket"] = preds["ts"] - preds["ts"] % bucket_s
+    Compacted hours (``hourly``) appear as one row each (their counts; the latency percentiles of that hour)."""
+    reqs = reqs.assign(bucket=reqs["ts"] - reqs["ts"] % bucket_s)
+    preds = preds.assign(bucket=preds["ts"] - preds["ts"] % bucket_s)
     rows = []
     for b, r in reqs.groupby("bucket"):
         p = preds[preds["bucket"] == b]
@@ -176,10 +168,8 @@ def timeline(log: PredictionLog, model: str, task: str, labels: list[str], *, si
         rows.append({"time": b, "requests": len(r), "errors": int((r["status"] >= 400).sum()), "rows": int(r["rows"].sum()),
                      "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95)),
                      "outcomes": int(p["actual"].notna().sum()), HEADLINE[task]: metric})
-    hourly = log.query("SELECT hour AS time, SUM(requests) AS requests, SUM(errors) AS errors, SUM(rows) AS rows, "
-                       "MAX(latency_p50) AS latency_p50_ms, MAX(latency_p95) AS latency_p95_ms, SUM(labelled) AS outcomes "
-                       "FROM hourly WHERE model = ? AND hour >= ? GROUP BY hour", (model, since - 3600))
-    out = pd.concat([hourly, pd.DataFrame(rows)], ignore_index=True) if len(hourly) else pd.DataFrame(rows)
+    out = pd.concat([hourly, pd.DataFrame(rows)], ignore_index=True) if hourly is not None and len(hourly) \
+        else pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=["time", "requests", "errors", "rows", "latency_p50_ms", "latency_p95_ms", "outcomes",
                                      HEADLINE[task]])
@@ -198,7 +188,11 @@ def live_metrics(preds: pd.DataFrame, task: str, labels: list[str], names: list[
     else:
         code = {c: k for k, c in enumerate(labels)}
         y = done["actual"].map(code).to_numpy()
-        proba = np.array([[d[c] for c in labels] for d in map(orjson.loads, done["probabilities"])])
+        if len(labels) == 2:  # binary: the log keeps the second class's probability as the score
+            p1 = done["score"].to_numpy(float)
+            proba = np.column_stack([1 - p1, p1])
+        else:
+            proba = np.array([[d[c] for c in labels] for d in done["probabilities"]])
         m = score(task, y, proba)
     return {k: m.get(k, np.nan) for k in names}
 
@@ -224,8 +218,7 @@ def drift(package, preds: pd.DataFrame, th: Thresholds, baseline: pd.Series | No
     if len(preds) < th.min_rows:
         return pd.DataFrame(columns=columns)
     ref_X = _reference(package)
-    inputs = [orjson.loads(s) for s in preds["input"]]
-    raw = pd.DataFrame.from_records(inputs, columns=[c.name for c in package.schema])
+    raw = pd.DataFrame.from_records(list(preds["input"]), columns=[c.name for c in package.schema])
     live_X = package.model.cleaner.transform(raw)
     out = []
     for c in package.schema:

@@ -185,7 +185,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             if served is not None:
                 elapsed = time.perf_counter() - t0
                 metrics.latency_of(served.name).observe(elapsed)
-                if recorder is not None:  # one put in a queue: the writing happens on the log's own thread
+                if recorder is not None:  # one append to a buffer: the writing happens on the log's own thread
                     scored = _SCORED.get() if status == 200 else None
                     recorder.record(served, status, elapsed, *(scored or ()))
 

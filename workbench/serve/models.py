@@ -51,7 +51,7 @@ class Served:
         """Checked records → one answer per row (prediction, probabilities by class, confidence, request id),
         the raw scores for the metrics, and the optional parts left out (decomposed models; else empty).
         Raises InputError for bad rows, OutputError for a bad answer, PartError when a required part fails.
-        Request ids are one random prefix per request and the row's number in it: unique, and one urandom call."""
+        Request ids are one prefix per request (time, then random) and the row's number in it: unique, one urandom call."""
         missing: list[str] = []
         if self.fanout is not None:  # checked here, cleaned once, scored by the parts at once, combined
             X = self.plan.check(records)
@@ -62,7 +62,9 @@ class Served:
         else:
             scores = np.asarray(self.plan.scores(records, threads), dtype=float)
         n = len(scores)
-        ids = [os.urandom(12).hex()] if n == 1 else [f"{p}-{i}" for p in [os.urandom(9).hex()] for i in range(n)]
+        # time first (nanoseconds, 16 hex), then random: ids sort by time, so the log appends them to its index
+        ids = ([f"{time.time_ns():016x}{os.urandom(4).hex()}"] if n == 1 else
+               [f"{p}-{i}" for p in [f"{time.time_ns():016x}{os.urandom(1).hex()}"] for i in range(n)])
         if self.task == "regression":
             if not np.isfinite(scores).all():
                 raise OutputError(f"{self.name}/{self.version} produced a number that is not finite")
