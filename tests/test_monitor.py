@@ -286,3 +286,18 @@ def test_thresholds_come_from_the_settings():
 
     th = Thresholds.of(get_settings(alert_psi=0.3, monitor_min_rows=7))
     assert th.psi == 0.3 and th.min_rows == 7 and np.isfinite(th.latency_ms)
+
+
+def test_the_monitor_panel_shows_the_log_and_refreshes_in_place(service, fresh):
+    from widgets import MonitorPanel
+
+    panel = MonitorPanel(MODEL, every=1)
+    traffic = panel.figures["traffic"]
+    before = sum(traffic.data[0].y)
+    assert "requests" in panel.header.value and "alert" in panel.alerts.value
+    assert "age" in list(panel.figures["drift"].data[0].x)
+    predict(service, fresh[0][700:720])
+    time.sleep(0.5)  # written by the service's log thread
+    panel.refresh()
+    assert panel.refreshes == 2 and panel.figures["traffic"] is traffic  # the same widget, new data
+    assert sum(traffic.data[0].y) == before + 1

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mlflow
 import nbformat
+import pandas as pd
 import pytest
 
 from test_cli import workbench
@@ -111,3 +112,15 @@ def test_unknown_pipeline_parameter_is_a_clear_error(tmp_path):
     (tmp_path / "p.yaml").write_text("time_budgett: 10\n")
     p = workbench("run", "--params", tmp_path / "p.yaml")
     assert p.returncode == 2 and "unknown pipeline parameter(s) time_budgett" in p.stderr and "time_budget" in p.stderr
+
+
+def test_the_run_ends_with_its_released_model_monitored(pipeline_run):
+    from workbench.monitor import PredictionLog
+
+    mon = pipeline_run["monitor"]
+    test_rows = len(pd.read_parquet(Path(pipeline_run["report_dir"]) / "artifacts" / "test_raw.parquet"))
+    assert mon["rows"] == mon["outcomes"] == test_rows
+    assert 0.5 < mon["live"] <= 1 and abs(mon["live"] - mon["validation"]) < 0.02  # the test rows are the validation's
+    assert "How churn is doing" in Path(mon["report"]).read_text()
+    _, preds = PredictionLog().read(mon["name"])
+    assert preds["actual"].notna().sum() >= test_rows

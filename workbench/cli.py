@@ -623,6 +623,11 @@ def _run(args) -> int:
         where = (dep.get("serving") or {}).get("url", "")
         print(f"release: {dep['outcome']} version {dep['version']} (validated on {where}; "
               f"{'stopped again' if dep['stopped'] else 'still serving'})")
+    mon = summary.get("monitor")
+    if mon:
+        print(f"monitoring: {mon['rows']} rows served and {mon['outcomes']} outcomes fed back; {mon['metric']} live "
+              f"{mon['live']:.3f} vs {mon['validation']:.3f} at validation; "
+              f"{len(mon['alerts'])} alert(s); report {mon['report']}")
     if summary["status"] != "ok":
         failed = next(e for e in summary["notebooks"] if e["status"] != "ok")
         print(f"error: {failed['notebook']} failed at {failed['error']}; partial output in {failed['output']}", file=sys.stderr)
@@ -632,6 +637,7 @@ def _run(args) -> int:
     if pkg and "version" in pkg:
         alias = "champion" if (summary.get("deploy") or {}).get("outcome") == "promoted" else pkg["alias"]
         print(f"serve it:   .venv/bin/workbench serve --model {pkg['name']}@{alias}   (http://127.0.0.1:8000/docs)")
+        print(f"watch it:   .venv/bin/workbench monitor dashboard --model {pkg['name']}   (http://127.0.0.1:8867)")
     return 0
 
 

@@ -7,6 +7,7 @@ Run folder (``reports/<run-id>/``): the executed notebooks and their HTML, ``sum
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,6 +274,62 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     if not keep_serving:
         info["stopped"] = stop_serving(cfg, s)
     meta["deploy"] = info
+    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    return info
+
+
+def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | None = None) -> dict:
+    """The released model meets traffic: a service of it (the champion if the release promoted it) answers the run's
+    test rows as a business system would send them, their true outcomes are fed back by request id, and the
+    monitoring status and report are written (``<run_dir>/monitor.html``). Live quality sits beside validation."""
+    import time
+
+    import httpx
+
+    from workbench.deploy.release import _spawn, _terminate, _wait_ready, free_port
+    from workbench.monitor import status
+    from workbench.monitor.report import write_report
+
+    s = settings or get_settings()
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    pkg = meta.get("package") or {}
+    if "version" not in pkg:
+        raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
+    name, target = pkg["name"], meta["target"]
+    promoted = (meta.get("deploy") or {}).get("outcome") == "promoted"
+    source = f"{name}@champion" if promoted else f"{name}/{pkg['version']}"
+    test = pd.read_parquet(art / "test_raw.parquet")
+    records = json.loads(test.drop(columns=[target]).to_json(orient="records"))
+    actual = test[target].astype(str).tolist()
+    port, t0 = free_port(), time.time()
+    log = Path(run_dir) / "monitor-service.log"
+    proc = _spawn(sys.executable, [f"--model={source}", f"--port={port}"], log, s)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, 120, proc.pid)
+        ids = []
+        with httpx.Client(timeout=60) as client:
+            for k in range(0, len(records), batch):
+                r = client.post(f"{url}/v1/models/{name}/predict", json=records[k:k + batch])
+                if r.status_code != 200:
+                    raise WorkbenchError(f"the service answered {r.status_code}: {r.text[:300]}")
+                ids += [p["request_id"] for p in r.json()["predictions"]]
+            fed = client.post(f"{url}/v1/models/{name}/feedback",
+                              json=[{"request_id": i, "actual": a} for i, a in zip(ids, actual)]).json()
+    finally:
+        _terminate(proc.pid)  # a graceful stop: the service writes what its log still holds
+    st = status(name, since=t0, settings=s)
+    report = write_report(name, since=t0, out=Path(run_dir) / "monitor.html", settings=s)
+    hour = st.windows.iloc[1]
+    from workbench.monitor.quality import validation_metric
+
+    info = {"name": name, "source": source, "version": st.version, "rows": len(ids), "outcomes": fed.get("stored", 0),
+            "metric": st.headline, "live": float(hour[st.headline]),
+            "validation": validation_metric(st.validation, st.headline),
+            "drifted": st.drift.loc[st.drift["drifted"].astype(bool), "column"].tolist() if len(st.drift) else [],
+            "alerts": [a.message for a in st.alerts], "report": str(report)}
+    meta["monitor"] = info
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     return info
 

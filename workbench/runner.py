@@ -14,7 +14,7 @@ from workbench.settings import Settings, get_settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb", "05_compress.ipynb", "06_package.ipynb",
-            "07_deploy.ipynb"]
+            "07_deploy.ipynb", "08_monitor.ipynb"]
 FROM_RUNNER = {"data", "target", "run_dir", "mlflow_run_id"}  # parameters the runner fills in itself
 
 
@@ -77,7 +77,7 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
         summary["metrics"] = {"best_model": result["best_model"], "metric": result["metric"],
                               **{f"cv_{k}": v for k, v in result["cv"].items()},
                               **{f"test_{k}": v for k, v in result["test_metrics"].items()}}
-        for key in ("compression", "package", "deploy"):
+        for key in ("compression", "package", "deploy", "monitor"):
             if key in result:
                 summary[key] = result[key]
     _write(root, summary)
