@@ -22,6 +22,7 @@ class MonitorPanel(W.VBox):
         self.model, self.every, self.since_hours = model, every, since_hours
         self.result = None
         self.refreshes = 0
+        self._log = None
         self.header = W.HTML()
         self.alerts = W.HTML()
         first = self._status()
@@ -48,10 +49,12 @@ class MonitorPanel(W.VBox):
         return self
 
     def _status(self):
-        from workbench.monitor import status
+        from workbench.monitor import PredictionLog, status
 
         try:
-            return status(self.model, since=time.time() - self.since_hours * 3600)
+            if self._log is None:  # one log object: it keeps the batches it decoded, a refresh decodes only new ones
+                self._log = PredictionLog(create=False)
+            return status(self.model, log=self._log, since=time.time() - self.since_hours * 3600)
         except WorkbenchError as exc:
             return exc
 

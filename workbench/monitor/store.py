@@ -17,7 +17,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from workbench.settings import Settings, get_settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, ts_first REAL NOT NULL, ts_last REAL NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, version TEXT NOT NULL, ts_first REAL NOT NULL, ts_last REAL NOT NULL,
     id_first INTEGER, id_last INTEGER, requests INTEGER NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_time ON batches (model, ts_last);
 CREATE INDEX IF NOT EXISTS batches_ids ON batches (model, id_first);
@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts (model, ts);
 """
 REQUEST_COLUMNS = ["ts", "version", "status", "latency_ms", "rows"]
+CACHE_ROWS = 2_000_000  # decoded rows a reader keeps
 PREDICTION_COLUMNS = ["request_id", "ts", "version", "input", "prediction", "score", "probabilities", "latency_ms", "actual"]
 
 
@@ -100,6 +101,8 @@ class PredictionLog:
                                "or point WORKBENCH_MONITOR_STORE at the service's log")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._decoded: OrderedDict = OrderedDict()  # batch id → decoded rows (batches never change)
+        self._decoded_rows = 0
         self.connect().executescript(SCHEMA)
 
     def connect(self) -> sqlite3.Connection:
@@ -138,42 +141,43 @@ class PredictionLog:
 
     def read(self, model: str, since: float = 0.0, until: float = float("inf")) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The requests (ts, version, status, latency_ms, rows) and predicted rows (request_id, ts, version, input,
-        prediction, score, probabilities, latency_ms, actual) of ``model`` between ``since`` and ``until``."""
-        con = self.connect()
-        rows = con.execute("SELECT version, data FROM batches WHERE model = ? AND ts_last >= ? AND ts_first <= ? "
-                           "ORDER BY id", (model, since, min(until, 1e300)))
-        return self._decode(model, rows, lambda ts: since <= ts <= until)
+        prediction, score, probabilities, latency_ms, actual) of ``model`` between ``since`` and ``until``. Batches
+        are decoded once per PredictionLog (they never change): a dashboard's refresh decodes only what is new."""
+        ids = self.connect().execute("SELECT id FROM batches WHERE model = ? AND ts_last >= ? AND ts_first <= ? ORDER BY id",
+                                     (model, since, min(until, 1e300))).fetchall()
+        return self._frames(model, [i for (i,) in ids], lambda ts: since <= ts <= until)
 
     def first_rows(self, model: str, version: str, n: int) -> pd.DataFrame:
         """The first ``n`` predicted rows of one version: its reference period."""
-        out, got = [], 0
-        for row in self.connect().execute("SELECT version, data FROM batches WHERE model = ? AND version = ? ORDER BY id",
-                                          (model, version)):
-            preds = self._decode(model, [row])[1]
-            out.append(preds)
-            got += len(preds)
+        ids, got = [], 0
+        for i, rows in self.connect().execute("SELECT id, rows FROM batches WHERE model = ? AND version = ? ORDER BY id",
+                                              (model, version)):
+            ids.append(i)
+            got += rows
             if got >= n:
                 break
-        return pd.concat(out, ignore_index=True).head(n) if out else pd.DataFrame(columns=PREDICTION_COLUMNS)
+        return self._frames(model, ids)[1].head(n)
 
-    def _decode(self, model: str, batches, keep=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _frames(self, model: str, ids: list[int], keep=None) -> tuple[pd.DataFrame, pd.DataFrame]:
         con = self.connect()
-        labels = {v: orjson.loads(lab) for v, lab in con.execute("SELECT version, labels FROM models WHERE model = ?",
-                                                                   (model,))}
+        missing = [i for i in ids if i not in self._decoded]
+        if missing:
+            labels = {v: orjson.loads(lab) for v, lab in con.execute("SELECT version, labels FROM models WHERE model = ?",
+                                                                       (model,))}
+            for k in range(0, len(missing), 500):
+                chunk = missing[k:k + 500]
+                for i, version, data in con.execute(f"SELECT id, version, data FROM batches WHERE id IN "
+                                                    f"({','.join('?' * len(chunk))})", chunk):
+                    self._remember(i, _decode(version, data, labels.get(version) or []))
         reqs, preds = [], []
-        for version, data in batches:
-            lab = labels.get(version) or []
-            positive = lab[1] if len(lab) == 2 else None
-            for ts, status, ms, n, records, answers in orjson.loads(data):
-                if keep is not None and not keep(ts):
-                    continue
-                reqs.append((ts, version, status, ms, n))
-                if not answers:
-                    continue
-                for r, a in zip(records, answers):
-                    probs = a.get("probabilities")
-                    score = a["prediction"] if probs is None else probs[positive] if positive is not None else a["confidence"]
-                    preds.append((a["request_id"], ts, version, r, a["prediction"], score, probs, ms, None))
+        for i in ids:
+            r, p = self._decoded[i]
+            if keep is None:
+                reqs += r
+                preds += p
+            else:
+                reqs += [x for x in r if keep(x[0])]
+                preds += [x for x in p if keep(x[1])]
         requests = pd.DataFrame(reqs, columns=REQUEST_COLUMNS)
         predictions = pd.DataFrame(preds, columns=PREDICTION_COLUMNS)
         if len(predictions):
@@ -183,6 +187,13 @@ class PredictionLog:
             predictions["actual"] = predictions["request_id"].map(actual)
             predictions["score"] = predictions["score"].astype(float)
         return requests, predictions
+
+    def _remember(self, batch_id: int, decoded: tuple) -> None:
+        self._decoded[batch_id] = decoded
+        self._decoded_rows += len(decoded[1]) + len(decoded[0])
+        while self._decoded_rows > CACHE_ROWS and len(self._decoded) > 1:
+            _, (r, p) = self._decoded.popitem(last=False)
+            self._decoded_rows -= len(r) + len(p)
 
     def model_info(self, model: str) -> pd.DataFrame:
         """The versions of ``model`` this log has seen (task, labels, source, package folder), newest first."""
@@ -230,8 +241,10 @@ class PredictionLog:
             return 0
         hours, gone = [], 0
         for (model,) in old:
-            reqs, preds = self._decode(model, con.execute("SELECT version, data FROM batches WHERE model = ? AND "
-                                                          "ts_last < ?", (model, cutoff)).fetchall())
+            old_ids = [i for (i,) in con.execute("SELECT id FROM batches WHERE model = ? AND ts_last < ?", (model, cutoff))]
+            reqs, preds = self._frames(model, old_ids)
+            for i in old_ids:  # AUTOINCREMENT never gives their ids again; nothing will ask for them
+                self._decoded_rows -= sum(map(len, self._decoded.pop(i, ((), ()))))
             reqs["model"], preds["model"] = model, model
             hours += _hourly(reqs, preds)
             gone += len(preds)
@@ -256,6 +269,21 @@ class PredictionLog:
         requests, rows = con.execute("SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(rows), 0) FROM batches").fetchone()
         return {"requests": requests, "rows": rows} | {
             t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("batches", "outcomes", "hourly", "alerts")}
+
+
+def _decode(version: str, data: bytes, labels: list[str]) -> tuple[list, list]:
+    """One batch → its request tuples and predicted-row tuples (REQUEST_COLUMNS, PREDICTION_COLUMNS)."""
+    positive = labels[1] if len(labels) == 2 else None
+    reqs, preds = [], []
+    for ts, status, ms, n, records, answers in orjson.loads(data):
+        reqs.append((ts, version, status, ms, n))
+        if not answers:
+            continue
+        for r, a in zip(records, answers):
+            probs = a.get("probabilities")
+            score = a["prediction"] if probs is None else probs[positive] if positive is not None else a["confidence"]
+            preds.append((a["request_id"], ts, version, r, a["prediction"], score, probs, ms, None))
+    return reqs, preds
 
 
 def _hourly(reqs: pd.DataFrame, preds: pd.DataFrame) -> list[tuple]:
