@@ -84,9 +84,11 @@ class MonitorStatus:
 
 
 def status(model: str, *, log: PredictionLog | None = None, since: float | None = None, now: float | None = None,
-           settings: Settings | None = None, record: bool = True, bucket_s: int = 60) -> MonitorStatus:
+           settings: Settings | None = None, record: bool = True, bucket_s: int = 60,
+           newest: int | None = None) -> MonitorStatus:
     """Everything the report and the dashboard show, computed from the log; with ``record`` new alerts are written
-    to the log's alert table (one per kind and subject per hour)."""
+    to the log's alert table (one per kind and subject per hour). ``newest``: judge only the newest that many requests
+    (a service checking its own alerts keeps the cost of a check bounded, whatever its traffic)."""
     s = settings or get_settings()
     log = log or PredictionLog(create=False)
     now = time.time() if now is None else now
@@ -94,7 +96,7 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
     task, labels = info["task"], orjson.loads(info["labels"])
     th = Thresholds.of(s)
     since = now - 86400 if since is None else since
-    reqs, preds = log.read(model, min(since, now - max(WINDOWS.values())))
+    reqs, preds = log.read(model, min(since, now - max(WINDOWS.values())), newest=newest)
     if not (reqs["ts"] >= since).any():
         raise MonitorError(f"model '{model}' has no traffic since {pd.Timestamp(since, unit='s', tz='UTC'):%Y-%m-%d %H:%M} "
                            "UTC: send it some predictions, or choose an earlier --since")

@@ -48,7 +48,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts (model, ts);
 """
 REQUEST_COLUMNS = ["ts", "version", "status", "latency_ms", "rows"]
-CACHE_ROWS = 2_000_000  # decoded rows a reader keeps
 PREDICTION_COLUMNS = ["request_id", "ts", "version", "input", "prediction", "score", "probabilities", "latency_ms", "actual"]
 
 
@@ -94,7 +93,7 @@ class PredictionLog:
     """The store. One connection per thread (sqlite's rule); WAL lets readers (dashboards, reports) read while the
     service writes, and a process killed mid-write leaves the last committed batch."""
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True):
+    def __init__(self, path: str | Path | None = None, *, create: bool = True, cache_rows: int = 500_000):
         self.path = Path(path) if path is not None else store_path()
         if not create and not self.path.exists():
             raise MonitorError(f"no prediction log at {self.path}: serve a model first (the service writes it), "
@@ -102,7 +101,7 @@ class PredictionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._decoded: OrderedDict = OrderedDict()  # batch id → decoded rows (batches never change)
-        self._decoded_rows = 0
+        self._decoded_rows, self.cache_rows = 0, cache_rows  # ~1 KB a decoded row
         self.connect().executescript(SCHEMA)
 
     def connect(self) -> sqlite3.Connection:
@@ -139,13 +138,21 @@ class PredictionLog:
             con.execute("ROLLBACK")
             raise
 
-    def read(self, model: str, since: float = 0.0, until: float = float("inf")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def read(self, model: str, since: float = 0.0, until: float = float("inf"), *,
+             newest: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The requests (ts, version, status, latency_ms, rows) and predicted rows (request_id, ts, version, input,
-        prediction, score, probabilities, latency_ms, actual) of ``model`` between ``since`` and ``until``. Batches
-        are decoded once per PredictionLog (they never change): a dashboard's refresh decodes only what is new."""
-        ids = self.connect().execute("SELECT id FROM batches WHERE model = ? AND ts_last >= ? AND ts_first <= ? ORDER BY id",
-                                     (model, since, min(until, 1e300))).fetchall()
-        return self._frames(model, [i for (i,) in ids], lambda ts: since <= ts <= until)
+        prediction, score, probabilities, latency_ms, actual) of ``model`` between ``since`` and ``until`` — or, with
+        ``newest``, of the newest batches holding at least that many requests (a bounded sample for frequent checks).
+        Batches are decoded once per PredictionLog (they never change): a dashboard's refresh decodes only new ones."""
+        rows = self.connect().execute("SELECT id, requests FROM batches WHERE model = ? AND ts_last >= ? AND ts_first <= ? "
+                                      "ORDER BY id DESC", (model, since, min(until, 1e300)))
+        ids, got = [], 0
+        for i, n in rows:
+            if newest is not None and got >= newest:
+                break
+            ids.append(i)
+            got += n
+        return self._frames(model, ids[::-1], lambda ts: since <= ts <= until)
 
     def first_rows(self, model: str, version: str, n: int) -> pd.DataFrame:
         """The first ``n`` predicted rows of one version: its reference period."""
@@ -191,7 +198,7 @@ class PredictionLog:
     def _remember(self, batch_id: int, decoded: tuple) -> None:
         self._decoded[batch_id] = decoded
         self._decoded_rows += len(decoded[1]) + len(decoded[0])
-        while self._decoded_rows > CACHE_ROWS and len(self._decoded) > 1:
+        while self._decoded_rows > self.cache_rows and len(self._decoded) > 1:
             _, (r, p) = self._decoded.popitem(last=False)
             self._decoded_rows -= len(r) + len(p)
 

@@ -34,6 +34,7 @@ from workbench.serve.plan import InputError
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
 INLINE_ROWS = 1000  # up to this many rows (a few ms) are scored on the event loop; bigger ones in a thread, with the timeout
+CHECK_REQUESTS = 20_000  # a service judges its alerts on its newest requests: a check costs the same at any traffic
 _SCORED: contextvars.ContextVar = contextvars.ContextVar("scored", default=None)  # this request's rows, for the log
 
 
@@ -336,7 +337,8 @@ def _recorder(config: ServeConfig, metrics: Metrics):
         return None
     from workbench.monitor import PredictionLog, Recorder
 
-    return Recorder(PredictionLog(config.log_store), queue_size=config.log_queue, sample=config.log_sample,
+    return Recorder(PredictionLog(config.log_store, cache_rows=2 * CHECK_REQUESTS), queue_size=config.log_queue,
+                    sample=config.log_sample,
                     on_drop=lambda name, n: metrics.log_dropped.labels(name).inc(n))
 
 
@@ -355,7 +357,7 @@ async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, metric
             log.warning("could not compact the prediction log: %s", exc)
         for name in store.names():
             try:
-                st = await run_in_threadpool(status, name, log=recorder.log, record=False)
+                st = await run_in_threadpool(status, name, log=recorder.log, record=False, newest=CHECK_REQUESTS)
                 new = await run_in_threadpool(raise_alerts, recorder.log, name, st.version, st.alerts, time.time())
             except MonitorError:
                 continue  # no traffic yet
