@@ -346,6 +346,7 @@ class Recorder:
         self.log, self.size, self.sample, self.batch_s, self.on_drop = log, queue_size, sample, batch_s, on_drop
         self.buffer: deque = deque()
         self.dropped = self.written = 0
+        self.cpu_s = 0.0  # the writer thread's own CPU time (reported in /metrics)
         self._keys: dict = {}  # id(served) → (served, (name, version))
         self._models: list = []  # versions seen and not yet written
         self._busy = False
@@ -386,6 +387,7 @@ class Recorder:
 
     def _drain(self) -> None:
         buf = self.buffer
+        t0 = time.thread_time()
         while buf:
             self._busy = True
             items = [buf.popleft() for _ in range(min(len(buf), 5000))]
@@ -396,6 +398,7 @@ class Recorder:
                                                              self.log.path, exc)
             finally:
                 self._busy = False
+        self.cpu_s += time.thread_time() - t0
 
     def _write(self, items: list) -> None:
         batches: dict = {}

@@ -270,6 +270,9 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def prometheus():
+        if recorder is not None:
+            metrics.log_cpu.set(recorder.cpu_s)
+            metrics.log_rows.set(recorder.written)
         return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.get("/admin/models", tags=["admin"], responses={401: _ERROR, 403: _ERROR})

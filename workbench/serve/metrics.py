@@ -31,6 +31,9 @@ class Metrics:
                                      ["model", "part"], registry=r)
         self.log_dropped = Counter("workbench_log_dropped_rows", "Predicted rows not recorded: the log's queue was full",
                                    ["model"], registry=r)
+        self.log_cpu = Gauge("workbench_log_writer_cpu_seconds", "CPU time the prediction log's writer thread used",
+                             registry=r)
+        self.log_rows = Gauge("workbench_log_rows_written", "Predicted rows the prediction log has written", registry=r)
         self.alerts = Gauge("workbench_alert", "Monitoring alerts that hold now (1) or held before (0)",
                             ["model", "kind", "subject"], registry=r)
         self._bound: dict = {}
