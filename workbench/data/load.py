@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import csv
-import re
 import difflib
+import re
 from pathlib import Path
 
 import pandas as pd

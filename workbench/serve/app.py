@@ -144,8 +144,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             if served.fanout is not None:  # the parts answer over the network: never wait on the event loop
                 if served.fanout.observe is None:
                     served.fanout.observe = metrics.part_observer(served.name)
-                return await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
-            if len(records) <= INLINE_ROWS:
+                out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+            elif len(records) <= INLINE_ROWS:
                 out = served.predict(records, config.threads)
             else:
                 out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
