@@ -301,3 +301,34 @@ def test_the_monitor_panel_shows_the_log_and_refreshes_in_place(service, fresh):
     panel.refresh()
     assert panel.refreshes == 2 and panel.figures["traffic"] is traffic  # the same widget, new data
     assert sum(traffic.data[0].y) == before + 1
+
+
+def test_a_regression_model_is_monitored_with_its_errors(tmp_path):
+    from workbench.models import train
+
+    df = load("sklearn:diabetes")
+    r = train(df.iloc[:300], "target", models=["lightgbm"], folds=2, progress=False, log=False, time_budget=60)
+    pkg = package_result(r, tmp_path / "diabetes", name="diabetes")
+    s = Server("--package", pkg, env={"WORKBENCH_MONITOR_STORE": str(tmp_path / "reg.db")})
+    try:
+        rest = df.iloc[300:]
+        rows = json.loads(rest.drop(columns=["target"]).to_json(orient="records"))
+        answer = httpx.post(f"{s.url}/v1/models/diabetes/predict", json=rows, timeout=30).json()["predictions"]
+        fed = httpx.post(f"{s.url}/v1/models/diabetes/feedback", timeout=30,
+                         json=[{"request_id": a["request_id"], "actual": t} for a, t in zip(answer, rest["target"])]
+                         + [{"request_id": answer[0]["request_id"], "actual": "high"}])
+        assert fed.status_code == 422 and "is not a finite number" in fed.json()["errors"][0]
+        fed = httpx.post(f"{s.url}/v1/models/diabetes/feedback", timeout=30,
+                         json=[{"request_id": a["request_id"], "actual": t} for a, t in zip(answer, rest["target"])])
+        assert fed.json()["stored"] == len(rows)
+    finally:
+        s.stop()
+    st = status("diabetes", log=PredictionLog(tmp_path / "reg.db"))
+    day = st.windows.set_index("window").loc["last day"]
+    pred = np.array([a["prediction"] for a in answer])
+    assert day["rmse"] == pytest.approx(float(np.sqrt(np.mean((pred - rest["target"].to_numpy()) ** 2))))
+    assert day["mae"] == pytest.approx(float(np.mean(np.abs(pred - rest["target"].to_numpy()))))
+    assert day["prediction_mean"] == pytest.approx(pred.mean())
+    assert st.headline == "mae" and len(st.feedback) == len(rows) and st.feedback["actual"].dtype == float
+    figs = st.figures()
+    assert len(figs["feedback"].data[0].x) == len(rows) and figs["quality"].data[0].name == "live"
