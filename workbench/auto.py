@@ -92,24 +92,30 @@ def save_final(result: TrainResult, out: str | Path) -> Path:
     return package_result(result, out, archive=True)
 
 
+def open_package(package: str | Path):
+    """A package folder or archive, or ``NAME[@alias|/version]`` from the repository; a decomposed package with only
+    its cleaner and combiner loaded (its parts score on the Dask workers)."""
+    from workbench.decompose.core import combiner_model
+    from workbench.registry.package import load_package
+
+    if Path(package).exists():
+        try:
+            return load_package(package, check=False, model_loader=combiner_model)
+        except WorkbenchError:
+            return load_package(package)
+    from workbench.registry.repository import fetch
+
+    return fetch(str(package))
+
+
 def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
     """Score a raw table with a package (folder or archive, or ``NAME[@alias|/version]`` in the registry);
     write a CSV with ``prediction`` and one probability column per class."""
     from workbench.data import load
-    from workbench.registry.package import load_package
-
-    from workbench.decompose.core import DecomposedModel, combiner_model, predict_parallel
+    from workbench.decompose.core import DecomposedModel, predict_parallel
 
     df = load(data)
-    if Path(package).exists():
-        try:  # a decomposed package: only its cleaner and combiner here, its parts score on the Dask workers
-            pkg = load_package(package, check=False, model_loader=combiner_model)
-        except WorkbenchError:
-            pkg = load_package(package)
-    else:
-        from workbench.registry.repository import fetch
-
-        pkg = fetch(str(package))
+    pkg = open_package(package)
     model = pkg.model
     if isinstance(model.estimator, DecomposedModel):
         pred = model.frame_of(predict_parallel(pkg.path, df), df.index)

@@ -76,8 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("predict", help="score a raw table with a package or a registered model")
     c.add_argument("--model", required=True, help="a package folder or .tar.gz, or NAME[@alias|/version] in the registry")
     c.add_argument("--data", required=True)
-    c.add_argument("--out", required=True, help="the predictions CSV")
+    c.add_argument("--out", required=True, help="the predictions CSV; with a folder or glob of files: a folder of Parquet")
+    c.add_argument("--distributed", action="store_true", help="score the partitions on the Dask workers")
     c.set_defaults(func=_predict)
+
+    c = sub.add_parser("cluster", help="where parallel work runs: the scheduler, its workers, threads and memory")
+    c.add_argument("action", choices=["info"])
+    c.set_defaults(func=_cluster)
 
     c = sub.add_parser("compress", help="smaller, faster variants of a model, each measured; the best within a tolerance")
     g = c.add_mutually_exclusive_group(required=True)
@@ -524,10 +529,31 @@ def _register(result, name: str, out) -> str:
 
 
 def _predict(args) -> int:
+    from pathlib import Path
+
     from workbench.auto import predict_file
+
+    if Path(args.data).is_dir() or any(ch in args.data for ch in "*?["):  # many partitions: streamed, resumable
+        from workbench.stream import score_partitions
+
+        r = score_partitions(args.model, args.data, args.out, distributed=args.distributed)
+        print(f"{r['rows']} predictions in {r['partitions']} partitions at {r['out']} ({r['scored']} scored now, "
+              f"{r['skipped']} done before){'' if r['complete'] else ' — not complete: run again to finish'}")
+        return 0 if r["complete"] else 1
 
     pred = predict_file(args.model, args.data, args.out)
     print(f"{len(pred)} predictions written to {args.out}")
+    return 0
+
+
+def _cluster(args) -> int:
+    from workbench.compute import describe
+
+    d = describe()
+    print(f"{d['kind']} at {d['scheduler']}: {len(d['workers'])} workers, {d['threads']} threads")
+    for w in d["workers"]:
+        memory = f"{w['memory_gb']:g} GB" if w["memory_gb"] else "no memory limit"
+        print(f"  {w['address']}  {w['threads']} threads  {memory}" + (f"  ({w['name']})" if w["name"] else ""))
     return 0
 
 

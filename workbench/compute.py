@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from workbench.errors import WorkbenchError
 from workbench.settings import Settings, get_settings
 
 
@@ -31,12 +32,35 @@ def client(settings: Settings | None = None):
     return _client(s.dask_address, s.n_threads)
 
 
+class ClusterError(WorkbenchError):
+    """The configured cluster cannot be used: names the address and what to check."""
+
+
+CONNECT_S = 5  # how long to try a scheduler address before saying it is unreachable
+
+
+def describe(settings: Settings | None = None) -> dict:
+    """Where work runs: the scheduler, and each worker's threads and memory (``workbench cluster info``)."""
+    s = settings or get_settings()
+    info = client(s).scheduler_info()
+    workers_ = [{"address": a, "name": str(w.get("name", "")), "threads": w["nthreads"],
+                 "memory_gb": round(w["memory_limit"] / 1e9, 1) if w.get("memory_limit") else None}
+                for a, w in sorted(info["workers"].items())]
+    return {"kind": "cluster" if s.dask_address else "embedded LocalCluster", "scheduler": info["address"],
+            "workers": workers_, "threads": sum(w["threads"] for w in workers_)}
+
+
 @functools.cache
 def _client(address: str, n_threads: int):
     from distributed import Client, LocalCluster
 
     if address:
-        c = Client(address, timeout="10s")
+        try:
+            c = Client(address, timeout=f"{CONNECT_S}s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {address} within {CONNECT_S} s ({type(exc).__name__}); "
+                               "check that it runs and that WORKBENCH_DASK_ADDRESS is right, or empty it to use an "
+                               "embedded cluster") from None
     else:
         cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.CRITICAL, memory_limit=0)

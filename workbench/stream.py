@@ -1,0 +1,180 @@
+"""Streaming batch scoring: a folder or glob of Parquet or CSV files scored partition by partition, locally or on the
+Dask workers, into a folder of Parquet files — bounded memory, resumable, and never presented as complete before it is.
+
+The output folder holds one ``<input stem>-<hash>.parquet`` per input file (written beside and renamed into place),
+``_progress.json`` (which inputs are done, by path, size and modification time) and, once every partition is scored,
+``_SUCCESS``. A run that stops part way leaves no ``_SUCCESS``; the next run with the same model and inputs scores
+only the partitions that are not done.
+"""
+from __future__ import annotations
+
+import glob as globbing
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.errors import DataError, WorkbenchError
+from workbench.settings import Settings, get_settings
+
+PROGRESS, SUCCESS = "_progress.json", "_SUCCESS"
+SUFFIXES = (".parquet", ".csv")
+
+
+def partitions(pattern: str | Path) -> list[Path]:
+    """The files a folder or glob names (Parquet and CSV), sorted; an empty match is an error that says so."""
+    p = Path(pattern)
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.suffix.lower() in SUFFIXES]
+    else:
+        files = [Path(f) for f in globbing.glob(str(pattern), recursive=True) if Path(f).suffix.lower() in SUFFIXES]
+    if not files:
+        raise DataError(f"no Parquet or CSV files match {pattern}: check the path or the pattern (quote it in a shell)")
+    return sorted(f.resolve() for f in files)
+
+
+def check_columns(files: list[Path]) -> list[str]:
+    """The columns every partition shares; partitions that disagree are an error naming the first one and how."""
+    first = _columns(files[0])
+    for f in files[1:]:
+        cols = _columns(f)
+        if cols != first:
+            missing, extra = sorted(set(first) - set(cols)), sorted(set(cols) - set(first))
+            raise DataError(f"{f.name} has other columns than {files[0].name}: "
+                            + ", ".join(x for x in (f"missing {missing}" if missing else "",
+                                                    f"extra {extra}" if extra else "") if x)
+                            + ("" if missing or extra else " (same names, other order)")
+                            + "; every partition needs the same columns")
+    return first
+
+
+def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *, distributed: bool = False,
+                     limit: int | None = None, progress: bool = True, settings: Settings | None = None) -> dict:
+    """Score every partition with ``model`` (a package or ``NAME[@alias|/version]``) into ``out``; partitions done
+    by an earlier run of the same model on the same files are skipped. ``limit`` scores at most that many this run.
+    ``distributed``: the partitions are scored on the Dask workers (each loads the package once), else here."""
+    from workbench.registry.package import load_package
+    from workbench.registry.repository import fetch
+
+    s = settings or get_settings()
+    files = partitions(pattern)
+    check_columns(files)
+    pkg = load_package(model) if Path(model).exists() else fetch(str(model))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _state(out, str(model), pkg)
+    done = {k for k, v in state["partitions"].items() if Path(k) in files and _same(v, Path(k))}
+    todo = [f for f in files if str(f) not in done][:limit]
+    (out / SUCCESS).unlink(missing_ok=True)
+    from workbench.progress import progress_bar
+
+    bar = progress_bar(total=len(files), initial=len(done), desc="partitions", disable=not progress)
+    try:
+        for f, rows in _scored(pkg, todo, out, distributed, s):
+            state["partitions"][str(f)] = _fingerprint(f) | {"rows": rows}
+            _write_json(out / PROGRESS, state)
+            bar.update(1)
+    finally:
+        bar.close()
+    finished = all(str(f) in state["partitions"] and _same(state["partitions"][str(f)], f) for f in files)
+    total = sum(state["partitions"][str(f)]["rows"] for f in files if str(f) in state["partitions"])
+    if finished:
+        _write_json(out / SUCCESS, {"partitions": len(files), "rows": total, "model": str(model)})
+    return {"partitions": len(files), "scored": len(todo), "skipped": len(done), "rows": total, "complete": finished,
+            "out": str(out)}
+
+
+def open_outputs(out: str | Path) -> pd.DataFrame:
+    """All the predictions of a complete run, in input order (refused while ``_SUCCESS`` is missing)."""
+    out = Path(out)
+    if not (out / SUCCESS).exists():
+        raise WorkbenchError(f"{out} is not complete (no {SUCCESS}): run the scoring again to finish it")
+    state = json.loads((out / PROGRESS).read_text())
+    return pd.concat([pd.read_parquet(out / _output_name(Path(f))) for f in sorted(state["partitions"])],
+                     ignore_index=True)
+
+
+def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings):
+    if not distributed:
+        for f in todo:
+            yield f, _score_one(pkg.model, f, out)
+        return
+    from distributed import as_completed
+
+    from workbench.compute import client
+
+    c = client(s)
+    futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), key=f"score-{f.name}-{os.getpid()}",
+                        retries=2): f for f in todo}
+    for fut in as_completed(futures):
+        yield futures[fut], fut.result()
+
+
+def _score_on_worker(package: str, file: str, out: str) -> int:
+    return _score_one(_worker_model(package), Path(file), Path(out))
+
+
+_MODELS: dict = {}
+
+
+def _worker_model(package: str):
+    """Each worker loads the package once (from the shared path); no model travels as a pickle."""
+    if package not in _MODELS:
+        from workbench.registry.package import load_package
+
+        _MODELS[package] = load_package(package).model
+    return _MODELS[package]
+
+
+def _score_one(model, f: Path, out: Path) -> int:
+    df = pd.read_parquet(f) if f.suffix.lower() == ".parquet" else pd.read_csv(f)
+    pred = model.predict_frame(df)
+    pred.columns = [str(c) for c in pred.columns]
+    dest = out / _output_name(f)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    pred.to_parquet(tmp, index=False)
+    os.replace(tmp, dest)  # a partition's output is whole or absent
+    return len(pred)
+
+
+def _output_name(f: Path) -> str:
+    return f"{f.stem}-{hashlib.sha1(str(f).encode()).hexdigest()[:8]}.parquet"
+
+
+def _columns(f: Path) -> list[str]:
+    if f.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(f).names)
+    return list(pd.read_csv(f, nrows=0).columns)
+
+
+def _fingerprint(f: Path) -> dict:
+    st = f.stat()
+    return {"bytes": st.st_size, "mtime": st.st_mtime}
+
+
+def _same(entry: dict, f: Path) -> bool:
+    return {k: entry.get(k) for k in ("bytes", "mtime")} == _fingerprint(f)
+
+
+def _state(out: Path, model: str, pkg) -> dict:
+    key = {"model": model, "package_version": str(pkg.manifest.get("version"))}
+    path = out / PROGRESS
+    if path.exists():
+        state = json.loads(path.read_text())
+        if {k: state.get(k) for k in key} != key:
+            raise WorkbenchError(f"{out} holds predictions of {state.get('model')} version "
+                                 f"{state.get('package_version')}, not {model} version {key['package_version']}: "
+                                 "choose another --out folder")
+        state["partitions"] = {k: v for k, v in state["partitions"].items() if (out / _output_name(Path(k))).exists()}
+        return state
+    return key | {"partitions": {}}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
