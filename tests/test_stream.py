@@ -103,3 +103,65 @@ def test_the_cli_streams_a_glob_and_says_where_work_runs(package, parts, tmp_pat
                        env=os.environ | {"WORKBENCH_DASK_ADDRESS": "tcp://127.0.0.1:9"}, timeout=60)
     assert p.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in p.stderr
     assert time.time() - t0 < 20
+
+
+@pytest.fixture()
+def real_cluster(tmp_path):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1 (no nanny: a killed worker stays dead)."""
+    from servers import free_port
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = os.environ | {"PYTHONPATH": os.getcwd()}
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for k in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                       "--no-nanny", "--no-dashboard", "--name", f"w{k}"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    with Client(address, timeout="30s") as c:
+        c.wait_for_workers(2, timeout=60)
+    yield address, procs[1:]
+    from workbench.compute import client
+    from workbench.settings import get_settings
+
+    client(get_settings(dask_address=address)).close()  # before the scheduler goes: no reconnection noise
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_a_worker_killed_while_scoring_loses_nothing(package, parts, tmp_path, real_cluster):
+    """Twenty-four partitions on a real scheduler with two workers; one worker is killed by process id after the first
+    partitions are written. Dask gives its work to the other: the result is complete and equal to a local run."""
+    import threading
+
+    from workbench.settings import get_settings
+
+    address, workers = real_cluster
+    _, df = parts
+    many = tmp_path / "many"
+    many.mkdir()
+    big = pd.concat([df] * 30, ignore_index=True)
+    for k in range(24):
+        big.iloc[k::24].to_parquet(many / f"p{k:02d}.parquet", index=False)
+    out = tmp_path / "killed"
+    result = {}
+    run = threading.Thread(target=lambda: result.update(score_partitions(
+        package, many, out, distributed=True, progress=False, settings=get_settings(dask_address=address))))
+    run.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("p*.parquet"))) < 2:
+        time.sleep(0.05)
+    workers[0].kill()  # SIGKILL, by process id
+    written_at_kill = len(list(out.glob("p*.parquet")))
+    run.join(timeout=300)
+    assert written_at_kill < 24  # killed in the middle of the work
+    assert result.get("complete") and result["rows"] == len(big)
+    local = score_partitions(package, many, tmp_path / "local", progress=False)
+    assert local["rows"] == result["rows"]
+    pd.testing.assert_frame_equal(open_outputs(out), open_outputs(tmp_path / "local"))
+    assert workers[0].poll() is not None  # it really died
