@@ -128,15 +128,35 @@ def _worker_model(package: str):
     return _MODELS[package]
 
 
+CHUNK_ROWS = 100_000  # rows in memory at once, whatever the size of a partition
+
+
 def _score_one(model, f: Path, out: Path) -> int:
-    df = pd.read_parquet(f) if f.suffix.lower() == ".parquet" else pd.read_csv(f)
-    pred = model.predict_frame(df)
-    pred.columns = [str(c) for c in pred.columns]
+    """One partition, ``CHUNK_ROWS`` at a time (Parquet record batches, CSV chunks), appended to one output file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     dest = out / _output_name(f)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    pred.to_parquet(tmp, index=False)
+    chunks = ((b.to_pandas() for b in pq.ParquetFile(f).iter_batches(batch_size=CHUNK_ROWS))
+              if f.suffix.lower() == ".parquet" else pd.read_csv(f, chunksize=CHUNK_ROWS))
+    writer, rows = None, 0
+    try:
+        for df in chunks:
+            pred = model.predict_frame(df)
+            pred.columns = [str(c) for c in pred.columns]
+            table = pa.Table.from_pandas(pred, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            rows += len(pred)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # an empty partition: an empty output, so that the run can still be complete
+        pd.DataFrame().to_parquet(tmp)
     os.replace(tmp, dest)  # a partition's output is whole or absent
-    return len(pred)
+    return rows
 
 
 def _output_name(f: Path) -> str:
