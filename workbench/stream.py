@@ -106,8 +106,8 @@ def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings):
     from workbench.compute import client
 
     c = client(s)
-    futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), key=f"score-{f.name}-{os.getpid()}",
-                        retries=2): f for f in todo}
+    # pure=False: a task per call, never a result remembered from another run (the output file is the point)
+    futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), pure=False, retries=2): f for f in todo}
     for fut in as_completed(futures):
         yield futures[fut], fut.result()
 
