@@ -97,7 +97,7 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
     service = Server("--package", pkg, env=env)
     port = free_port()
     dash = subprocess.Popen([sys.executable, "-m", "workbench.cli", "monitor", "dashboard", "--model", "churn", "--port",
-                             str(port), "--every", "2"], env=os.environ | env, stdout=subprocess.PIPE,
+                             str(port), "--every", "1"], env=os.environ | env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
     def send(batch):
@@ -138,8 +138,12 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
         httpx.post(f"{service.url}/v1/models/churn/feedback", timeout=30,
                    json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth[200:600])])
         t0 = time.time()
-        page.wait_for_function(f"{total} > {before} && (() => {{ const a = {age}; return a && a[0] >= 0.2 && "
-                               "a[1] === '#dc2626'; })()", timeout=30_000)  # no reload: the page changes itself
+        try:
+            page.wait_for_function(f"{total} > {before} && (() => {{ const a = {age}; return a && a[0] >= 0.2 && "
+                                   "a[1] === '#dc2626'; })()", timeout=30_000)  # no reload: the page changes itself
+        except Exception:
+            pytest.fail(f"no update within 30 s: traffic {page.evaluate(total)} (before {before}), age {page.evaluate(age)}; "
+                        f"page: {page.inner_text('body')[:600]}")
         waited = time.time() - t0
         assert "alert" in page.inner_text("body") and "age" in page.inner_text("body")
         SCREENSHOTS.mkdir(exist_ok=True)

@@ -8,8 +8,6 @@ import time
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from workbench.errors import WorkbenchError
-
 CHARTS = ("traffic", "latency", "quality", "feedback", "drift")
 
 
@@ -44,18 +42,21 @@ class MonitorPanel(W.VBox):
         async def loop():
             while True:
                 await asyncio.sleep(self.every)
-                self._show(await asyncio.get_running_loop().run_in_executor(None, self._status))
+                try:
+                    self._show(await asyncio.get_running_loop().run_in_executor(None, self._status))
+                except Exception as exc:  # noqa: BLE001 - the page must keep refreshing; it says what went wrong
+                    self.header.value += f"<p style='color:#b91c1c'>could not refresh: {html.escape(str(exc))}</p>"
         self._task = asyncio.ensure_future(loop())
         return self
 
     def _status(self):
         from workbench.monitor import PredictionLog, status
 
-        try:
+        try:  # any failure is shown on the page, never a dead refresh loop
             if self._log is None:  # one log object: it keeps the batches it decoded, a refresh decodes only new ones
                 self._log = PredictionLog(create=False)
             return status(self.model, log=self._log, since=time.time() - self.since_hours * 3600)
-        except WorkbenchError as exc:
+        except Exception as exc:  # noqa: BLE001
             return exc
 
     def _show(self, st, figures: bool = True) -> None:
