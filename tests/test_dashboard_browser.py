@@ -25,17 +25,22 @@ def dashboard(pipeline_run):
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--run-id", pipeline_run["run_id"],
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
+    wait_for_port(port, proc)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def wait_for_port(port: int, proc: subprocess.Popen) -> None:
+    """Until a Voila server listens on ``port``; its output if it exits first."""
     for _ in range(120):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+                return
         except OSError:
             if proc.poll() is not None:
                 pytest.fail(f"the dashboard exited: {proc.stdout.read()}")
             time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +113,7 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
         for k in range(0, 200, 20):  # the reference period and some ordinary traffic
             send(rows[k:k + 20])
         time.sleep(0.5)  # written by the service's log thread
-        for _ in range(120):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if dash.poll() is not None:
-                    pytest.fail(f"the monitoring dashboard exited: {dash.stdout.read()}")
-                time.sleep(0.5)
+        wait_for_port(port, dash)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -257,11 +257,7 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     from workbench.deploy.release import free_port
 
     s = settings or get_settings()
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    pkg = meta.get("package") or {}
-    if "version" not in pkg:
-        raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
+    art, meta, pkg = _registered(run_dir)
     port = port or free_port()
     cfg = read_config({"model": pkg["name"], "version": str(pkg["version"]), "service": {"port": port},
                        "validation": {"holdout": str(art / "test_raw.parquet"), "target": meta["target"],
@@ -291,11 +287,7 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     from workbench.monitor.report import write_report
 
     s = settings or get_settings()
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    pkg = meta.get("package") or {}
-    if "version" not in pkg:
-        raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
+    art, meta, pkg = _registered(run_dir)
     name, target = pkg["name"], meta["target"]
     promoted = (meta.get("deploy") or {}).get("outcome") == "promoted"
     source = f"{name}@champion" if promoted else f"{name}/{pkg['version']}"
@@ -332,6 +324,16 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     meta["monitor"] = info
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     return info
+
+
+def _registered(run_dir: str | Path) -> tuple[Path, dict, dict]:
+    """The run's artifacts folder, its result and the registered package's facts (an error if it is not registered)."""
+    art = Path(run_dir) / "artifacts"
+    meta = json.loads((art / "result.json").read_text())
+    pkg = meta.get("package") or {}
+    if "version" not in pkg:
+        raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
+    return art, meta, pkg
 
 
 def _save_run_model(art: Path, model) -> None:
