@@ -2,6 +2,7 @@
 alerts, retention, reports, a full queue and a killed service."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -294,7 +295,10 @@ def test_the_monitor_panel_shows_the_log_and_refreshes_in_place(service, fresh):
     panel = MonitorPanel(MODEL, every=1)
     traffic = panel.figures["traffic"]
     before = sum(traffic.data[0].y)
-    assert "requests" in panel.header.value and "alert" in panel.alerts.value
+    alerts = panel.result.alerts  # "alert" alone is in "No alerts" too: the count and each message must show
+    assert "requests" in panel.header.value
+    assert (f"{len(alerts)} alert(s)" in panel.alerts.value and all(html.escape(a.message) in panel.alerts.value for a in alerts)
+            if alerts else "No alerts" in panel.alerts.value)
     assert "age" in list(panel.figures["drift"].data[0].x)
     predict(service, fresh[0][700:720])
     time.sleep(0.5)  # written by the service's log thread
