@@ -106,32 +106,13 @@ def test_the_cli_streams_a_glob_and_says_where_work_runs(package, parts, tmp_pat
 
 
 @pytest.fixture()
-def real_cluster(tmp_path):
+def real_cluster():
     """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1 (no nanny: a killed worker stays dead)."""
-    from servers import free_port
+    from servers import DaskCluster
 
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    env = os.environ | {"PYTHONPATH": os.getcwd()}
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    for k in range(2):
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                       "--no-nanny", "--no-dashboard", "--name", f"w{k}"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    from distributed import Client
-
-    with Client(address, timeout="30s") as c:
-        c.wait_for_workers(2, timeout=60)
-    yield address, procs[1:]
-    from workbench.compute import client
-    from workbench.settings import get_settings
-
-    client(get_settings(dask_address=address)).close()  # before the scheduler goes: no reconnection noise
-    for p in procs:
-        p.kill()
-        p.wait()
+    cluster = DaskCluster(2)
+    yield cluster.address, cluster.workers
+    cluster.stop()
 
 
 def test_a_worker_killed_while_scoring_loses_nothing(package, parts, tmp_path, real_cluster):

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--metric", help="the metric to rank by (default: roc_auc, log_loss or rmse)")
     c.add_argument("--folds", type=int, default=5)
     c.add_argument("--time-budget", type=float, default=300, help="seconds for the whole comparison")
+    c.add_argument("--distributed", action="store_true",
+                   help="a table larger than memory (a folder or glob of files): LightGBM across the Dask workers, "
+                        "tested on held-out partitions")
+    c.add_argument("--holdout", type=float, default=0.2, help="with --distributed: the share of partitions held out")
+    c.add_argument("--out", help="a folder for the best model's package (and OUT.tar.gz), for `workbench predict`")
+    c.add_argument("--register", metavar="NAME", help="register the best model as a new version of NAME")
     c.add_argument("--json", action="store_true", help="print one JSON object for scripts")
     c.set_defaults(func=_train)
 
@@ -450,20 +456,45 @@ def _train(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
-    result = train(args.data, args.target, test=args.test, task=args.task, models=models, metric=args.metric,
-                   folds=args.folds, time_budget=args.time_budget, progress=not args.json)
+    if args.distributed:
+        from workbench.models.distributed import train_distributed
+
+        if models and models != ["lightgbm"] or args.test:
+            raise WorkbenchError("--distributed trains LightGBM and tests it on held-out partitions: "
+                                 "leave out --models and --test")
+        result = train_distributed(args.data, args.target, task=args.task, holdout=args.holdout)
+    else:
+        result = train(args.data, args.target, test=args.test, task=args.task, models=models, metric=args.metric,
+                       folds=args.folds, time_budget=args.time_budget, progress=not args.json)
+    if args.out:
+        from workbench.registry.package import package_result
+
+        package_result(result, args.out, name=args.register, archive=True)
+    version = _register(result, args.register, args.out) if args.register else None
     if args.json:
-        print(json.dumps(result.to_dict(), default=str))
+        print(json.dumps(result.to_dict() | {"distributed": result.distributed, "out": args.out,
+                                            "registered_version": version}, default=str))
         return 0
     print(result.cleaned.report)
     print()
-    print(f"leaderboard ({result.leaderboard.task}, {result.leaderboard.folds and len(result.leaderboard.folds)}-fold CV, "
-          f"ranked by {result.leaderboard.metric}):")
-    print(result.leaderboard)
+    if result.distributed:
+        d = result.distributed
+        print(f"LightGBM trained on {d['train_rows']:,} rows ({d['train_partitions']} partitions) across "
+              f"{d['workers']} Dask workers; tested on {d['test_rows']:,} rows of {d['test_partitions']} held-out "
+              f"partitions (the cleaner was fitted on a uniform sample of {d['cleaner_sample_rows']:,} rows)")
+    else:
+        print(f"leaderboard ({result.leaderboard.task}, {result.leaderboard.folds and len(result.leaderboard.folds)}-fold"
+              f" CV, ranked by {result.leaderboard.metric}):")
+        print(result.leaderboard)
     if result.test_metrics:
         print("\ntest metrics of the best model (" + result.best.name + "): " +
               ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest model: {result.best.name}; MLflow run {result.run_id}\nstored in {result.artifact_uri}")
+    if args.out:
+        print(f"package saved to {args.out}: workbench predict --model {args.out} --data NEW.csv --out predictions.csv")
+    if version:
+        print(f"registered {args.register} version {version}: workbench models promote {args.register} {version} "
+              "--alias staging")
     return 0
 
 

@@ -84,6 +84,11 @@ def _warm_up_plugin():
     return WarmUp()
 
 
+def collect(collection, settings: Settings | None = None):
+    """The computed value of a Dask collection (a lazy table, a column), computed on the cluster."""
+    return client(settings).compute(collection, sync=True)
+
+
 def workers(settings: Settings | None = None) -> int:
     """How many jobs can run at once: cluster worker threads, or the configured cores when embedded."""
     s = settings or get_settings()

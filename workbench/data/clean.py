@@ -124,10 +124,13 @@ class Cleaner(TransformerMixin, BaseEstimator):
         return self.transform(X)
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The cleaned table; a Dask DataFrame is cleaned lazily, partition by partition, with the same plan."""
         check_is_fitted(self, "plan_")
         missing = [c for c in self.plan_ if c not in X.columns]
         if missing:
             raise DataError(f"columns missing from the table: {', '.join(missing)}; give every column the model was trained on")
+        if type(X).__module__.startswith("dask"):
+            return X.map_partitions(self.transform, meta=self.transform(X._meta))
         out = {}
         for col, plan in self.plan_.items():
             out.update(_apply(col, plan, X[col]))

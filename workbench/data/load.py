@@ -17,6 +17,8 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     ``sklearn:<name>`` (e.g. ``sklearn:breast_cancer``) or ``demo`` (the built-in
     customer-churn table with realistic dirt, ``n_rows`` rows, seeded). When
     ``target`` is given it is checked to exist (a number is a column position).
+    A folder or a glob of Parquet/CSV files (``"big/*.parquet"``) opens lazily as a
+    Dask DataFrame, one partition per file (see ``workbench.data.lazy``).
 
     Examples
     --------
@@ -24,6 +26,13 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     >>> "churn" in df.columns
     True
     """
+    from workbench.data.lazy import is_lazy, names_many, open_lazy
+
+    if is_lazy(source) or names_many(source):
+        df = source if is_lazy(source) else open_lazy(source)
+        if target is not None:
+            resolve_target(df, target)
+        return df
     if isinstance(source, pd.DataFrame):
         df = source
     else:

@@ -20,13 +20,19 @@ class Profile:
     target: str | None
     task: str | None
     duplicate_rows: int
+    sampled: int | None = None  # a lazy table: the rows of the uniform sample the statistics come from
+
+    @property
+    def source(self) -> str:
+        """Where the statistics come from (every row, or a sample)."""
+        return f"statistics from a uniform sample of {self.sampled:,} of {self.rows:,} rows" if self.sampled else ""
 
     def to_frame(self) -> pd.DataFrame:
         return self.columns.copy()
 
     @property
     def warnings(self) -> list[str]:
-        out = [f"{self.duplicate_rows} duplicate rows"] if self.duplicate_rows else []
+        out = [f"{self.duplicate_rows} duplicate rows" + (" in the sample" if self.sampled else "")] if self.duplicate_rows else []
         for _, r in self.columns.iterrows():
             if r["warning"]:
                 out.append(f"{r['column']}: {r['warning']}")
@@ -34,21 +40,23 @@ class Profile:
 
     def to_dict(self) -> dict:
         return {"rows": self.rows, "target": self.target, "task": self.task, "duplicate_rows": self.duplicate_rows,
-                "columns": self.columns.to_dict(orient="records"), "warnings": self.warnings}
+                "sampled": self.sampled, "columns": self.columns.to_dict(orient="records"), "warnings": self.warnings}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Profile":
-        return cls(pd.DataFrame(d["columns"]), d["rows"], d["target"], d["task"], d["duplicate_rows"])
+        return cls(pd.DataFrame(d["columns"]), d["rows"], d["target"], d["task"], d["duplicate_rows"], d.get("sampled"))
 
     def __str__(self) -> str:
         head = f"{self.rows} rows, {len(self.columns)} columns" + (f", target '{self.target}' ({self.task})" if self.target else "")
+        head += f" ({self.source})" if self.sampled else ""
         body = self.columns.drop(columns=["examples"]).to_string(index=False)
         warn = "\n".join(f"! {w}" for w in self.warnings)
         return "\n".join(x for x in [head, body, warn] if x)
 
     def _repr_html_(self) -> str:
         head = f"<p><b>{self.rows}</b> rows, <b>{len(self.columns)}</b> columns"
-        head += f", target <b>{self.target}</b> ({self.task})</p>" if self.target else "</p>"
+        head += f", target <b>{self.target}</b> ({self.task})" if self.target else ""
+        head += f" ({self.source})</p>" if self.sampled else "</p>"
         warn = "".join(f"<li>{w}</li>" for w in self.warnings)
         return head + (f"<ul style='color:#b45309'>{warn}</ul>" if warn else "") + self.columns.to_html(index=False)
 
@@ -57,6 +65,9 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
     """Profile a raw table: per column the inferred type, missing share, cardinality, examples,
     outliers, association with the target and a leakage warning.
 
+    A lazy table (a Dask DataFrame from ``load`` of a folder or glob) is profiled from one pass: its exact row count
+    and a seeded uniform sample of ``workbench.data.lazy.SAMPLE_ROWS`` rows (``Profile.sampled``).
+
     Examples
     --------
     >>> from workbench.data import load
@@ -64,8 +75,14 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
     >>> p.to_frame().set_index("column").loc["churn_reason", "warning"].startswith("leaks")
     True
     """
+    from workbench.data.lazy import is_lazy, sample
     from workbench.models.task import detect_task
 
+    if is_lazy(df):
+        rows, total = sample(df)
+        p = profile(rows, target, task=task)
+        p.rows, p.sampled = total, (len(rows) if len(rows) < total else None)
+        return p
     if target is not None:
         target = resolve_target(df, target)
         task = task or detect_task(df[target].dropna())

@@ -37,6 +37,7 @@ class TrainResult:
     seconds: float = 0.0
     reference: pd.DataFrame | None = None
     fingerprint: dict = field(default_factory=dict)
+    distributed: dict = field(default_factory=dict)  # a training across the Dask workers: partitions, rows, workers
 
     @property
     def best(self) -> Candidate:
@@ -71,6 +72,9 @@ def prepare(data, target: str | int, *, test=None, task: str | None = None, sett
     s = settings or get_settings()
     check_task(task)
     df = load(data, seed=s.seed)
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"{data} names {df.npartitions} files, read lazily: train on them with `workbench train "
+                        "--distributed` (train_distributed), or give one file that fits in memory")
     target = resolve_target(df, target)
     cleaned = clean(df, target, task=task)
     prof = profile(df, target, task=cleaned.task)
@@ -155,7 +159,8 @@ def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, fl
     return score(model.task, codes, model.predict_proba(df))
 
 
-def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: str | None = None) -> tuple[str, str]:
+def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: str | None = None,
+                 extra_params: dict | None = None) -> tuple[str, str]:
     """One MLflow run: parameters, CV and test metrics, cleaning report, schema, leaderboard, OOF and the best model."""
     from workbench.registry.package import package_result
     from workbench.registry.tracking import log_run, mlflow_client
@@ -166,7 +171,7 @@ def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: 
     params |= {"target": result.cleaned.target,
               "task": board.task, "metric": board.metric, "folds": len(board.folds), "rows": len(result.cleaned.X),
               "features": result.cleaned.X.shape[1], "models": ",".join(c.name for c in board.candidates),
-              "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}}
+              "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}} | (extra_params or {})
     oof = oof_frame(board, result.cleaned.y)
     artifacts = {
         "cleaning_report.json": json.dumps(result.cleaned.report.to_dict(), indent=1),

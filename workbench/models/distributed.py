@@ -1,0 +1,243 @@
+"""Large training: LightGBM across the Dask workers (``lightgbm.dask``) on a table larger than one machine's memory.
+
+The table is a lazy one (a folder or glob of Parquet/CSV files, one partition per file). Every few partitions are
+held out for the test (at least one); the cleaner is fitted on a seeded uniform sample of the training partitions
+(``workbench.data.lazy``) and replays on every partition where it lies. Each worker cleans and holds its own share of
+the training partitions (partition ``i`` goes to the ``i mod W``-th worker by address) — so the model depends only on
+the data and the number of workers, never on where Dask happened to place a task. A worker lost in the middle is
+retried: the training starts again on the workers there are then (a nanny restarts a killed worker), and the result
+equals an undisturbed run on as many workers. The model is a plain ``TrainedModel``: it packages, registers and
+serves like any other.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+
+import pandas as pd
+
+from workbench.data import Schema, clean, profile, resolve_target
+from workbench.data.lazy import is_lazy, row_counts, sample
+from workbench.errors import DataError, ModelError
+from workbench.models.compare import Candidate, Leaderboard, predict_scores
+from workbench.models.metrics import DEFAULT_METRIC, score
+from workbench.models.train import TrainResult, log_training, reference_rows
+from workbench.models.trained import TrainedModel
+from workbench.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+HOLDOUT = 0.2  # the share of partitions held out for the test
+RETRIES = 2  # trainings started again after a lost worker
+EVAL_ROWS = 1_000_000  # the test metric is measured on at most this many held-out rows (a uniform thinning)
+LABEL = "__label__"
+
+
+def train_distributed(data, target: str | int, *, task: str | None = None, params: dict | None = None,
+                      holdout: float = HOLDOUT, log_run: bool = True, settings: Settings | None = None) -> TrainResult:
+    """Train LightGBM on every worker of the cluster (``workbench.compute``) and test it on held-out partitions.
+
+    ``data`` is a folder or glob of Parquet/CSV files (or a Dask DataFrame); ``params`` are LightGBM's (the zoo's
+    defaults otherwise). Returns a ``TrainResult`` whose leaderboard has the one model, tested on the held-out
+    partitions; ``log_run`` logs it to MLflow like ``train`` does.
+
+    Examples
+    --------
+    ``train_distributed("big/*.parquet", "churn")`` — then ``package_result(result, "model/")``.
+    """
+    from workbench.data import load
+    from workbench.models.task import check_task
+
+    s = settings or get_settings()
+    check_task(task)
+    t0 = time.time()
+    ddf = load(data) if not isinstance(data, pd.DataFrame) else _partitioned(data)
+    if not is_lazy(ddf):
+        ddf = _partitioned(ddf)
+    target = resolve_target(ddf, target)
+    n = ddf.npartitions
+    if n < 2:
+        raise DataError(f"{data}: distributed training needs at least 2 partitions (files) — one or more to train on "
+                        "and one held out to test; split the table into more files")
+    if not 0 < holdout < 1:
+        raise DataError(f"holdout must be a share between 0 and 1, not {holdout}")
+    test_idx = held_out(n, holdout)
+    train_idx = [i for i in range(n) if i not in test_idx]
+    counts = row_counts(ddf)
+    train_dd, test_dd = ddf.partitions[train_idx], ddf.partitions[test_idx]
+    raw, rows = sample(train_dd, seed=s.seed, counts=[counts[i] for i in train_idx])
+    cleaned = clean(raw, target, task=task)
+    prof = profile(raw, target, task=cleaned.task)
+    prof.rows, prof.sampled = rows, (len(raw) if len(raw) < rows else None)
+    params = {"n_estimators": 100, **(params or {})}
+    t_fit = time.time()
+    estimator, used = fit_lightgbm(train_dd, cleaned.cleaner, target, params, s)
+    fit_time = time.time() - t_fit
+    model = TrainedModel(cleaned.cleaner, estimator, cleaned.task, cleaned.cleaner.target_.get("classes"), "lightgbm")
+    test_rows = sum(counts[i] for i in test_idx)
+    metrics = evaluate_lazy(model, test_dd, target, test_rows, s)
+    candidate = Candidate("lightgbm", "lightgbm", params, cleaned.task, fit_time=fit_time, estimator=estimator)
+    board = Leaderboard([candidate], cleaned.task, DEFAULT_METRIC[cleaned.task], model.classes)
+    result = TrainResult(prof, cleaned, Schema.infer(cleaned.cleaner, raw), board, model, metrics,
+                         reference=reference_rows(raw, target, s.seed), fingerprint=_fingerprint(ddf, counts))
+    result.distributed = {"partitions": n, "train_partitions": len(train_idx), "test_partitions": len(test_idx),
+                          "train_rows": used["rows"], "test_rows": test_rows, "workers": used["workers"],
+                          "attempts": used["attempts"], "cleaner_sample_rows": len(raw)}
+    result.seconds = time.time() - t0
+    if log_run:
+        result.run_id, result.artifact_uri = log_training(
+            result, data=data if isinstance(data, str) else None, settings=s,
+            extra_params={"rows": used["rows"], **{f"distributed.{k}": v for k, v in result.distributed.items()}})
+    return result
+
+
+def held_out(n: int, share: float) -> list[int]:
+    """The partitions held out for the test: ``share`` of ``n`` (at least one), spread evenly, the last included."""
+    k = min(n - 1, max(1, round(n * share)))
+    return sorted({n - 1 - int(j * n / k) for j in range(k)})
+
+
+def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
+    """A LightGBM model trained by ``lightgbm.dask`` on the cleaned training partitions; (local model, facts)."""
+    import lightgbm as lgb
+    from distributed import wait
+
+    from workbench.compute import client
+
+    c = client(s)
+    task = cleaner.target_["task"]
+    cls = lgb.DaskLGBMRegressor if task == "regression" else lgb.DaskLGBMClassifier
+    meta = _xy(train_dd._meta, cleaner, target)
+    error = None
+    for attempt in range(1, RETRIES + 2):
+        workers = sorted(c.nthreads())  # asked of the scheduler now (the client's own view lags a restart)
+        if not workers:
+            raise ModelError("the cluster has no workers; start some (`dask worker ADDRESS`) or empty "
+                             "WORKBENCH_DASK_ADDRESS to use an embedded cluster")
+        shares = [list(range(j, train_dd.npartitions, len(workers))) for j in range(len(workers))]
+        shares = [share for share in shares if share]
+        try:
+            with _watch(c, workers):
+                parts = [c.compute(train_dd.partitions[share].map_partitions(_xy, cleaner, target, meta=meta),
+                                   workers=[w], allow_other_workers=False) for w, share in zip(workers, shares)]
+                wait(parts)
+                for p in parts:
+                    if p.status != "finished":
+                        p.result()  # the error of the cleaning, as it happened
+                import dask.dataframe as dd
+
+                frame = dd.from_delayed(parts, meta=meta, verify_meta=False)
+                rows = sum(c.gather(c.map(len, parts)))
+                if rows == 0:
+                    raise DataError(f"no training rows have a value of '{target}'")
+                est = cls(client=c, random_state=s.seed, deterministic=True, force_row_wise=True, verbose=-1,
+                          time_out=10, **params)
+                est.fit(frame.drop(columns=[LABEL]), frame[LABEL])
+            return est.to_local(), {"rows": rows, "workers": len(parts), "attempts": attempt}
+        except (DataError, TypeError, ValueError):
+            raise
+        except Exception as exc:  # a lost worker: LightGBM's sockets break, Dask loses the share it held
+            error = exc
+            log.warning("distributed training attempt %d failed (%s: %s); starting again on the workers there are",
+                        attempt, type(exc).__name__, str(exc)[:200])
+            parts = None  # released: the next attempt computes its shares again
+            _settle(c, workers)
+    raise ModelError(f"distributed training failed {RETRIES + 1} times; the last error: "
+                     f"{type(error).__name__}: {error}")
+
+
+@contextlib.contextmanager
+def _watch(c, workers: list[str]):
+    """While an attempt runs: if one of its workers is lost, cancel the attempt's tasks. (Its shares and the
+    LightGBM tasks are bound to their workers: a lost worker's task would never run, and every wait would hang.)"""
+    from distributed import Future
+
+    stop = threading.Event()
+    mine = set(c.futures)
+
+    def watch():
+        while not stop.wait(0.5):
+            if not set(workers) <= set(c.nthreads()):
+                c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason="a worker was lost")
+                return
+
+    t = threading.Thread(target=watch, daemon=True, name="workbench-training-watch")
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def _settle(c, workers: list[str], timeout: float = 60.0) -> None:
+    """After a failed attempt: restart the surviving workers (a LightGBM task waiting on a lost peer holds its
+    worker's thread until its socket times out), and give the nannies up to ``timeout`` to bring every worker back."""
+    alive = [w for w in workers if w in c.nthreads()]
+    try:
+        c.restart_workers(alive, timeout=timeout)
+    except Exception as exc:  # workers without a nanny cannot restart: go on with the threads they have
+        log.warning("could not restart the workers %s (%s); the next attempt may wait for them", alive, exc)
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(c.nthreads()) < len(workers):
+        time.sleep(0.5)
+
+
+def _xy(part: pd.DataFrame, cleaner, target: str) -> pd.DataFrame:
+    """A partition's cleaned features with the label codes in ``LABEL`` (rows without a usable label left out)."""
+    y = cleaner.transform_target(part[target])
+    keep = y.notna()
+    X = cleaner.transform(part[keep.to_numpy()])
+    if cleaner.target_["task"] == "regression":
+        X[LABEL] = y[keep].astype("float64").to_numpy()
+    else:
+        X[LABEL] = pd.Categorical(y[keep], categories=cleaner.target_["classes"]).codes.astype("int32")
+    return X
+
+
+def evaluate_lazy(model: TrainedModel, test_dd, target: str, test_rows: int, s: Settings) -> dict[str, float]:
+    """The task's metrics on the held-out partitions, scored where they lie (at most ``EVAL_ROWS`` rows, uniform)."""
+    from workbench.compute import collect
+
+    keep = min(1.0, EVAL_ROWS / max(test_rows, 1))
+    k = len(model.classes or [])
+    meta = pd.DataFrame({"actual": pd.Series(dtype="float64"),
+                         **{f"s{j}": pd.Series(dtype="float64") for j in range(max(k, 1))}})
+    scored = collect(test_dd.map_partitions(_scored, model, target, keep, s.seed, meta=meta, partition_info=True), s)
+    if scored.empty:
+        raise DataError(f"the held-out partitions have no rows with a value of '{target}'")
+    y = scored["actual"].to_numpy()
+    if model.task == "regression":
+        return score("regression", y, scored["s0"].to_numpy())
+    return score(model.task, y.astype(int), scored[[f"s{j}" for j in range(k)]].to_numpy())
+
+
+def _scored(part: pd.DataFrame, model: TrainedModel, target: str, keep: float, seed: int,
+            partition_info=None) -> pd.DataFrame:
+    if keep < 1.0:
+        part = part.sample(frac=keep, random_state=seed + partition_info["number"])
+    y = model.cleaner.transform_target(part[target])
+    ok = y.notna().to_numpy()
+    part, y = part[ok], y[ok]
+    X = model.cleaner.transform(part)
+    k = len(model.classes or [])
+    scores = predict_scores(model.estimator, X, model.task, k).reshape(len(part), -1)
+    actual = (y.astype("float64").to_numpy() if model.task == "regression"
+              else pd.Categorical(y, categories=model.classes).codes.astype("float64"))
+    return pd.DataFrame({"actual": actual, **{f"s{j}": scores[:, j] for j in range(scores.shape[1])}})
+
+
+def _partitioned(df: pd.DataFrame):
+    """An in-memory table as a Dask DataFrame of a few partitions (for trying distributed training on small data)."""
+    import dask.dataframe as dd
+
+    return dd.from_pandas(df.reset_index(drop=True), npartitions=max(4, min(20, len(df) // 50_000)), sort=False)
+
+
+def _fingerprint(ddf, counts: list[int]) -> dict:
+    """A lazy table's identity without reading it again: its columns, types and rows per partition."""
+    h = hashlib.sha256(repr([(str(c), str(t)) for c, t in ddf.dtypes.items()] + counts).encode())
+    return {"rows": int(sum(counts)), "columns": len(ddf.columns), "sha256": h.hexdigest(), "partitions": len(counts)}
