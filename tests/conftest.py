@@ -56,12 +56,14 @@ def trained(demo_df):
                  progress=False, time_budget=120)
 
 
+PIPELINE_PARAMS = {"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3, "max_trials": 6, "time_budget": 60}
+
+
 @pytest.fixture(scope="session")
 def pipeline_run():
     """One real pipeline run (papermill, small demo data) shared by the notebook, widget and dashboard tests."""
     from workbench.runner import run_pipeline
 
-    summary = run_pipeline("demo:500", "churn", params={"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3, "max_trials": 6,
-                                                       "time_budget": 60}, run_id="session-run", echo=lambda *_: None)
+    summary = run_pipeline("demo:500", "churn", params=PIPELINE_PARAMS, run_id="session-run", echo=lambda *_: None)
     assert summary["status"] == "ok", summary
     return summary

@@ -124,3 +124,27 @@ def test_the_run_ends_with_its_released_model_monitored(pipeline_run):
     assert "How churn is doing" in Path(mon["report"]).read_text()
     _, preds = PredictionLog().read(mon["name"])
     assert preds["actual"].notna().sum() >= test_rows
+
+
+def test_the_same_notebooks_run_unchanged_against_a_real_scheduler(pipeline_run, monkeypatch):
+    """The data, training and tuning notebooks, run with WORKBENCH_DASK_ADDRESS naming a real `dask scheduler` (two
+    `dask worker` processes): their jobs run on it, and the leaderboard equals the embedded cluster's."""
+    from conftest import PIPELINE_PARAMS
+    from servers import DaskCluster
+
+    from workbench.runner import run_pipeline
+
+    cluster = DaskCluster(2)
+    try:
+        monkeypatch.setenv("WORKBENCH_DASK_ADDRESS", cluster.address)
+        summary = run_pipeline("demo:500", "churn", params=PIPELINE_PARAMS, run_id="real-scheduler",
+                               echo=lambda *_: None, until="03_tune")
+        assert [e["status"] for e in summary["notebooks"]] == ["ok"] * 3, summary
+        ran = cluster.client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+        assert "cross_validate" in ran, ran  # the comparison's folds and the tuning's trials ran on its workers
+    finally:
+        cluster.stop()
+    board = pd.read_csv(Path(summary["report_dir"]) / "artifacts" / "leaderboard.csv").set_index("model")
+    embedded = pd.read_csv(Path(pipeline_run["report_dir"]) / "artifacts" / "leaderboard.csv").set_index("model")
+    for name in PIPELINE_PARAMS["models"]:
+        assert board.loc[name, "roc_auc"] == pytest.approx(embedded.loc[name, "roc_auc"], abs=1e-9), name

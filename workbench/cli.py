@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--target", default="churn", help="the column to predict (default: churn)")
     c.add_argument("--params", help="a YAML file of notebook parameters, e.g. time_budget: 120")
     c.add_argument("--run-id", help="the run's name (default: the date and time)")
+    c.add_argument("--until", help="the last notebook to run, e.g. 03_tune (default: all)")
     c.set_defaults(func=_run)
 
     c = sub.add_parser("dashboard", help="serve the results dashboard with Voila on 127.0.0.1")
@@ -661,7 +662,7 @@ def _run(args) -> int:
             raise WorkbenchError(f"{args.params}: cannot read the parameters ({exc})") from None
         if not isinstance(params, dict):
             raise WorkbenchError(f"{args.params}: expected a mapping of parameter: value")
-    summary = run_pipeline(args.data, args.target, params=params, run_id=args.run_id)
+    summary = run_pipeline(args.data, args.target, params=params, run_id=args.run_id, until=args.until)
     print(f"\nrun {summary['run_id']}: {summary['status']} in {summary['seconds']} s")
     for k, v in summary.get("metrics", {}).items():
         if k.startswith("test_") or k == "best_model":

@@ -19,8 +19,9 @@ FROM_RUNNER = {"data", "target", "run_dir", "mlflow_run_id"}  # parameters the r
 
 
 def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None = None, run_id: str | None = None,
-                 settings: Settings | None = None, echo=print) -> dict:
-    """Execute the pipeline notebooks in order; return (and save) the run summary.
+                 settings: Settings | None = None, echo=print, until: str | None = None) -> dict:
+    """Execute the pipeline notebooks in order (``until`` names the last one: ``"03_tune"``); return (and save) the
+    run summary.
 
     Stages hand results on through ``reports/<run-id>/artifacts`` and one MLflow run, never
     through kernel state. A failing notebook stops the run; its partial output is kept and
@@ -30,6 +31,12 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
 
     s = settings or get_settings()
     params = dict(params or {})
+    stages = PIPELINE
+    if until is not None:
+        names = [nb.removesuffix(".ipynb") for nb in PIPELINE]
+        if until.removesuffix(".ipynb") not in names:
+            raise WorkbenchError(f"unknown stage '{until}'. Stages: {', '.join(names)}")
+        stages = PIPELINE[:names.index(until.removesuffix(".ipynb")) + 1]
     declared = {nb: set(pm.inspect_notebook(str(NOTEBOOKS / nb))) for nb in PIPELINE}
     unknown = set(params) - set().union(*declared.values()) | (set(params) & FROM_RUNNER)
     if unknown:
@@ -52,7 +59,7 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
     os.environ.update(env)  # the kernels inherit them
     t_run = time.time()
     try:
-        for nb in PIPELINE:
+        for nb in stages:
             given = {"data": str(data), "target": target, "run_dir": str(root), "mlflow_run_id": summary["mlflow_run_id"]}
             nb_params = {k: v for k, v in (given | params).items() if k in declared[nb]}
             echo(f"running {nb} ...")
