@@ -482,7 +482,8 @@ def _train(args) -> int:
         d = result.distributed
         print(f"LightGBM trained on {d['train_rows']:,} rows ({d['train_partitions']} partitions) across "
               f"{d['workers']} Dask workers; tested on {d['test_rows']:,} rows of {d['test_partitions']} held-out "
-              f"partitions (the cleaner was fitted on a uniform sample of {d['cleaner_sample_rows']:,} rows)")
+              f"partitions; the cleaner learned from " + (f"a uniform sample of {d['cleaner_sample_rows']:,} rows"
+                                                          if d["cleaner_sample_rows"] < d["train_rows"] else "every row"))
     else:
         print(f"leaderboard ({result.leaderboard.task}, {result.leaderboard.folds and len(result.leaderboard.folds)}-fold"
               f" CV, ranked by {result.leaderboard.metric}):")
