@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -54,8 +55,8 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
     s = settings or get_settings()
     check_task(task)
     t0 = time.time()
-    ddf = load(data) if not isinstance(data, pd.DataFrame) else _partitioned(data)
-    if not is_lazy(ddf):
+    ddf = data if isinstance(data, pd.DataFrame) else load(data)
+    if not is_lazy(ddf):  # one file, or a table in memory: a few partitions of it
         ddf = _partitioned(ddf)
     target = resolve_target(ddf, target)
     n = ddf.npartitions
@@ -89,7 +90,7 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
     result.seconds = time.time() - t0
     if log_run:
         result.run_id, result.artifact_uri = log_training(
-            result, data=data if isinstance(data, str) else None, settings=s,
+            result, data=str(data) if isinstance(data, (str, Path)) else None, settings=s,
             extra_params={"rows": used["rows"], **{f"distributed.{k}": v for k, v in result.distributed.items()}})
     return result
 
