@@ -3,10 +3,10 @@
 The table is a lazy one (a folder or glob of Parquet/CSV files, one partition per file). Every few partitions are
 held out for the test (at least one); the cleaner is fitted on a seeded uniform sample of the training partitions
 (``workbench.data.lazy``) and replays on every partition where it lies. Each worker cleans and holds its own share of
-the training partitions (partition ``i`` goes to the ``i mod W``-th worker by address) — so the model depends only on
-the data and the number of workers, never on where Dask happened to place a task. A worker lost in the middle is
-retried: the training starts again on the workers there are then (a nanny restarts a killed worker), and the result
-equals an undisturbed run on as many workers. The model is a plain ``TrainedModel``: it packages, registers and
+the training partitions (partition ``i`` goes to the ``i mod W``-th worker by address), so that as a rule the model
+depends only on the data and the number of workers. (``lightgbm.dask`` then places its own copies of the shares, and
+under load that can still differ: one full-suite run gave other trees after a retry.) A worker lost in the middle is
+retried: the training starts again on the workers there are then (a nanny restarts a killed worker) and completes. The model is a plain ``TrainedModel``: it packages, registers and
 serves like any other.
 """
 from __future__ import annotations
