@@ -79,10 +79,7 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
     from workbench.models.task import detect_task
 
     if is_lazy(df):
-        rows, total = sample(df)
-        p = profile(rows, target, task=task)
-        p.rows, p.sampled = total, (len(rows) if len(rows) < total else None)
-        return p
+        return profile_sample(*sample(df), target, task=task)
     if target is not None:
         target = resolve_target(df, target)
         task = task or detect_task(df[target].dropna())
@@ -116,3 +113,10 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
             "target_strength": strength, "warning": warning,
         })
     return Profile(pd.DataFrame(rows), len(df), target, task, int(df.duplicated().sum()))
+
+
+def profile_sample(rows: pd.DataFrame, total: int, target: str | int | None = None, *, task: str | None = None) -> Profile:
+    """The profile of a table of ``total`` rows from a uniform sample of them (``rows``); it says so when it is one."""
+    p = profile(rows, target, task=task)
+    p.rows, p.sampled = total, (len(rows) if len(rows) < total else None)
+    return p

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.data import Schema, clean, profile, resolve_target
+from workbench.data import Schema, clean, resolve_target
+from workbench.data.profile import profile_sample
 from workbench.data.lazy import is_lazy, row_counts, sample
 from workbench.errors import DataError, ModelError
 from workbench.models.compare import Candidate, Leaderboard, predict_scores
@@ -71,8 +72,7 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
     train_dd, test_dd = ddf.partitions[train_idx], ddf.partitions[test_idx]
     raw, rows = sample(train_dd, seed=s.seed, counts=[counts[i] for i in train_idx])
     cleaned = clean(raw, target, task=task)
-    prof = profile(raw, target, task=cleaned.task)
-    prof.rows, prof.sampled = rows, (len(raw) if len(raw) < rows else None)
+    prof = profile_sample(raw, rows, target, task=cleaned.task)
     params = {"n_estimators": 100, **(params or {})}
     t_fit = time.time()
     estimator, used = fit_lightgbm(train_dd, cleaned.cleaner, target, params, s)
