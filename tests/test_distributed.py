@@ -152,6 +152,7 @@ def test_a_worker_killed_while_training_is_retried_and_completes(parts):
         victim = pids[sorted(pids)[1]]
         os.kill(victim, signal.SIGKILL)
         run.join(timeout=300)
+        assert not run.is_alive(), "the training retried after the kill did not finish in 300 s"
         hit = result["r"]
         assert hit.distributed["attempts"] == 2 and hit.distributed["workers"] == 2
         assert victim not in cluster.worker_pids().values()  # it really died; the nanny started a new one

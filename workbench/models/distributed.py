@@ -145,7 +145,7 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
             log.warning("distributed training attempt %d failed (%s: %s); starting again on the workers there are",
                         attempt, type(exc).__name__, str(exc)[:200])
             parts = None  # released: the next attempt computes its shares again
-            _settle(c, workers)
+            _settle(c, len(workers))
     raise ModelError(f"distributed training failed {RETRIES + 1} times; the last error: "
                      f"{type(error).__name__}: {error}")
 
@@ -161,9 +161,13 @@ def _watch(c, workers: list[str]):
 
     def watch():
         while not stop.wait(0.5):
-            if not set(workers) <= set(c.nthreads()):
+            try:
+                if set(workers) <= set(c.nthreads()):
+                    continue
                 c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason="a worker was lost")
                 return
+            except Exception as exc:  # a slow answer under load must not end the watch: look again
+                log.debug("the training watch could not ask the scheduler (%s); looking again", exc)
 
     t = threading.Thread(target=watch, daemon=True, name="workbench-training-watch")
     t.start()
@@ -174,17 +178,27 @@ def _watch(c, workers: list[str]):
         t.join()
 
 
-def _settle(c, workers: list[str], timeout: float = 60.0) -> None:
-    """After a failed attempt: restart the surviving workers (a LightGBM task waiting on a lost peer holds its
-    worker's thread until its socket times out), and give the nannies up to ``timeout`` to bring every worker back."""
-    alive = [w for w in workers if w in c.nthreads()]
+def _settle(c, expected: int, timeout: float = 60.0) -> None:
+    """After a failed attempt, a clean cluster for the next: every worker restarted (a LightGBM task of the failed
+    attempt holds its worker's thread until its sockets time out — minutes), and then ``expected`` workers that stay
+    the same for a second (the scheduler has noticed the lost one, its nanny has brought it back)."""
+    time.sleep(1.0)  # the failure is often seen by a peer's socket before the scheduler sees the worker go
+    listed = sorted(c.nthreads())
     try:
-        c.restart_workers(alive, timeout=timeout)
-    except Exception as exc:  # workers without a nanny cannot restart: go on with the threads they have
-        log.warning("could not restart the workers %s (%s); the next attempt may wait for them", alive, exc)
-    deadline = time.time() + timeout
-    while time.time() < deadline and len(c.nthreads()) < len(workers):
-        time.sleep(0.5)
+        answers = c.restart_workers(listed, timeout=timeout, raise_for_error=False)
+    except ValueError as exc:  # workers without a nanny cannot restart: go on with the threads they have
+        answers = dict.fromkeys(listed, str(exc))
+    failed = sorted(w for w, answer in answers.items() if answer != "OK")
+    if failed:  # the lost worker itself, or one without a nanny
+        log.warning("could not restart the workers %s; the next attempt goes on with those there are", failed)
+    deadline, seen, since = time.time() + timeout, None, time.time()
+    while time.time() < deadline:
+        now = set(c.nthreads())
+        if now != seen:
+            seen, since = now, time.time()
+        elif len(now) >= expected and time.time() - since >= 1.0:
+            return
+        time.sleep(0.25)
 
 
 def _xy(part: pd.DataFrame, cleaner, target: str) -> pd.DataFrame:
