@@ -2,9 +2,11 @@
 the predictions against the training sample stored in the package, and alerts against the settings' thresholds."""
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -363,3 +365,59 @@ def _package(path: str | None, source: str | None, model: str, version: str):
         except Exception:  # noqa: BLE001 - no package means no drift; the status says so
             return None
     return None
+
+
+class Checker:
+    """A service's alert checks in a process of their own: judging the newest requests costs about a second of
+    pandas work, which in the service's process would hold the interpreter and stall the requests in flight.
+
+    ``check(models)`` → ``{model: (version, alerts)}`` for the models with traffic; ``close()`` ends the process (it
+    also ends by itself when the service's process goes). Its output goes nowhere: the service's log is the parent's.
+    """
+
+    def __init__(self, path: str | Path, newest: int):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads and an event loop
+        self._conn, child = ctx.Pipe()
+        self._lock = threading.Lock()
+        self.process = ctx.Process(target=_check_forever, args=(child, str(path), newest), daemon=True,
+                                   name="workbench-alert-checker")
+        self.process.start()
+        child.close()
+
+    def check(self, models: list[str]) -> dict[str, tuple[str, list[Alert]] | str]:
+        """Each model's ``(version, alerts)``, or the message of what went wrong with it; models without traffic
+        are left out."""
+        with self._lock:
+            self._conn.send(models)
+            return self._conn.recv()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+        self._conn.close()
+
+
+def _check_forever(conn, path: str, newest: int) -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)  # let go of the service's stdout/stderr (a reader waits for its end)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    log = PredictionLog(path, create=False, cache_rows=2 * newest)
+    while True:
+        try:
+            models = conn.recv()
+        except (EOFError, OSError):  # the service is gone
+            return
+        out: dict = {}
+        for name in models:
+            try:
+                st = status(name, log=log, record=False, newest=newest)
+                out[name] = (st.version, st.alerts)
+            except MonitorError:
+                continue  # no traffic yet
+            except Exception as exc:  # noqa: BLE001 - said to the service, which logs it and goes on
+                out[name] = f"{type(exc).__name__}: {exc}"
+        conn.send(out)

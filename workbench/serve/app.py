@@ -325,7 +325,15 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if config.check_s > 0:
             @app.on_event("startup")
             async def check():
-                asyncio.get_running_loop().create_task(_check_alerts(config, store, recorder, metrics))
+                from workbench.monitor.quality import Checker
+
+                app.state.checker = Checker(recorder.log.path, CHECK_REQUESTS)
+                asyncio.get_running_loop().create_task(_check_alerts(config, store, recorder, app.state.checker,
+                                                                     metrics))
+
+            @app.on_event("shutdown")
+            async def close_checker():
+                app.state.checker.close()
 
     if config.watch_s > 0:
         @app.on_event("startup")
@@ -345,31 +353,34 @@ def _recorder(config: ServeConfig, metrics: Metrics):
                     on_drop=lambda name, n: metrics.log_dropped.labels(name).inc(n))
 
 
-async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, metrics: Metrics) -> None:
-    """Every ``check_s``: compact what is older than the retention, evaluate each model's alerts; a new alert is a
-    row in the log, a line in the service log and a Prometheus gauge (1 while it holds)."""
-    from workbench.monitor import MonitorError
-    from workbench.monitor.quality import raise_alerts, status
+async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, checker, metrics: Metrics) -> None:
+    """Every ``check_s``: compact what is older than the retention, evaluate each model's alerts (in the checker's
+    process: the judging is pandas work that would stall requests here); a new alert is a row in the log, a line in
+    the service log and a Prometheus gauge (1 while it holds)."""
+    from workbench.monitor.quality import raise_alerts
 
     while True:
         await asyncio.sleep(config.check_s)
         try:
             await run_in_threadpool(recorder.flush, 5)
             await run_in_threadpool(recorder.log.compact, config.retention_hours * 3600)
+            judged = await run_in_threadpool(checker.check, store.names())
         except Exception as exc:  # noqa: BLE001 - a failed check must not stop the service; it says why
-            log.warning("could not compact the prediction log: %s", exc)
-        for name in store.names():
+            log.warning("could not check the alerts: %s", exc)
+            continue
+        for name, answer in judged.items():
+            if isinstance(answer, str):
+                log.warning("could not check the alerts of %s: %s", name, answer)
+                continue
+            version, alerts = answer
             try:
-                st = await run_in_threadpool(status, name, log=recorder.log, record=False, newest=CHECK_REQUESTS)
-                new = await run_in_threadpool(raise_alerts, recorder.log, name, st.version, st.alerts, time.time())
-            except MonitorError:
-                continue  # no traffic yet
+                new = await run_in_threadpool(raise_alerts, recorder.log, name, version, alerts, time.time())
             except Exception as exc:  # noqa: BLE001
-                log.warning("could not check the alerts of %s: %s", name, exc)
+                log.warning("could not record the alerts of %s: %s", name, exc)
                 continue
             for a in new:
                 log.warning("ALERT %s %s: %s", name, a.kind, a.message)
-            metrics.set_alerts(name, [(a.kind, a.subject) for a in st.alerts])
+            metrics.set_alerts(name, [(a.kind, a.subject) for a in alerts])
 
 
 async def _watch_aliases(config: ServeConfig, store: ModelStore, swap) -> None:
