@@ -135,16 +135,20 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
             ids += send(shifted[k:k + 40])
         httpx.post(f"{service.url}/v1/models/churn/feedback", timeout=30,
                    json=[{"request_id": i, "actual": t} for i, t in zip(ids, truth[200:600])])
+        scored = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('Model score'))" \
+                 ".data[0].x.length"  # the outcomes fed back, as points
         t0 = time.time()
         try:
-            page.wait_for_function(f"{total} > {before} && (() => {{ const a = {age}; return a && a[0] >= 0.2 && "
-                                   "a[1] === '#dc2626'; })()", timeout=30_000)  # no reload: the page changes itself
+            page.wait_for_function(f"{total} > {before} && {scored} >= 400 && (() => {{ const a = {age}; "
+                                   "return a && a[0] >= 0.2 && a[1] === '#dc2626'; })()",
+                                   timeout=30_000)  # no reload: the page changes itself
         except Exception:
-            pytest.fail(f"no update within 30 s: traffic {page.evaluate(total)} (before {before}), age {page.evaluate(age)}; "
-                        f"page: {page.inner_text('body')[:600]}")
+            pytest.fail(f"no update within 30 s: traffic {page.evaluate(total)} (before {before}), age {page.evaluate(age)}, "
+                        f"outcomes shown {page.evaluate(scored)}; page: {page.inner_text('body')[:600]}")
         waited = time.time() - t0
         assert "alert" in page.inner_text("body") and "age" in page.inner_text("body")
         SCREENSHOTS.mkdir(exist_ok=True)
+        page.wait_for_timeout(3000)  # a few more refreshes: every chart drawn from the same, final traffic
         page.screenshot(path=str(SCREENSHOTS / "monitor_dashboard.png"), full_page=True)
         assert not errors, errors
         assert waited < 30

@@ -303,8 +303,10 @@ def test_the_monitor_panel_shows_the_log_and_refreshes_in_place(service, fresh):
     predict(service, fresh[0][700:720])
     time.sleep(0.5)  # written by the service's log thread
     panel.refresh()
-    assert panel.refreshes == 2 and panel.figures["traffic"] is traffic  # the same widget, new data
-    assert sum(traffic.data[0].y) == before + 1
+    # a changed chart is a new widget built from the whole figure, in the same place on the page
+    assert panel.refreshes == 2 and panel.figures["traffic"] is not traffic and traffic.comm is None  # the old closed
+    assert panel.boxes["traffic"].children == (panel.figures["traffic"],)
+    assert sum(panel.figures["traffic"].data[0].y) == before + 1
 
 
 def test_a_regression_model_is_monitored_with_its_errors(tmp_path):

@@ -25,13 +25,17 @@ class MonitorPanel(W.VBox):
         self.alerts = W.HTML()
         first = self._status()
         figures = first.figures() if not isinstance(first, Exception) else {}
-        # a FigureWidget's changes before it is displayed are lost: the first figures go in through the constructor
+        # each chart sits in a box of its own; a chart whose picture changed is replaced by a new FigureWidget built
+        # from the whole figure. (Edits to a shown FigureWidget travel as deltas against what Python believes the
+        # browser has: a delta lost while the page was loading left a chart stale for good in one CI run.)
+        self._drawn = {k: _spec(figures[k]) if k in figures else None for k in CHARTS}
         self.figures = {k: go.FigureWidget(figures.get(k), layout=None if k in figures else {"height": 320})
                         for k in CHARTS}
+        self.boxes = {k: W.Box([self.figures[k]]) for k in CHARTS}
         self._task = None
         super().__init__([self.header, self.alerts,
-                          W.HBox([self.figures["traffic"], self.figures["latency"]]),
-                          W.HBox([self.figures["quality"], self.figures["feedback"]]), self.figures["drift"]])
+                          W.HBox([self.boxes["traffic"], self.boxes["latency"]]),
+                          W.HBox([self.boxes["quality"], self.boxes["feedback"]]), self.boxes["drift"]])
         self._show(first, figures=False)
 
     def refresh(self) -> None:
@@ -83,17 +87,13 @@ class MonitorPanel(W.VBox):
         self.alerts.value = (f"<div style='color:#b91c1c'><b>{len(st.alerts)} alert(s)</b><ul>{items}</ul></div>"
                              if st.alerts else "<div style='color:#16a34a'><b>No alerts</b></div>")
         for key, fig in st.figures().items() if figures else ():
-            _update(self.figures[key], fig)
+            spec = _spec(fig)
+            if spec != self._drawn[key]:
+                old, self.figures[key], self._drawn[key] = self.figures[key], go.FigureWidget(fig), spec
+                self.boxes[key].children = (self.figures[key],)
+                old.close()
 
 
-def _update(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """The widget takes the figure's traces and layout in one message; the browser redraws in place."""
-    if len(widget.data) == len(fig.data) and all(a.type == b.type for a, b in zip(widget.data, fig.data)):
-        with widget.batch_update():
-            for old, new in zip(widget.data, fig.data):
-                old.update(new.to_plotly_json(), overwrite=True)
-            widget.layout = fig.layout
-    else:  # the first data after "no traffic yet"
-        widget.data = []
-        widget.add_traces(list(fig.data))
-        widget.layout = fig.layout
+def _spec(fig: go.Figure) -> str:
+    return fig.to_json(engine="orjson")
+
