@@ -123,8 +123,8 @@ def test_distributed_training_tests_on_held_out_partitions_and_packages_register
 
 def test_a_worker_killed_while_training_is_retried_and_completes(parts):
     """A real scheduler and two nanny-kept workers: one worker process is killed by id while LightGBM trains. The
-    training starts again on the workers there are (the nanny brings the killed one back) and completes, as good as
-    an undisturbed run."""
+    training starts again on the workers there are (the nanny brings the killed one back) and completes, equal to an
+    undisturbed run."""
     import os
     import signal
 
@@ -154,14 +154,13 @@ def test_a_worker_killed_while_training_is_retried_and_completes(parts):
         run.join(timeout=300)
         assert not run.is_alive(), "the training retried after the kill did not finish in 300 s"
         hit = result["r"]
-        assert hit.distributed["attempts"] == 2 and hit.distributed["workers"] == 2
+        assert hit.distributed["attempts"] >= 2 and hit.distributed["workers"] == 2  # retried (a restart may cost one more)
         assert victim not in cluster.worker_pids().values()  # it really died; the nanny started a new one
-        # complete: every tree of the undisturbed run's, and its quality on the held-out partitions. (The trees are
-        # the same in most runs — each worker's share is pinned — but lightgbm.dask places its own copies of the
-        # shares and one full-suite run under load gave different trees after the retry: not asserted.)
+        # equal to the undisturbed run: each share is cleaned, held and trained on by its own worker, as the same
+        # machine of LightGBM's network, whatever the scheduler would have chosen
         assert hit.model.estimator.booster_.num_trees() == calm.model.estimator.booster_.num_trees() == 400
-        assert hit.test_metrics["roc_auc"] == pytest.approx(calm.test_metrics["roc_auc"], abs=0.02)
         rows = whole.drop(columns="churn").head(2000)
-        assert np.isfinite(hit.model.predict_proba(rows)).all()
+        np.testing.assert_array_equal(hit.model.predict_proba(rows), calm.model.predict_proba(rows))
+        assert hit.test_metrics == calm.test_metrics
     finally:
         cluster.stop()

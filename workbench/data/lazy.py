@@ -68,26 +68,27 @@ def _read(f: Path, meta_of: pd.DataFrame | None) -> pd.DataFrame:
     return df
 
 
-def row_counts(ddf) -> list[int]:
+def row_counts(ddf, settings=None) -> list[int]:
     """Rows of every partition, in order: one pass over the table, on the cluster (``workbench.compute``)."""
     from workbench.compute import collect
 
-    return [int(n) for n in collect(ddf.map_partitions(len, meta=(None, "int64")))]
+    return [int(n) for n in collect(ddf.map_partitions(len, meta=(None, "int64")), settings)]
 
 
-def sample(ddf, n: int | None = None, seed: int = 0, counts: list[int] | None = None) -> tuple[pd.DataFrame, int]:
+def sample(ddf, n: int | None = None, seed: int = 0, counts: list[int] | None = None,
+           settings=None) -> tuple[pd.DataFrame, int]:
     """A seeded uniform sample of at most ``n`` (``SAMPLE_ROWS``) rows of a Dask DataFrame — every row equally likely,
     drawn without replacement across partitions — and the table's total row count."""
     from workbench.compute import collect
 
     n = SAMPLE_ROWS if n is None else n
-    counts = row_counts(ddf) if counts is None else counts
+    counts = row_counts(ddf, settings) if counts is None else counts
     total = sum(counts)
     if total == 0:
         raise DataError("the table is empty: every partition has no rows")
     take = np.random.default_rng(seed).multivariate_hypergeometric(counts, min(n, total)) if n < total else counts
     parts = ddf.map_partitions(_take, list(map(int, take)), seed, meta=ddf._meta, partition_info=True)
-    return collect(parts).reset_index(drop=True), total
+    return collect(parts, settings).reset_index(drop=True), total
 
 
 def _take(part: pd.DataFrame, take: list[int], seed: int, partition_info=None) -> pd.DataFrame:

@@ -1,13 +1,13 @@
-"""Large training: LightGBM across the Dask workers (``lightgbm.dask``) on a table larger than one machine's memory.
+"""Large training: LightGBM across the Dask workers on a table larger than one machine's memory.
 
 The table is a lazy one (a folder or glob of Parquet/CSV files, one partition per file). Every few partitions are
 held out for the test (at least one); the cleaner is fitted on a seeded uniform sample of the training partitions
-(``workbench.data.lazy``) and replays on every partition where it lies. Each worker cleans and holds its own share of
-the training partitions (partition ``i`` goes to the ``i mod W``-th worker by address), so that as a rule the model
-depends only on the data and the number of workers. (``lightgbm.dask`` then places its own copies of the shares, and
-under load that can still differ: one full-suite run gave other trees after a retry.) A worker lost in the middle is
-retried: the training starts again on the workers there are then (a nanny restarts a killed worker) and completes. The model is a plain ``TrainedModel``: it packages, registers and
-serves like any other.
+(``workbench.data.lazy``) and replays on every partition where it lies. Every placement is the workbench's own:
+worker ``j`` (by address) cleans and holds share ``j`` of the training partitions (partition ``i`` goes to worker
+``i mod W``) and runs LightGBM's data-parallel task on it as machine ``j`` (``lightgbm.dask``'s worker task), so the
+model depends only on the data and the number of workers. A worker lost in the middle is retried: the training starts
+again on the workers there are then (a nanny restarts a killed worker) and gives the same trees. The model is a plain
+``TrainedModel``: it packages, registers and serves like any other.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ HOLDOUT = 0.2  # the share of partitions held out for the test
 RETRIES = 2  # trainings started again after a lost worker
 EVAL_ROWS = 1_000_000  # the test metric is measured on at most this many held-out rows (a uniform thinning)
 LABEL = "__label__"
+STALL_S = 60.0  # an attempt whose workers have had nothing to do this long is cancelled and started again
+TIME_OUT_MIN = 1  # LightGBM's socket time-out (minutes): a task waiting on a lost peer gives up after it
 
 
 def train_distributed(data, target: str | int, *, task: str | None = None, params: dict | None = None,
@@ -68,9 +70,9 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
         raise DataError(f"holdout must be a share between 0 and 1, not {holdout}")
     test_idx = held_out(n, holdout)
     train_idx = [i for i in range(n) if i not in test_idx]
-    counts = row_counts(ddf)
+    counts = row_counts(ddf, s)
     train_dd, test_dd = ddf.partitions[train_idx], ddf.partitions[test_idx]
-    raw, rows = sample(train_dd, seed=s.seed, counts=[counts[i] for i in train_idx])
+    raw, rows = sample(train_dd, seed=s.seed, counts=[counts[i] for i in train_idx], settings=s)
     cleaned = clean(raw, target, task=task)
     prof = profile_sample(raw, rows, target, task=cleaned.task)
     params = {"n_estimators": 100, **(params or {})}
@@ -102,7 +104,12 @@ def held_out(n: int, share: float) -> list[int]:
 
 
 def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
-    """A LightGBM model trained by ``lightgbm.dask`` on the cleaned training partitions; (local model, facts)."""
+    """A LightGBM model trained across the workers on the cleaned training partitions; (local model, facts).
+
+    Every placement is the workbench's own: worker ``j`` (by address) cleans and holds share ``j`` of the partitions,
+    and LightGBM's training task on it runs there, as machine ``j`` of LightGBM's network (``lightgbm.dask``'s own
+    worker task, ``_train_part``). (``DaskLGBMClassifier.fit`` lets the scheduler place the tasks that regroup the
+    parts: under load it moved a share to the other worker, and the model came out different.)"""
     import lightgbm as lgb
     from distributed import wait
 
@@ -110,7 +117,7 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
 
     c = client(s)
     task = cleaner.target_["task"]
-    cls = lgb.DaskLGBMRegressor if task == "regression" else lgb.DaskLGBMClassifier
+    factory = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
     meta = _xy(train_dd._meta, cleaner, target)
     error = None
     for attempt in range(1, RETRIES + 2):
@@ -119,25 +126,23 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
             raise ModelError("the cluster has no workers; start some (`dask worker ADDRESS`) or empty "
                              "WORKBENCH_DASK_ADDRESS to use an embedded cluster")
         shares = [list(range(j, train_dd.npartitions, len(workers))) for j in range(len(workers))]
-        shares = [share for share in shares if share]
+        workers, shares = zip(*[(w, share) for w, share in zip(workers, shares) if share])
         try:
-            with _watch(c, workers):
-                parts = [c.compute(train_dd.partitions[share].map_partitions(_xy, cleaner, target, meta=meta),
+            with _watch(c, list(workers)):
+                parts = [c.compute(train_dd.partitions[list(share)].map_partitions(_xy, cleaner, target, meta=meta),
                                    workers=[w], allow_other_workers=False) for w, share in zip(workers, shares)]
                 wait(parts)
                 for p in parts:
                     if p.status != "finished":
                         p.result()  # the error of the cleaning, as it happened
-                import dask.dataframe as dd
-
-                frame = dd.from_delayed(parts, meta=meta, verify_meta=False)
-                rows = sum(c.gather(c.map(len, parts)))
+                rows = sum(c.gather([c.submit(len, p, workers=[w], allow_other_workers=False)
+                                     for w, p in zip(workers, parts)]))
                 if rows == 0:
                     raise DataError(f"no training rows have a value of '{target}'")
-                est = cls(client=c, random_state=s.seed, deterministic=True, force_row_wise=True, verbose=-1,
-                          time_out=10, **params)
-                est.fit(frame.drop(columns=[LABEL]), frame[LABEL])
-            return est.to_local(), {"rows": rows, "workers": len(parts), "attempts": attempt}
+                model = _train_shares(c, list(workers), parts, factory,
+                                      {"random_state": s.seed, "deterministic": True, "force_row_wise": True,
+                                       "verbose": -1, "tree_learner": "data", **params})
+            return model, {"rows": rows, "workers": len(parts), "attempts": attempt}
         except (DataError, TypeError, ValueError):
             raise
         except Exception as exc:  # a lost worker: LightGBM's sockets break, Dask loses the share it held
@@ -150,22 +155,60 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
                      f"{type(error).__name__}: {error}")
 
 
+def _train_shares(c, workers: list[str], parts: list, factory, params: dict):
+    """LightGBM's data-parallel training: on worker ``j``, its share ``parts[j]``, as machine ``j`` of the network.
+    Returns machine 0's model (every machine ends with the same trees), without the network's settings."""
+    from urllib.parse import urlparse
+
+    from lightgbm.basic import _ConfigAliases
+    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
+
+    for alias in _ConfigAliases.get("num_machines", "num_threads", "machines", "local_listen_port"):
+        params.pop(alias, None)  # set here, per worker
+    nthreads = c.nthreads()
+    sockets, ports = _assign_open_ports_to_workers(client=c, workers=workers)
+    machines = ",".join(f"{urlparse(w).hostname}:{ports[w]}" for w in workers)
+    shares = [c.submit(_as_part, p, workers=[w], allow_other_workers=False, pure=False) for w, p in zip(workers, parts)]
+    futures = [c.submit(_train_part, params={**params, "num_threads": nthreads[w]}, model_factory=factory,
+                        list_of_parts=[share], machines=machines, local_listen_port=ports[w],
+                        num_machines=len(workers), time_out=TIME_OUT_MIN, remote_socket=sockets[w],
+                        return_model=j == 0, workers=[w], allow_other_workers=False, pure=False)
+               for j, (w, share) in enumerate(zip(workers, shares))]
+    model = c.gather(futures)[0]
+    for alias in _ConfigAliases.get("machines", "local_listen_port", "num_machines", "timeout"):
+        model._other_params.pop(alias, None)
+    return model
+
+
+def _as_part(frame: pd.DataFrame) -> dict:
+    """A cleaned share as LightGBM's worker task takes it."""
+    return {"data": frame.drop(columns=[LABEL]), "label": frame[LABEL]}
+
+
 @contextlib.contextmanager
-def _watch(c, workers: list[str]):
-    """While an attempt runs: if one of its workers is lost, cancel the attempt's tasks. (Its shares and the
-    LightGBM tasks are bound to their workers: a lost worker's task would never run, and every wait would hang.)"""
+def _watch(c, workers: list[str], stall_s: float = STALL_S):
+    """While an attempt runs: cancel its tasks if one of its workers is lost (its shares and LightGBM's tasks are
+    bound to their workers: a lost worker's task would never run, and every wait would hang), or if no worker has had
+    anything to do for ``stall_s`` seconds (the attempt waits on something that will never run). Once cancelled, the
+    attempt's later tasks are cancelled too, until it gives up."""
     from distributed import Future
 
     stop = threading.Event()
     mine = set(c.futures)
 
     def watch():
+        reason, idle_since = None, time.monotonic()
         while not stop.wait(0.5):
             try:
-                if set(workers) <= set(c.nthreads()):
-                    continue
-                c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason="a worker was lost")
-                return
+                if reason is None:
+                    if not set(workers) <= set(c.nthreads()):
+                        reason = "a worker was lost"
+                    elif any(c.processing().values()):
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > stall_s:
+                        reason = f"no worker had anything to do for {stall_s:g} s"
+                if reason is not None:
+                    c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason=reason)
             except Exception as exc:  # a slow answer under load must not end the watch: look again
                 log.debug("the training watch could not ask the scheduler (%s); looking again", exc)
 
@@ -179,18 +222,11 @@ def _watch(c, workers: list[str]):
 
 
 def _settle(c, expected: int, timeout: float = 60.0) -> None:
-    """After a failed attempt, a clean cluster for the next: every worker restarted (a LightGBM task of the failed
-    attempt holds its worker's thread until its sockets time out — minutes), and then ``expected`` workers that stay
-    the same for a second (the scheduler has noticed the lost one, its nanny has brought it back)."""
+    """After a failed attempt, wait for ``expected`` workers that stay the same for a second: the scheduler has
+    noticed the lost one and its nanny has brought it back. (The survivors are not restarted: restarts raced with the
+    nannies' own and cost another attempt. A LightGBM task of the failed attempt that still waits on a lost peer gives
+    its thread back after LightGBM's socket time-out, ``TIME_OUT_MIN``.)"""
     time.sleep(1.0)  # the failure is often seen by a peer's socket before the scheduler sees the worker go
-    listed = sorted(c.nthreads())
-    try:
-        answers = c.restart_workers(listed, timeout=timeout, raise_for_error=False)
-    except ValueError as exc:  # workers without a nanny cannot restart: go on with the threads they have
-        answers = dict.fromkeys(listed, str(exc))
-    failed = sorted(w for w, answer in answers.items() if answer != "OK")
-    if failed:  # the lost worker itself, or one without a nanny
-        log.warning("could not restart the workers %s; the next attempt goes on with those there are", failed)
     deadline, seen, since = time.time() + timeout, None, time.time()
     while time.time() < deadline:
         now = set(c.nthreads())
