@@ -364,6 +364,9 @@ async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, checke
         try:
             await run_in_threadpool(recorder.flush, 5)
             await run_in_threadpool(recorder.log.compact, config.retention_hours * 3600)
+        except Exception as exc:  # noqa: BLE001 - a failed compaction must not stop the checks; it says why
+            log.warning("could not compact the prediction log: %s", exc)
+        try:
             judged = await run_in_threadpool(checker.check, store.names())
         except Exception as exc:  # noqa: BLE001 - a failed check must not stop the service; it says why
             log.warning("could not check the alerts: %s", exc)
