@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +34,7 @@ from workbench.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 HOLDOUT = 0.2  # the share of partitions held out for the test
-RETRIES = 2  # trainings started again after a lost worker
+RETRIES = 3  # trainings started again after a lost worker
 EVAL_ROWS = 1_000_000  # the test metric is measured on at most this many held-out rows (a uniform thinning)
 LABEL = "__label__"
 STALL_S = 60.0  # an attempt whose workers have had nothing to do this long is cancelled and started again
@@ -129,7 +130,9 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
         workers, shares = zip(*[(w, share) for w, share in zip(workers, shares) if share])
         try:
             with _watch(c, list(workers)):
-                parts = [c.compute(train_dd.partitions[list(share)].map_partitions(_xy, cleaner, target, meta=meta),
+                fresh = uuid.uuid4().hex  # this attempt's tasks are its own: a key of a failed attempt keeps its
+                # placement on the lost worker in the scheduler, and a share waiting for that worker waits for good
+                parts = [c.compute(train_dd.partitions[list(share)].map_partitions(_xy, cleaner, target, fresh, meta=meta),
                                    workers=[w], allow_other_workers=False) for w, share in zip(workers, shares)]
                 wait(parts)
                 for p in parts:
@@ -146,13 +149,14 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
         except (DataError, TypeError, ValueError):
             raise
         except Exception as exc:  # a lost worker: LightGBM's sockets break, Dask loses the share it held
-            error = exc
-            log.warning("distributed training attempt %d failed (%s: %s); starting again on the workers there are",
-                        attempt, type(exc).__name__, str(exc)[:200])
+            error = f"{type(exc).__name__}: {exc}"  # only its text: its traceback would hold the attempt's futures
+            log.warning("distributed training attempt %d failed (%s); starting again on the workers there are",
+                        attempt, error[:250])
             parts = None  # released: the next attempt computes its shares again
             _settle(c, len(workers))
-    raise ModelError(f"distributed training failed {RETRIES + 1} times; the last error: "
-                     f"{type(error).__name__}: {error}")
+            if _free_threads(c):
+                _settle(c, len(workers))
+    raise ModelError(f"distributed training failed {RETRIES + 1} times; the last error: {error}")
 
 
 def _train_shares(c, workers: list[str], parts: list, factory, params: dict):
@@ -190,11 +194,15 @@ def _watch(c, workers: list[str], stall_s: float = STALL_S):
     """While an attempt runs: cancel its tasks if one of its workers is lost (its shares and LightGBM's tasks are
     bound to their workers: a lost worker's task would never run, and every wait would hang), or if no worker has had
     anything to do for ``stall_s`` seconds (the attempt waits on something that will never run). Once cancelled, the
-    attempt's later tasks are cancelled too, until it gives up."""
+    attempt's later tasks are cancelled too, until it gives up. An attempt that fails cancels every task it made:
+    the futures in its error's traceback would otherwise keep them wanted, placed on a worker that may be gone."""
     from distributed import Future
 
     stop = threading.Event()
     mine = set(c.futures)
+
+    def cancel(reason: str, force: bool = False) -> None:
+        c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason=reason, force=force)
 
     def watch():
         reason, idle_since = None, time.monotonic()
@@ -208,7 +216,7 @@ def _watch(c, workers: list[str], stall_s: float = STALL_S):
                     elif time.monotonic() - idle_since > stall_s:
                         reason = f"no worker had anything to do for {stall_s:g} s"
                 if reason is not None:
-                    c.cancel([Future(k, c) for k in list(c.futures) if k not in mine], reason=reason)
+                    cancel(reason)
             except Exception as exc:  # a slow answer under load must not end the watch: look again
                 log.debug("the training watch could not ask the scheduler (%s); looking again", exc)
 
@@ -216,29 +224,71 @@ def _watch(c, workers: list[str], stall_s: float = STALL_S):
     t.start()
     try:
         yield
+    except BaseException:
+        stop.set()
+        t.join()
+        try:
+            cancel("the training attempt failed", force=True)
+        except Exception as exc:  # the next attempt's settling waits for the scheduler to let go of them
+            log.debug("could not cancel the failed attempt's tasks (%s)", exc)
+        raise
     finally:
         stop.set()
         t.join()
 
 
 def _settle(c, expected: int, timeout: float = 60.0) -> None:
-    """After a failed attempt, wait for ``expected`` workers that stay the same for a second: the scheduler has
-    noticed the lost one and its nanny has brought it back. (The survivors are not restarted: restarts raced with the
-    nannies' own and cost another attempt. A LightGBM task of the failed attempt that still waits on a lost peer gives
-    its thread back after LightGBM's socket time-out, ``TIME_OUT_MIN``.)"""
+    """After a failed attempt, wait for ``expected`` workers that stay the same for a second (the scheduler has
+    noticed the lost one and its nanny has brought it back) and for the scheduler to hold no task bound to a worker it
+    no longer has (a key the next attempt shares, such as a file's read, would wait for that worker for good).
+    (Survivors are not restarted wholesale: that raced with the nannies' own restarts and cost another attempt. A
+    LightGBM task of the failed attempt that waits on a lost peer's socket gives its thread back after
+    ``TIME_OUT_MIN``; one stuck in setting up the network never does, and
+    ``_free_threads`` restarts its worker.)"""
+    def pinned_to_lost(dask_scheduler) -> int:  # tasks that may run only on workers the scheduler no longer has
+        alive = set(dask_scheduler.workers)
+        return sum(1 for ts in dask_scheduler.tasks.values()
+                   if ts.worker_restrictions and not ts.loose_restrictions and not ts.worker_restrictions & alive)
+
     time.sleep(1.0)  # the failure is often seen by a peer's socket before the scheduler sees the worker go
     deadline, seen, since = time.time() + timeout, None, time.time()
     while time.time() < deadline:
-        now = set(c.nthreads())
-        if now != seen:
-            seen, since = now, time.time()
-        elif len(now) >= expected and time.time() - since >= 1.0:
-            return
+        try:
+            now = set(c.nthreads())
+            if now != seen:
+                seen, since = now, time.time()
+            elif len(now) >= expected and time.time() - since >= 1.0 and not c.run_on_scheduler(pinned_to_lost):
+                return
+        except Exception as exc:  # a slow answer under load: look again
+            log.debug("could not ask the scheduler about its workers (%s)", exc)
         time.sleep(0.25)
 
 
-def _xy(part: pd.DataFrame, cleaner, target: str) -> pd.DataFrame:
-    """A partition's cleaned features with the label codes in ``LABEL`` (rows without a usable label left out)."""
+def _free_threads(c) -> list[str]:
+    """Restart the workers whose thread a LightGBM task of the failed attempt still holds; returns them. A survivor
+    whose peer died while the network was being set up waits in LightGBM's C code for a connection that never comes
+    (no time-out applies there): cancelling the task does not end it, and the next attempt's tasks would queue behind
+    it for good. Only workers with a nanny can be restarted; others are reported and keep their thread."""
+    def training(dask_worker) -> bool:
+        return any(str(ts.key).startswith("_train_part") for ts in dask_worker.state.all_running_tasks)
+
+    try:
+        busy = [w for w, stuck in c.run(training, on_error="return").items() if stuck is True]
+    except Exception as exc:  # the cluster is changing under us: the next attempt's watch looks again
+        log.debug("could not ask the workers what they run (%s)", exc)
+        return []
+    if busy:
+        log.warning("restarting %s: a LightGBM task of the failed attempt still holds its thread", ", ".join(busy))
+        try:
+            c.restart_workers(busy, timeout=60, raise_for_error=False)
+        except Exception as exc:  # no nanny: the worker cannot be restarted from here
+            log.warning("could not restart %s (%s); the next attempt may wait for its thread", ", ".join(busy), exc)
+    return busy
+
+
+def _xy(part: pd.DataFrame, cleaner, target: str, attempt: str = "") -> pd.DataFrame:
+    """A partition's cleaned features with the label codes in ``LABEL`` (rows without a usable label left out).
+    ``attempt`` is not used: it makes the task keys of every attempt different."""
     y = cleaner.transform_target(part[target])
     keep = y.notna()
     X = cleaner.transform(part[keep.to_numpy()])
