@@ -102,8 +102,8 @@ def _status_cost(pkg: Path, rows: list, db: Path, n: int) -> dict:
     batch, models = [], [("churn", "1", "binary", '["No", "Yes"]', str(pkg), str(pkg), "{}", now - 3600)]
     for k in range(0, n, 100):
         recs = rows[k % 1900:k % 1900 + 100]
-        answers = served.predict(recs)[0]
-        batch.append(entry(now - 3000 + 3000 * k / n, 200, 5.0, recs, answers))
+        answers, scores, _ = served.predict(recs)
+        batch.append(entry(now - 3000 + 3000 * k / n, 200, 5.0, recs, answers[0]["request_id"], scores))
     log.write({("churn", "1"): batch}, models)
     t0 = time.perf_counter()
     log.read("churn")

@@ -10,6 +10,7 @@ import sqlite3
 import time
 
 import httpx
+import orjson
 import numpy as np
 import pandas as pd
 import pytest
@@ -238,15 +239,21 @@ def test_retention_compacts_old_rows_into_hourly_aggregates(tmp_path):
     def request(k, status=200):  # a single-row request at minute k of the two old hours
         ts = old + k * 60 + (status != 200)
         if status != 200:
-            return [ts, status, 3.0, 1, None, None]
+            return [ts, status, 3.0, 0, None, None]
         answer = {"request_id": f"{int(ts * 1e9):016x}{k:08x}", "prediction": "Yes" if k % 2 else "No",
                   "probabilities": {"No": 0.3, "Yes": 0.7}, "confidence": 0.7}
         return [ts, 200, 2.0 + k % 3, 1, [{"x": k}], [answer]]
     items = [request(k) for k in range(120)] + [request(k, 500) for k in range(0, 120, 10)]
     items.sort(key=lambda it: it[0])
-    log.write({("m", "1"): [entry(*it[:3], *it[4:]) for it in items]}, [("m", "1", "binary", '["No", "Yes"]', "", "", "{}", old)])
-    log.write({("m", "1"): [entry(now - 60, 200, 1.0, [{"x": -1}], [{"request_id": f"{int((now - 60) * 1e9):016x}0",
-               "prediction": "No", "probabilities": {"No": 0.8, "Yes": 0.2}, "confidence": 0.8}])]})
+    # the old hours in the log's first format (an answer object per row): a log written before still reads
+    first_format = [(it[0], it[3] if it[5] else 0, it[5][0]["request_id"] if it[5] else None, orjson.dumps(it))
+                    for it in items]
+    log.write({("m", "1"): first_format}, [("m", "1", "binary", '["No", "Yes"]', "", "", "{}", old)])
+    log.write({("m", "1"): [entry(now - 60, 200, 1.0, b'{"x": -1}', f"{int((now - 60) * 1e9):016x}0",
+                                  np.array([[0.8, 0.2]]))]})
+    recent = log.read("m", since=now - 120)[1]
+    assert recent[["input", "prediction", "score", "probabilities"]].values.tolist() == [
+        [{"x": -1}, "No", 0.2, {"No": 0.8, "Yes": 0.2}]]
     first_ids = [it[5][0]["request_id"] for it in items if it[5]][:3]
     assert log.feedback("m", [(first_ids[1], "Yes"), (first_ids[2], "Yes")], now=now) == (2, [])
     assert log.compact(24 * 3600, now=now) == 120

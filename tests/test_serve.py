@@ -157,7 +157,7 @@ def test_row_plan_refuses_unseen_categories_when_asked(lgb_package, raw_rows):
 
 
 def test_row_plan_batches_equal_single_rows_and_name_the_bad_row(lgb_package, raw_rows):
-    """A batch goes column by column (vectorized when it can); it must give the single-row numbers and errors."""
+    """A batch takes whole columns at once when it can; it must give the single-row numbers and errors."""
     pkg = load_package(lgb_package)
     plan = RowPlan(pkg.model, pkg.schema)
     recs = _records(raw_rows.head(60))
@@ -173,12 +173,30 @@ def test_row_plan_batches_equal_single_rows_and_name_the_bad_row(lgb_package, ra
            (lambda r: r | {"tenure_months": 1e9}, "'tenure_months' is 1e+09, outside the allowed range"),
            (lambda r: r | {"support_calls": None}, "'support_calls' is missing, and training never had it missing"),
            (lambda r: r | {"region": ["North"]}, "'region' must be a single value"),
-           (lambda r: r | {"signup_date": "yesterday"}, "'signup_date' is not a date")]
+           (lambda r: r | {"signup_date": "yesterday"}, "'signup_date' is not a date"),
+           (lambda r: r | {"monthly_charges": "1e999"}, "'monthly_charges' is not a finite number")]
     for change, message in bad:
         batch = [*recs[:7], change(recs[7]), *recs[8:]]
         with pytest.raises(InputError) as err:
             plan.check(batch)
         assert len(err.value.errors) == 1 and str(err.value.errors[0]).startswith(f"row 7: {message}"), err.value.errors
+
+def test_the_short_road_for_numbers_reads_every_spelling_as_the_full_parser_does():
+    from workbench.serve.plan import _loose_number, _number
+
+    spellings = ["630.91", "1,940.92", "$1716.65", "$1,716.65", "€12", "$-5", "-1,234", "+7", "NA", "n/a", "N/A", "None",
+                 "NULL", "", " ", "-", "--", "?", "nan", "NaN", "inf", "1e999", "1e3", " 42 ", "12,34", "1,000,00",
+                 "12 kg", "5%", "$ 5", "5$", "1_000", "0x1A", "١٢", "twelve", "1.2.3", ".5", "5.", 3, 2.5, True, None]
+    for v in spellings:
+        try:
+            want = _number(v)
+        except ValueError:
+            with pytest.raises(ValueError):
+                _loose_number(v)
+            continue
+        got = _loose_number(v)
+        assert (math.isnan(got) if want is None else got == want), (v, got, want)
+
 
 def test_keys_guard_predictions_and_admin(lgb_package, raw_rows):
     s = Server("--package", lgb_package, env={"WORKBENCH_SERVE_KEYS": "user-key", "WORKBENCH_SERVE_ADMIN_KEYS": "admin-key"})

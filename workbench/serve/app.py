@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import orjson
@@ -33,7 +34,9 @@ from workbench.serve.plan import InputError
 
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
-INLINE_ROWS = 1000  # up to this many rows (a few ms) are scored on the event loop; bigger ones in a thread, with the timeout
+INLINE_ROWS = 1000  # up to this many rows (a few ms) are checked on the event loop; bigger ones in a thread, with the timeout
+THREAD_ROWS = 32  # from this many rows, LightGBM scores on a thread of its own (it lets go of the interpreter) while the
+# event loop reads and checks the next request: both cores work
 CHECK_REQUESTS = 20_000  # a service judges its alerts on its newest requests: a check costs the same at any traffic
 _SCORED: contextvars.ContextVar = contextvars.ContextVar("scored", default=None)  # this request's rows, for the log
 
@@ -99,6 +102,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     app = FastAPI(title="AIMS Workbench prediction service", version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json")
     recorder = _recorder(config, metrics)
+    boosters = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="workbench-booster")
     app.state.store, app.state.metrics, app.state.config, app.state.recorder = store, metrics, config, recorder
 
     def authorize(request: Request, admin: bool = False) -> None:
@@ -115,7 +119,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if not ok:
             raise ApiError(403, "this API key is not allowed here" + (" (admin key needed)" if admin else ""))
 
-    async def read_json(request: Request, *, untyped_ok: bool = False):
+    async def read_body(request: Request, *, untyped_ok: bool = False) -> bytes:
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("application/json") and not (untyped_ok and not ctype):  # V2 clients send none
             raise ApiError(415, f"send JSON with Content-Type: application/json (got '{ctype or 'none'}')")
@@ -123,19 +127,25 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if size is not None and size.isdigit():
             if int(size) > config.max_body_bytes:
                 raise ApiError(413, f"the body has {size} bytes; the limit is {config.max_body_bytes}")
-            body = await request.body()
-        else:  # no length given (chunked): count while reading
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > config.max_body_bytes:
-                    raise ApiError(413, f"the body is over the limit of {config.max_body_bytes} bytes")
+            return await request.body()
+        body = bytearray()  # no length given (chunked): count while reading
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > config.max_body_bytes:
+                raise ApiError(413, f"the body is over the limit of {config.max_body_bytes} bytes")
+        return bytes(body)
+
+    def parse(body: bytes):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the body is not valid JSON ({exc}); NaN and Infinity are not JSON: send null") from None
 
-    async def score(served, records: list) -> tuple[list[dict], object, list[str]]:
+    async def read_json(request: Request, *, untyped_ok: bool = False):
+        return parse(await read_body(request, untyped_ok=untyped_ok))
+
+    async def score(served, records: list, raw: bytes | None = None) -> tuple[list[dict], object, list[str]]:
+        """``served``'s answer to ``records``; ``raw`` is the body they came in, which the log keeps as it is."""
         if not records:
             raise ApiError(422, "no rows: send one JSON object, or a list of at least one")
         if len(records) > config.max_rows:
@@ -146,11 +156,17 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
                     served.fanout.observe = metrics.part_observer(served.name)
                 out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
             elif len(records) <= INLINE_ROWS:
-                out = served.predict(records, config.threads)
+                if len(records) >= THREAD_ROWS and served.plan.fast:  # checked here, scored beside the event loop
+                    X = served.plan.check(records)
+                    scores = await asyncio.get_running_loop().run_in_executor(boosters, served.plan.scored, X,
+                                                                              config.threads)
+                    out = served.answer(scores)
+                else:
+                    out = served.predict(records, config.threads)
             else:
                 out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
             if recorder is not None:
-                _SCORED.set((records, out[0], out[1]))
+                _SCORED.set((records if raw is None else raw, out[0][0]["request_id"], out[1]))
             return out
         except PartError as exc:
             raise ApiError(503, f"{exc}; try again when the part is back") from None
@@ -192,11 +208,12 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     async def predict(request: Request, name: str, version: str | None = None) -> Response:
         async def build(served):
-            body = await read_json(request)
+            raw = await read_body(request)
+            body = parse(raw)
             records = [body] if isinstance(body, dict) else body
             if not isinstance(records, list):
                 raise ApiError(422, "send one JSON object (a row) or a list of them")
-            rows, scores, missing = await score(served, records)
+            rows, scores, missing = await score(served, records, raw)
             metrics.observe(served, scores, len(rows))
             answer = {"model": served.name, "version": served.version, "predictions": rows}
             if missing:  # a decomposed model answered without some optional members: said, never hidden
@@ -316,6 +333,10 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         # collector's sight, or each full collection walks millions of objects and stalls requests for tens of ms
         gc.collect()
         gc.freeze()
+
+    @app.on_event("shutdown")
+    async def close_boosters():
+        boosters.shutdown(wait=True)
 
     if recorder is not None:
         @app.on_event("shutdown")

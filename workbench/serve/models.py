@@ -4,6 +4,7 @@ Swapping a version is one dict assignment: a request in flight keeps the model i
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -17,6 +18,9 @@ import pandas as pd
 from workbench.registry.package import Package, load_package
 from workbench.serve.plan import RowPlan
 from workbench.settings import Settings, get_settings
+
+
+_ROW_SUFFIXES = [f"-{i}" for i in range(10_000)]  # "-0", "-1", ...: the row's part of a batch's request ids
 
 
 class NotServed(LookupError):
@@ -47,11 +51,15 @@ class Served:
     def labels(self) -> list[str]:
         return [str(c) for c in (self.package.model.classes or [])]
 
+    @functools.cached_property
+    def _labels(self) -> np.ndarray:
+        """The class names as an array: a request's predicted names in one indexing."""
+        return np.array(self.labels, dtype=object)
+
     def predict(self, records: list[dict], threads: int = 1) -> tuple[list[dict], np.ndarray, list[str]]:
         """Checked records → one answer per row (prediction, probabilities by class, confidence, request id),
         the raw scores for the metrics, and the optional parts left out (decomposed models; else empty).
-        Raises InputError for bad rows, OutputError for a bad answer, PartError when a required part fails.
-        Request ids are one prefix per request (time, then random) and the row's number in it: unique, one urandom call."""
+        Raises InputError for bad rows, OutputError for a bad answer, PartError when a required part fails."""
         missing: list[str] = []
         if self.fanout is not None:  # checked here, cleaned once, scored by the parts at once, combined
             X = self.plan.check(records)
@@ -61,10 +69,20 @@ class Served:
             scores = np.asarray(scores, dtype=float)
         else:
             scores = np.asarray(self.plan.scores(records, threads), dtype=float)
+        return self.answer(scores, missing)
+
+    def answer(self, scores: np.ndarray, missing: list[str] | None = None) -> tuple[list[dict], np.ndarray, list[str]]:
+        """``predict``'s answer from the model's scores (probabilities n × classes, or values), checked; OutputError
+        when they are not a valid answer. Request ids are one prefix per request (time, then random) and the row's
+        number in it: unique, one urandom call."""
+        missing = missing or []
         n = len(scores)
         # time first (nanoseconds, 16 hex), then random: ids sort by time, so the log appends them to its index
-        ids = ([f"{time.time_ns():016x}{os.urandom(4).hex()}"] if n == 1 else
-               [f"{p}-{i}" for p in [f"{time.time_ns():016x}{os.urandom(1).hex()}"] for i in range(n)])
+        if n == 1:
+            ids = [f"{time.time_ns():016x}{os.urandom(4).hex()}"]
+        else:
+            prefix = f"{time.time_ns():016x}{os.urandom(1).hex()}"
+            ids = [prefix + s for s in (_ROW_SUFFIXES[:n] if n <= len(_ROW_SUFFIXES) else map("-{}".format, range(n)))]
         if self.task == "regression":
             if not np.isfinite(scores).all():
                 raise OutputError(f"{self.name}/{self.version} produced a number that is not finite")
@@ -75,10 +93,16 @@ class Served:
                 (((scores >= 0) & (scores <= 1)).all() and (np.abs(scores.sum(axis=1) - 1) <= 1e-6).all())):
             raise OutputError(f"{self.name}/{self.version} produced probabilities that are not finite or do not "
                               "sum to one")
-        best = scores.argmax(axis=1)
-        top = scores[np.arange(n), best].tolist()
-        return [{"request_id": r, "prediction": labels[b], "probabilities": dict(zip(labels, p)), "confidence": c}
-                for r, b, p, c in zip(ids, best.tolist(), scores.tolist(), top)], scores, missing
+        predicted = self._labels[scores.argmax(axis=1)].tolist()
+        top = scores.max(axis=1).tolist()
+        if len(labels) == 2:  # two classes (the common case): the probabilities' dict written out, no zip per row
+            no, yes = labels
+            rows = [{"request_id": r, "prediction": b, "probabilities": {no: p0, yes: p1}, "confidence": c}
+                    for r, b, (p0, p1), c in zip(ids, predicted, scores.tolist(), top)]
+        else:
+            rows = [{"request_id": r, "prediction": b, "probabilities": dict(zip(labels, p)), "confidence": c}
+                    for r, b, p, c in zip(ids, predicted, scores.tolist(), top)]
+        return rows, scores, missing
 
     def describe(self) -> dict:
         m = self.package.manifest

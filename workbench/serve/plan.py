@@ -27,9 +27,11 @@ from workbench.registry.modelio import LightGBMBooster
 _CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
-_GROUPED = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_GROUPED = re.compile(r"[\$€£¥]?[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")  # "2,673.34", "$1716.65"
 _PLAIN_NUMBER = frozenset("0123456789.+-eE")
 _ABSENT = object()  # a column the row does not have
+# missing tokens as they are usually written (each is missing for ``_text`` too: stripped, lowercased, a token)
+_MISSING_SPELLINGS = frozenset(v for t in MISSING_TOKENS for v in (t, t.upper(), t.title(), t.capitalize()))
 _NAN_PARTS = (math.nan,) * 4
 RANGE_MARGIN = 0.5  # numbers may lie this many training spans beyond the training min and max
 
@@ -97,17 +99,24 @@ _NUMERIC_TYPES = frozenset({float, int, type(None)})
 
 
 def _loose_number(v) -> float:
-    """``_number`` for the vectorized path: NaN when missing; ValueError for anything the encoder must explain."""
+    """``_number`` for a whole column at once: NaN when missing; ValueError for anything the encoder must explain.
+    The common spellings take a short road with the same result: plain numbers, missing tokens, thousands commas and
+    a leading currency sign."""
     if type(v) is float or type(v) is int:
         return v
     if type(v) is str:
         if _PLAIN_NUMBER.issuperset(v):
             try:
-                return float(v)
+                x = float(v)
             except ValueError:  # "-", "+", "" and the like: the full parser decides
                 pass
-        elif _GROUPED.match(v):  # "2,673.34": every comma separates thousands
-            return float(v.replace(",", ""))
+            else:
+                if x - x == 0:  # finite ("1e999" is not: the full parser says so)
+                    return x
+        elif v in _MISSING_SPELLINGS:
+            return math.nan
+        elif _GROUPED.match(v):  # every comma separates thousands; a currency sign only in front
+            return float(v.lstrip("$€£¥").replace(",", ""))
     x = _number(v)
     return math.nan if x is None else x
 
@@ -230,6 +239,23 @@ class RowPlan:
         est = model.estimator
         self.compiled = est._scores if self.booster is not None and hasattr(est, "predictor_") else None
         self.n_features = sum(4 if kind == "date" else 1 for _, kind, _, _ in self.columns)
+        # the number features of the matrix ``check`` builds (features × rows), with their limits as columns
+        first = np.cumsum([0] + [4 if kind == "date" else 1 for _, kind, _, _ in self.columns])
+        self._num_columns = [j for j, (_, kind, _, _) in enumerate(self.columns) if kind == "number"]
+        self._num = first[self._num_columns].astype(np.intp)
+        numbers = [(col, plan) for col, kind, plan, _ in self.columns if kind == "number"]
+
+        def limit(values):
+            return np.array(values, dtype=np.float64).reshape(-1, 1)
+
+        top = np.finfo(np.float64).max
+        self._low = limit([self.bounds.get(c, (-top, top))[0] for c, _ in numbers])
+        self._high = limit([self.bounds.get(c, (-top, top))[1] for c, _ in numbers])
+        self._clip_low = limit([(p["clip"] or (-math.inf, math.inf))[0] for _, p in numbers])
+        self._clip_high = limit([(p["clip"] or (-math.inf, math.inf))[1] for _, p in numbers])
+        self._fill = limit([p["fill"] for _, p in numbers])
+        required = np.array([not self.nullable[c] for c, _ in numbers], dtype=bool).reshape(-1, 1)
+        self._required_num = required if required.any() else None
 
     def _fast_booster(self):
         """The LightGBM booster when its stored categories are exactly the cleaner's levels (else None)."""
@@ -249,9 +275,11 @@ class RowPlan:
 
     def check(self, records: list) -> np.ndarray:
         """The cleaned feature matrix (categories as LightGBM's codes) of ``records``; raises InputError naming
-        every bad field and row. Column by column, each value parsed once by its column's compiled encoder."""
+        every bad field and row. A column of plain numbers (or text ``_loose_number`` reads) or spellings its cache
+        knows is taken at once, and the numbers are range-checked, clipped and imputed as one matrix; any other column
+        goes value by value through its compiled encoder, which names what is wrong."""
         errors: list[RowError] = []
-        if not (all(type(rec) is dict for rec in records) and set().union(*records) <= self.known):
+        if not (set(map(type, records)) == {dict} and set().union(*records) <= self.known):
             for i, rec in enumerate(records):
                 if type(rec) is not dict:
                     errors.append(RowError(i, "", f"is not a JSON object of column: value (got {type(rec).__name__})"))
@@ -265,28 +293,47 @@ class RowPlan:
             columns = list(zip(*map(self._getter, records)))
         except KeyError:
             columns = [[rec.get(col, _ABSENT) for rec in records] for col in self.required]
-        X = np.empty((len(records), self.n_features), dtype=np.float64)
-        j = 0
+        features = []  # one sequence per feature (a date is four), row values in order; None and NaN are missing
         for (col, width, encode), raw in zip(self.encoders, columns):
-            fast = self._vectorized(col, raw)
-            if fast is not None:
-                X[:, j:j + width] = fast
-                j += width
-                continue
-            values = []
-            for i, v in enumerate(raw):
-                try:
-                    values.append(encode(v))
-                except ValueError as exc:
-                    errors.append(RowError(i, col, str(exc)))
-                    values.append(_NAN_PARTS if width == 4 else math.nan)
-            X[:, j:j + width] = np.asarray(values, dtype=np.float64).reshape(len(records), width)
-            j += width
-            if len(errors) > 50:
-                break
+            values = self._known(col, raw)
+            if values is None:
+                values = self._encoded(col, width, encode, raw, errors)
+                if len(errors) > 50:
+                    break
+            if width == 4:
+                features.extend(zip(*values))
+            else:
+                features.append(values)
         if errors:
             raise InputError(sorted(errors, key=lambda e: e.row))
-        return X
+        X = np.array(features, dtype=np.float64)  # features × rows: one conversion for the whole request
+        num = X[self._num]
+        missing = np.isnan(num)
+        bad = ~(((num >= self._low) & (num <= self._high)) | missing)  # limits are finite: inf fails here too
+        if self._required_num is not None:
+            bad |= missing & self._required_num
+        if bad.any():  # the value-by-value encoders of those columns say what is wrong
+            for k in np.flatnonzero(bad.any(axis=1)).tolist():
+                j = self._num_columns[k]
+                self._encoded(*self.encoders[j], columns[j], errors)
+            if errors:
+                raise InputError(sorted(errors, key=lambda e: e.row))
+        np.clip(num, self._clip_low, self._clip_high, out=num)
+        np.copyto(num, self._fill, where=missing)
+        X[self._num] = num
+        return np.ascontiguousarray(X.T)
+
+    @staticmethod
+    def _encoded(col: str, width: int, encode, raw, errors: list) -> list:
+        """A column value by value through its encoder; every bad value added to ``errors`` (and NaN in its place)."""
+        values = []
+        for i, v in enumerate(raw):
+            try:
+                values.append(encode(v))
+            except ValueError as exc:
+                errors.append(RowError(i, col, str(exc)))
+                values.append(_NAN_PARTS if width == 4 else math.nan)
+        return values
 
     def _one(self, rec: dict) -> np.ndarray:
         """A single row (the latency case): one list, one array."""
@@ -305,39 +352,23 @@ class RowPlan:
             raise InputError(errors)
         return np.array([row], dtype=np.float64)
 
-    def _vectorized(self, col: str, raw: list):
-        """The column encoded at once (an n × width array) when every value is valid: numbers parsed in one pass
-        and range-checked, clipped and imputed as arrays; categories and dates by their spelling caches. None sends
-        the column through the value-by-value encoder, which names what is wrong."""
-        if len(raw) < 8:
-            return None
-        kind, plan = self.kinds[col]
+    def _known(self, col: str, raw):
+        """A column's values at once when each is a plain number (or text ``_loose_number`` reads), or a spelling its
+        cache holds: numbers as they are (range, clipping and imputation follow for the whole matrix), categories and
+        dates as their codes. None sends the column through its value-by-value encoder, which names what is wrong."""
+        kind, _ = self.kinds[col]
         if kind == "number":
+            if set(map(type, raw)) <= _NUMERIC_TYPES:
+                return raw
             try:
-                x = np.array(raw if set(map(type, raw)) <= _NUMERIC_TYPES else list(map(_loose_number, raw)),
-                             dtype=np.float64)  # JSON null becomes NaN
+                return list(map(_loose_number, raw))
             except ValueError:
                 return None
-            missing = np.isnan(x)
-            some_missing = missing.any()
-            if some_missing and not self.nullable[col]:
-                return None
-            present = x[~missing] if some_missing else x
-            low, high = self.bounds.get(col, (-math.inf, math.inf))
-            if present.size and not (present.min() >= low and present.max() <= high):  # inf fails here too
-                return None
-            if plan["clip"]:
-                np.clip(x, *plan["clip"], out=x)
-            if some_missing:
-                x[missing] = plan["fill"]
-            return x[:, None]
         try:
             found = list(map(self.caches[col].get, raw))
         except TypeError:  # a JSON list or object where a value belongs
             return None
-        if None in found:
-            return None
-        return np.array(found, dtype=np.float64).reshape(len(raw), -1)
+        return None if None in found else found
 
     def _encoder(self, col, kind, plan, spec):
         """A function from one raw value to its cleaned number(s), raising ValueError with what is wrong."""
@@ -420,19 +451,9 @@ class RowPlan:
     def scores(self, records: list[dict], threads: int = 1) -> np.ndarray:
         """Probabilities (n × classes) or predicted values (n); raises InputError for bad records."""
         task = self.model.task
-        X = self.check(records)
         if self.booster is not None:
-            if self.compiled is not None:  # native code: the same encoded matrix, scored by the compiled library
-                p = self.compiled(X)
-                p = p[:, 0] if p.shape[1] == 1 else p
-            else:
-                p = self.direct(X[0]) if len(X) == 1 else self.direct.many(X, threads)
-            if task == "binary":
-                out = np.empty((len(p), 2))
-                out[:, 1] = p
-                out[:, 0] = 1 - p
-                return out
-            return p.reshape(len(X), -1) if task == "multiclass" else p
+            return self.scored(self.check(records), threads)
+        self.check(records)
         frame = pd.DataFrame.from_records(records, columns=self.required)
         if task == "regression":
             return np.asarray(self.model.predict(frame), dtype=float)
@@ -440,3 +461,18 @@ class RowPlan:
             codes = np.asarray(self.model.estimator.predict(self.model.cleaner.transform(frame)), dtype=int)
             return np.eye(len(self.model.classes))[codes]
         return self.model.predict_proba(frame)
+
+    def scored(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+        """``scores`` of a checked matrix (``check``), by the booster (``fast`` plans only). No Python objects per row
+        and LightGBM lets go of the interpreter: a service scores batches on another thread while it reads the next."""
+        if self.compiled is not None:  # native code: the same encoded matrix, scored by the compiled library
+            p = self.compiled(X)
+            p = p[:, 0] if p.shape[1] == 1 else p
+        else:
+            p = self.direct(X[0]) if len(X) == 1 else self.direct.many(X, threads)
+        if self.model.task == "binary":
+            out = np.empty((len(p), 2))
+            out[:, 1] = p
+            out[:, 0] = 1 - p
+            return out
+        return p.reshape(len(X), -1) if self.model.task == "multiclass" else p
