@@ -183,6 +183,23 @@ def test_windows_count_requests_and_score_the_outcomes(service, log_path):
     assert w.loc["last day", "share_No"] + w.loc["last day", "share_Yes"] == pytest.approx(1)
 
 
+def test_a_killed_alert_checker_is_started_again(service, log_path):
+    from workbench.monitor.quality import Checker
+
+    checker = Checker(log_path, 2000)
+    try:
+        version, alerts = checker.check([MODEL])[MODEL]
+        assert any(a.kind == "drift" and a.subject == "age" for a in alerts)
+        first = checker.process.pid
+        os.kill(first, signal.SIGKILL)
+        checker.process.join(10)
+        assert checker.check([MODEL])[MODEL][0] == version  # answered by a new process
+        assert checker.process.pid != first and checker.process.is_alive()
+    finally:
+        checker.close()
+    assert not checker.process.is_alive()
+
+
 def test_report_and_its_notebook_write_html_and_no_traffic_is_a_clear_error(service, tmp_path, capsys):
     out = tmp_path / "report.html"
     assert main(["monitor", "report", "--model", MODEL, "--since", "2h", "--out", str(out)]) == 0

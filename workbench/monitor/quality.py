@@ -376,22 +376,36 @@ class Checker:
     """
 
     def __init__(self, path: str | Path, newest: int):
+        self._args = (str(path), newest)
+        self._lock = threading.Lock()
+        self._start()
+
+    def _start(self) -> None:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads and an event loop
         self._conn, child = ctx.Pipe()
-        self._lock = threading.Lock()
-        self.process = ctx.Process(target=_check_forever, args=(child, str(path), newest), daemon=True,
+        self.process = ctx.Process(target=_check_forever, args=(child, *self._args), daemon=True,
                                    name="workbench-alert-checker")
         self.process.start()
         child.close()
 
     def check(self, models: list[str]) -> dict[str, tuple[str, list[Alert]] | str]:
         """Each model's ``(version, alerts)``, or the message of what went wrong with it; models without traffic
-        are left out."""
+        are left out. A checker process that ended (killed, out of memory) is started again: this check raises,
+        the next one is answered."""
         with self._lock:
-            self._conn.send(models)
-            return self._conn.recv()
+            if not self.process.is_alive():
+                self._conn.close()
+                self._start()
+            try:
+                self._conn.send(models)
+                return self._conn.recv()
+            except (EOFError, OSError) as exc:
+                self._conn.close()
+                self._start()
+                raise RuntimeError(f"the alert checker's process ended ({type(exc).__name__}); a new one is started "
+                                   "for the next check") from None
 
     def close(self) -> None:
         self.process.terminate()
