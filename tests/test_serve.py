@@ -186,7 +186,8 @@ def test_the_short_road_for_numbers_reads_every_spelling_as_the_full_parser_does
 
     spellings = ["630.91", "1,940.92", "$1716.65", "$1,716.65", "€12", "$-5", "-1,234", "+7", "NA", "n/a", "N/A", "None",
                  "NULL", "", " ", "-", "--", "?", "nan", "NaN", "inf", "1e999", "1e3", " 42 ", "12,34", "1,000,00",
-                 "12 kg", "5%", "$ 5", "5$", "1_000", "0x1A", "١٢", "twelve", "1.2.3", ".5", "5.", 3, 2.5, True, None]
+                 "12 kg", "5%", "$ 5", "5$", "1_000", "0x1A", "١٢", "١٢.٥", "²", "1" * 400, "twelve", "1.2.3", ".5", "5.",
+                 ".", "0012", "+-1", 3, 2.5, True, None]
     for v in spellings:
         try:
             want = _number(v)

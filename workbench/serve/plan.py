@@ -100,23 +100,27 @@ _NUMERIC_TYPES = frozenset({float, int, type(None)})
 
 def _loose_number(v) -> float:
     """``_number`` for a whole column at once: NaN when missing; ValueError for anything the encoder must explain.
-    The common spellings take a short road with the same result: plain numbers, missing tokens, thousands commas and
-    a leading currency sign."""
-    if type(v) is float or type(v) is int:
-        return v
+    The common spellings take a short road with the same result: digits with at most one point, missing tokens,
+    thousands commas and a leading currency sign."""
     if type(v) is str:
-        if _PLAIN_NUMBER.issuperset(v):
-            try:
-                x = float(v)
-            except ValueError:  # "-", "+", "" and the like: the full parser decides
-                pass
-            else:
-                if x - x == 0:  # finite ("1e999" is not: the full parser says so)
-                    return x
+        if v.replace(".", "", 1).isdecimal():  # "630.91", "12", ".5": what float() and the full parser both read
+            x = float(v)
+            if x - x == 0:  # finite (400 digits are not: the full parser says so)
+                return x
         elif v in _MISSING_SPELLINGS:
             return math.nan
         elif _GROUPED.match(v):  # every comma separates thousands; a currency sign only in front
             return float(v.lstrip("$€£¥").replace(",", ""))
+        elif _PLAIN_NUMBER.issuperset(v):  # "-2e3", "+7"
+            try:
+                x = float(v)
+            except ValueError:  # "-", "+", "1-2" and the like: the full parser decides
+                pass
+            else:
+                if x - x == 0:
+                    return x
+    elif type(v) is float or type(v) is int:
+        return v
     x = _number(v)
     return math.nan if x is None else x
 
@@ -360,8 +364,8 @@ class RowPlan:
         if kind == "number":
             if set(map(type, raw)) <= _NUMERIC_TYPES:
                 return raw
-            try:
-                return list(map(_loose_number, raw))
+            try:  # floats as they are, without a call each
+                return [v if type(v) is float else _loose_number(v) for v in raw]
             except ValueError:
                 return None
         try:
