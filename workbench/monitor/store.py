@@ -65,9 +65,10 @@ def entry(ts: float, status: int, latency_ms: float, rows=None, first_id: str | 
     if rows is None or first_id is None or scores is None:
         return ts, 0, None, orjson.dumps([ts, status, latency_ms, n, None, None])
     try:
-        body = orjson.Fragment(rows) if isinstance(rows, bytes) else rows
-        blob = orjson.dumps([ts, status, latency_ms, n, body, [first_id, np.ascontiguousarray(scores, dtype=np.float64)]],
-                            option=orjson.OPT_SERIALIZE_NUMPY)
+        body = orjson.Fragment(rows) if type(rows) is bytes else rows
+        # a few rows as a list (cheaper than numpy's serializer set up for each of them), many as the array
+        numbers = scores.tolist() if n <= 16 else np.ascontiguousarray(scores, dtype=np.float64)
+        blob = orjson.dumps([ts, status, latency_ms, n, body, [first_id, numbers]], option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:  # a value JSON cannot hold: the request is still counted
         return ts, 0, None, orjson.dumps([ts, status, latency_ms, n, None, None])
     return ts, n, first_id, blob
@@ -441,13 +442,14 @@ class Recorder:
 
     def _write(self, items: list) -> None:
         batches: dict = {}
-        for k, (key, ts, status, ms, rows, first_id, scores) in enumerate(items):
-            if k % 256 == 255:
+        for start in range(0, len(items), 256):
+            if start:
                 time.sleep(0)  # hand the interpreter to the event loop between slices: shorter stalls, lower p99
-            batch = batches.get(key)
-            if batch is None:
-                batch = batches[key] = []
-            batch.append(entry(ts, status, ms, rows, first_id, scores))
+            for key, ts, status, ms, rows, first_id, scores in items[start:start + 256]:
+                batch = batches.get(key)
+                if batch is None:
+                    batch = batches[key] = []
+                batch.append(entry(ts, status, ms, rows, first_id, scores))
         models, self._models = self._models, []
         self.log.write(batches, models)
         self.written += sum(e[1] for b in batches.values() for e in b)
