@@ -86,8 +86,7 @@ def _answered(n: int, records, answers, labels: list[str]):
             score = a["prediction"] if probs is None else probs[positive] if positive is not None else a["confidence"]
             yield a["request_id"], r, a["prediction"], score, probs
         return
-    first, scores = answers
-    ids = [first] if n == 1 else [f"{first[:-2]}-{i}" for i in range(n)]  # a batch's ids end in "-0", "-1", ...
+    ids, scores = _request_ids(n, answers), answers[1]
     if not labels:  # a regression: the value is the prediction
         for i, r, v in zip(ids, records, scores):
             yield i, r, v, v, None
@@ -99,6 +98,7 @@ def _answered(n: int, records, answers, labels: list[str]):
 
 
 def _request_ids(n: int, answers) -> list[str]:
+    """A logged request's row ids: its first id alone, or a batch's prefix with "-0", "-1", ... (``Served.answer``)."""
     if answers and isinstance(answers[0], dict):
         return [a["request_id"] for a in answers]
     return [answers[0]] if n == 1 else [f"{answers[0][:-2]}-{i}" for i in range(n)]
