@@ -9,6 +9,8 @@ script that POSTs a fixed body. Servers:
 (a) records every predicted row in the monitoring log. Its cost: (a) with the log on and off (--no-log), both
 running, measured in alternation (ABBA) for --log-rounds rounds (medians): this box's run-to-run noise is ±20 % on p50.
 Scenarios: single rows at concurrency 1 (p50, p99, req/s) and 16 (req/s, p99, errors), 100-row batches (rows/s).
+The batch ratio is measured again with (a) log on, (a) log off and the floor all running, in turn, for
+--batch-rounds rounds (medians): one run of each moved it by ±0.05 here.
 wrk against the floor's empty /ping shows the load generator's own ceiling.
 
     .venv/bin/python benchmarks/serving.py [--seconds 8] [--rows 5000]
@@ -44,6 +46,8 @@ def main() -> None:
     ap.add_argument("--swap-seconds", type=float, default=30, help="the load test with a hot swap in the middle (0: skip)")
     ap.add_argument("--only", default="a,b,c,d", help="servers to run, by letter (ratios need a, c and d)")
     ap.add_argument("--log-rounds", type=int, default=4, help="rounds of the log on/off comparison (0: skip)")
+    ap.add_argument("--batch-rounds", type=int, default=4,
+                    help="rounds of 100-row batches against the floor in alternation, log on and off (0: skip)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("benchmarks/serving.py needs wrk: apt-get install -y wrk")
@@ -91,8 +95,11 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-    if not results:  # --only none: the log's cost alone
-        _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
+    if not results:  # --only none: the log's cost and the batches in alternation alone
+        if args.batch_rounds:
+            _batch_rounds(package, bodies, env, work, args.batch_rounds, args.seconds)
+        if args.log_rounds:
+            _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
         return
     frame = pd.DataFrame(results).set_index("server")
     print("\n" + frame.T.to_string(float_format=lambda v: f"{v:.2f}"))
@@ -114,6 +121,8 @@ def main() -> None:
         print(f"  {k}: {v:.2f}")
     if "b_workbench_v2" in frame.index:
         print(f"  (b) V2 single-row p50 / floor p50: {frame.loc['b_workbench_v2'].c1_p50_ms / floor.c1_p50_ms:.2f}")
+    if args.batch_rounds:
+        _batch_rounds(package, bodies, env, work, args.batch_rounds, args.seconds)
     if args.log_rounds:
         _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
     if args.swap_seconds:
@@ -162,6 +171,43 @@ def _log_cost(package: Path, body: bytes, env: dict, work: Path, rounds: int, se
         print(f"  c16 req/s, log on / off (target ≥ 0.9): {med['log on'].c16_rps / med['log off'].c16_rps:.2f}")
         print(f"  rows answered {logged['rows_answered']:.0f}, in the log {logged['rows_logged']:.0f}, "
               f"dropped {logged['rows_dropped']:.0f}")
+    finally:
+        for p in procs.values():
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+
+
+def _batch_rounds(package: Path, bodies: dict, env: dict, work: Path, rounds: int, seconds: float) -> None:
+    """100-row batches (4 connections) against (a) with the log on, (a) with it off and (c) the floor, all three
+    started and driven in turn, ``rounds`` times (the order rotates): medians and ratios to the floor (target ≥ 0.7).
+    One run of each, one after the other, moved the ratio by ±0.05 here."""
+    servers = {"log on": ([PY, "-m", "workbench.cli", "serve", "--package", str(package)], "/v1/models/churn/predict",
+                          "v1", "/readyz"),
+               "log off": ([PY, "-m", "workbench.cli", "serve", "--package", str(package), "--no-log"],
+                           "/v1/models/churn/predict", "v1", "/readyz"),
+               "floor": ([PY, "-m", "uvicorn", "--factory", "benchmarks.floor_app:app", "--no-access-log",
+                          "--log-level", "warning"], "/predict", "floor", "/ping")}
+    procs, urls = {}, {}
+    extra = {"FLOOR_MODEL": str(work / "model.txt"), "WORKBENCH_MONITOR_STORE": str(work / "batch-rounds.db")}
+    for name, (cmd, *_) in servers.items():
+        port = _free_port()
+        procs[name] = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(port)], env=env | extra, cwd=ROOT,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        urls[name] = f"http://127.0.0.1:{port}"
+    try:
+        for name, (_, _, _, ready) in servers.items():
+            _wait(urls[name], ready)
+        runs = {name: [] for name in servers}
+        names = list(servers)
+        for r in range(rounds):
+            for name in names[r % 3:] + names[:r % 3]:
+                _, path, kind, _ = servers[name]
+                runs[name].append(_wrk(urls[name] + path, bodies[kind]["batch"], 4, seconds, work)["rps"] * 100)
+        med = {name: float(pd.Series(v).median()) for name, v in runs.items()}
+        print(f"\n100-row batches, {rounds} rounds in turn (rows/s, medians): "
+              + ", ".join(f"{name} {v:,.0f}" for name, v in med.items()))
+        for name in ("log on", "log off"):
+            print(f"  (a) {name} / floor (target ≥ 0.7): {med[name] / med['floor']:.2f}")
     finally:
         for p in procs.values():
             os.killpg(p.pid, signal.SIGTERM)
