@@ -233,7 +233,7 @@ class RowPlan:
                 self.bounds[col] = (spec.min - RANGE_MARGIN * span, spec.max + RANGE_MARGIN * span)
         self.codes = {col: {level: i for i, level in enumerate([*plan["levels"], OTHER, MISSING])}
                       for col, kind, plan, _ in self.columns if kind == "category"}
-        self.kinds = {col: (kind, plan) for col, kind, plan, _ in self.columns}
+        self.kinds = {col: kind for col, kind, _, _ in self.columns}
         self.nullable = {col: spec is None or spec.nullable for col, _, _, spec in self.columns}
         self.caches: dict[str, dict[str, float]] = {}
         self.encoders = [(col, 4 if kind == "date" else 1, self._encoder(col, kind, plan, spec))
@@ -242,9 +242,8 @@ class RowPlan:
         self.direct = DirectBooster(self.booster) if self.booster is not None else None
         est = model.estimator
         self.compiled = est._scores if self.booster is not None and hasattr(est, "predictor_") else None
-        self.n_features = sum(4 if kind == "date" else 1 for _, kind, _, _ in self.columns)
         # the number features of the matrix ``check`` builds (features × rows), with their limits as columns
-        first = np.cumsum([0] + [4 if kind == "date" else 1 for _, kind, _, _ in self.columns])
+        first = np.cumsum([0] + [width for _, width, _ in self.encoders])
         self._num_columns = [j for j, (_, kind, _, _) in enumerate(self.columns) if kind == "number"]
         self._num = first[self._num_columns].astype(np.intp)
         numbers = [(col, plan) for col, kind, plan, _ in self.columns if kind == "number"]
@@ -360,7 +359,7 @@ class RowPlan:
         """A column's values at once when each is a plain number (or text ``_loose_number`` reads), or a spelling its
         cache holds: numbers as they are (range, clipping and imputation follow for the whole matrix), categories and
         dates as their codes. None sends the column through its value-by-value encoder, which names what is wrong."""
-        kind, _ = self.kinds[col]
+        kind = self.kinds[col]
         if kind == "number":
             if set(map(type, raw)) <= _NUMERIC_TYPES:
                 return raw
