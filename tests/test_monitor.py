@@ -22,7 +22,7 @@ from workbench.data import load
 from workbench.data.columns import as_text, to_number
 from workbench.monitor import FeedbackError, PredictionLog, check_outcomes, status
 from workbench.monitor.quality import Thresholds, windows
-from workbench.monitor.store import entry
+from workbench.monitor.store import _PACKED, entry, id_time
 from workbench.registry.package import package_result
 from workbench.runner import NOTEBOOKS, _execute
 
@@ -266,12 +266,17 @@ def test_retention_compacts_old_rows_into_hourly_aggregates(tmp_path):
         return [ts, 200, 2.0 + k % 3, 1, [{"x": k}], [answer]]
     items = [request(k) for k in range(120)] + [request(k, 500) for k in range(0, 120, 10)]
     items.sort(key=lambda it: it[0])
-    # the old hours in the log's first format (an answer object per row): a log written before still reads
-    first_format = [(it[0], it[3] if it[5] else 0, it[5][0]["request_id"] if it[5] else None, orjson.dumps(it))
-                    for it in items]
-    log.write({("m", "1"): first_format}, [("m", "1", "binary", '["No", "Yes"]', "", "", "{}", old)])
+    # the old hours as the first logs stored them (an answer object per row, plain JSON): such a log still reads
+    ids = [it[5][0]["request_id"] for it in items if it[5]]
+    con = log.connect()
+    con.execute("INSERT INTO models VALUES (?,?,?,?,?,?,?,?)", ("m", "1", "binary", '["No", "Yes"]', "", "", "{}", old))
+    con.execute("INSERT INTO batches (model, version, ts_first, ts_last, id_first, id_last, requests, rows, data) "
+                "VALUES (?,?,?,?,?,?,?,?,?)", ("m", "1", items[0][0], items[-1][0], id_time(min(ids)), id_time(max(ids)),
+                                               len(items), len(ids), orjson.dumps(items)))
     log.write({("m", "1"): [entry(now - 60, 200, 1.0, b'{"x": -1}', f"{int((now - 60) * 1e9):016x}0",
                                   np.array([[0.8, 0.2]]))]})
+    blobs = [d for (d,) in log.connect().execute("SELECT data FROM batches ORDER BY id")]
+    assert blobs[0][:1] == b"[" and blobs[1][:1] == _PACKED and len(blobs[1]) < 200  # the writer compresses
     recent = log.read("m", since=now - 120)[1]
     assert recent[["input", "prediction", "score", "probabilities"]].values.tolist() == [
         [{"x": -1}, "No", 0.2, {"No": 0.8, "Yes": 0.2}]]
@@ -286,6 +291,18 @@ def test_retention_compacts_old_rows_into_hourly_aggregates(tmp_path):
     assert hours["latency_p50"][0] == 3.0
     assert log.compact(24 * 3600, now=now) == 0  # nothing old is left
     assert log.feedback("m", [(first_ids[1], "No")])[1] == [first_ids[1]]  # compacted rows take no outcomes any more
+
+
+def test_a_bounded_read_counts_rows_as_well_as_requests(tmp_path):
+    log = PredictionLog(tmp_path / "bounded.db")
+    now = time.time()
+    for k in range(3):  # three batches of one 100-row request each
+        ts = now - 30 + k
+        log.write({("m", "1"): [entry(ts, 200, 1.0, [{"x": i} for i in range(100)], f"{int(ts * 1e9):016x}-0",
+                                      np.full(100, 0.5))]}, [("m", "1", "regression", "[]", "", "", "{}", now)] if k == 0 else None)
+    requests, rows = log.read("m", newest=150)  # 101 a batch: the newest two hold at least 150
+    assert len(requests) == 2 and len(rows) == 200 and rows["input"].iloc[0] == {"x": 0}
+    assert len(log.read("m")[1]) == 300
 
 
 def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(package, fresh, tmp_path):

@@ -89,8 +89,8 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
            settings: Settings | None = None, record: bool = True, bucket_s: int = 60,
            newest: int | None = None) -> MonitorStatus:
     """Everything the report and the dashboard show, computed from the log; with ``record`` new alerts are written
-    to the log's alert table (one per kind and subject per hour). ``newest``: judge only the newest that many requests
-    (a service checking its own alerts keeps the cost of a check bounded, whatever its traffic)."""
+    to the log's alert table (one per kind and subject per hour). ``newest``: judge only the newest that many requests and
+    rows together (a service checking its own alerts keeps the cost of a check bounded, whatever its traffic)."""
     s = settings or get_settings()
     log = log or PredictionLog(create=False)
     now = time.time() if now is None else now

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings, get_settings
@@ -47,31 +48,46 @@ CREATE TABLE IF NOT EXISTS alerts (
     message TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts (model, ts);
 """
+_PACKED = b"Z"  # a batch's data: "Z", its JSON's length (8 bytes, little-endian), the JSON by zstd; or the JSON itself
+_ZSTD = pa.Codec("zstd", compression_level=1)
 REQUEST_COLUMNS = ["ts", "version", "status", "latency_ms", "rows"]
 PREDICTION_COLUMNS = ["request_id", "ts", "version", "input", "prediction", "score", "probabilities", "latency_ms", "actual"]
 
 
 def entry(ts: float, status: int, latency_ms: float, rows=None, first_id: str | None = None,
           scores: np.ndarray | None = None) -> tuple:
-    """One request as the log keeps it: ``(ts, rows kept, first request id, JSON bytes)``. ``rows`` are the request's
-    raw rows as sent — the request body's own JSON bytes (a list of objects, or one object) or the records — and
-    ``scores`` the model's (probabilities rows × classes, or values): every row's answer follows from them, its
-    request id from ``first_id``. Without ``rows`` or ``first_id`` only the request is counted.
+    """One request as the log keeps it: ``(ts, rows kept, first request id, JSON pieces)`` — the pieces joined are
+    the request's JSON. ``rows`` are the request's raw rows as sent — the request body's own JSON bytes (a list of
+    objects, or one object) or the records — and ``scores`` the model's (probabilities rows × classes, or values):
+    every row's answer follows from them, its request id from ``first_id``. Without ``rows`` or ``first_id`` only
+    the request is counted.
 
-    Made by the writer's thread, not the request's, and cheap there: the body is kept as it came (no encoding) and the
-    answers are one numeric array. (Encoding records and answer objects cost the writer ~60 µs a 100-row request under
-    the interpreter lock, and the service a quarter of its batch throughput.)"""
+    Made by the writer's thread, not the request's, and cheap there: the body is kept as it came (neither encoded nor
+    copied: the batch's one join copies it, without the interpreter lock) and the answers are one numeric array.
+    (Encoding records and answer objects cost the writer ~60 µs a 100-row request under the interpreter lock, and the
+    service a quarter of its batch throughput.)"""
     n = len(scores) if scores is not None else 0
     if rows is None or first_id is None or scores is None:
-        return ts, 0, None, orjson.dumps([ts, status, latency_ms, n, None, None])
+        return ts, 0, None, (orjson.dumps([ts, status, latency_ms, n, None, None]),)
     try:
-        body = orjson.Fragment(rows) if type(rows) is bytes else rows
         # a few rows as a list (cheaper than numpy's serializer set up for each of them), many as the array
         numbers = scores.tolist() if n <= 16 else np.ascontiguousarray(scores, dtype=np.float64)
-        blob = orjson.dumps([ts, status, latency_ms, n, body, [first_id, numbers]], option=orjson.OPT_SERIALIZE_NUMPY)
+        answers = orjson.dumps([first_id, numbers], option=orjson.OPT_SERIALIZE_NUMPY)
+        if type(rows) is bytes:  # valid JSON: the service parsed it
+            return ts, n, first_id, (orjson.dumps([ts, status, latency_ms, n])[:-1] + b",", rows, b"," + answers + b"]")
+        return ts, n, first_id, (orjson.dumps([ts, status, latency_ms, n, rows, orjson.Fragment(answers)]),)
     except TypeError:  # a value JSON cannot hold: the request is still counted
-        return ts, 0, None, orjson.dumps([ts, status, latency_ms, n, None, None])
-    return ts, n, first_id, blob
+        return ts, 0, None, (orjson.dumps([ts, status, latency_ms, n, None, None]),)
+
+
+def _joined(entries: list) -> bytes:
+    """A batch's entries as one JSON list, in one join (which lets go of the interpreter lock for big batches)."""
+    pieces = [b"["]
+    for e in entries:
+        pieces += e[3]
+        pieces.append(b",")
+    pieces[-1] = b"]"
+    return b"".join(pieces)
 
 
 def _answered(n: int, records, answers, labels: list[str]):
@@ -165,7 +181,7 @@ class PredictionLog:
             ids = [e[2] for e in entries if e[2]]  # fixed-width time prefixes: the text order is the time order
             rows.append((model, version, entries[0][0], entries[-1][0], id_time(min(ids)) if ids else None,
                          id_time(max(ids)) if ids else None, len(entries), sum(e[1] for e in entries),
-                         b"[" + b",".join(e[3] for e in entries) + b"]"))
+                         _pack(_joined(entries))))
         con = self.connect()
         con.execute("BEGIN")
         try:
@@ -182,16 +198,18 @@ class PredictionLog:
              newest: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The requests (ts, version, status, latency_ms, rows) and predicted rows (request_id, ts, version, input,
         prediction, score, probabilities, latency_ms, actual) of ``model`` between ``since`` and ``until`` — or, with
-        ``newest``, of the newest batches holding at least that many requests (a bounded sample for frequent checks).
-        Batches are decoded once per PredictionLog (they never change): a dashboard's refresh decodes only new ones."""
-        rows = self.connect().execute("SELECT id, requests FROM batches WHERE model = ? AND ts_last >= ? AND ts_first <= ? "
-                                      "ORDER BY id DESC", (model, since, min(until, 1e300)))
+        ``newest``, of the newest batches holding at least that many requests and predicted rows together (a bounded
+        sample for frequent checks: 100-row requests bring a hundred times the rows of single ones, and rows are what
+        decoding and judging cost). Batches are decoded once per PredictionLog (they never change): a dashboard's
+        refresh decodes only new ones."""
+        rows = self.connect().execute("SELECT id, requests, rows FROM batches WHERE model = ? AND ts_last >= ? AND "
+                                      "ts_first <= ? ORDER BY id DESC", (model, since, min(until, 1e300)))
         ids, got = [], 0
-        for i, n in rows:
+        for i, n, kept in rows:
             if newest is not None and got >= newest:
                 break
             ids.append(i)
-            got += n
+            got += n + kept
         return self._frames(model, ids[::-1], lambda ts: since <= ts <= until)
 
     def first_rows(self, model: str, version: str, n: int) -> pd.DataFrame:
@@ -262,7 +280,7 @@ class PredictionLog:
         if wanted:
             for (data,) in con.execute("SELECT data FROM batches WHERE model = ? AND id_first <= ? AND id_last >= ?",
                                        (model, max(wanted), min(wanted))):
-                known |= {i for _, _, _, n, _, answers in orjson.loads(data) if answers
+                known |= {i for _, _, _, n, _, answers in _unpack(data) if answers
                           for i in _request_ids(n, answers)} & times.keys()
         con.execute("BEGIN")
         con.executemany("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?)",
@@ -319,10 +337,24 @@ class PredictionLog:
             t: con.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("batches", "outcomes", "hourly", "alerts")}
 
 
+def _pack(data: bytes) -> bytes:
+    """A batch's JSON as the log stores it: compressed (zstd, level 1). Measured on 320 unique 100-row requests
+    (10 MB of JSON): 9 ms of CPU to a tenth of the size, where sqlite spent ~30 ms writing the JSON itself — the
+    writer's cost and the log's size both fall."""
+    return b"".join((_PACKED, len(data).to_bytes(8, "little"), _ZSTD.compress(data, asbytes=True)))
+
+
+def _unpack(blob: bytes) -> list:
+    """A stored batch → its entries (the first logs stored plain JSON)."""
+    if blob[:1] != _PACKED:
+        return orjson.loads(blob)
+    return orjson.loads(_ZSTD.decompress(memoryview(blob)[9:], int.from_bytes(blob[1:9], "little"), asbytes=True))
+
+
 def _decode(version: str, data: bytes, labels: list[str]) -> tuple[list, list]:
     """One batch → its request tuples and predicted-row tuples (REQUEST_COLUMNS, PREDICTION_COLUMNS)."""
     reqs, preds = [], []
-    for ts, status, ms, n, records, answers in orjson.loads(data):
+    for ts, status, ms, n, records, answers in _unpack(data):
         reqs.append((ts, version, status, ms, n))
         if answers:
             preds += [(i, ts, version, r, pred, score, probs, ms, None)

@@ -37,7 +37,9 @@ CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
 INLINE_ROWS = 1000  # up to this many rows (a few ms) are checked on the event loop; bigger ones in a thread, with the timeout
 THREAD_ROWS = 32  # from this many rows, LightGBM scores on a thread of its own (it lets go of the interpreter) while the
 # event loop reads and checks the next request: both cores work
-CHECK_REQUESTS = 20_000  # a service judges its alerts on its newest requests: a check costs the same at any traffic
+# a service judges its alerts on its newest requests and rows, this many together (20,000 single-row requests, or
+# ~400 of 100 rows): a check costs the same at any traffic and batch size
+CHECK_ROWS = 40_000
 _SCORED: contextvars.ContextVar = contextvars.ContextVar("scored", default=None)  # this request's rows, for the log
 
 
@@ -349,7 +351,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             async def check():
                 from workbench.monitor.quality import Checker
 
-                app.state.checker = Checker(recorder.log.path, CHECK_REQUESTS)
+                app.state.checker = Checker(recorder.log.path, CHECK_ROWS)
                 asyncio.get_running_loop().create_task(_check_alerts(config, store, recorder, app.state.checker,
                                                                      metrics))
 
@@ -370,7 +372,7 @@ def _recorder(config: ServeConfig, metrics: Metrics):
         return None
     from workbench.monitor import PredictionLog, Recorder
 
-    return Recorder(PredictionLog(config.log_store, cache_rows=2 * CHECK_REQUESTS), queue_size=config.log_queue,
+    return Recorder(PredictionLog(config.log_store, cache_rows=2 * CHECK_ROWS), queue_size=config.log_queue,
                     sample=config.log_sample,
                     on_drop=lambda name, n: metrics.log_dropped.labels(name).inc(n))
 
