@@ -164,7 +164,7 @@ class PredictionLog:
         con = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            con.execute("PRAGMA page_size=65536")  # a new log only: big pages for big batches (half the CPU a row)
+            con.execute("PRAGMA page_size=16384")  # a new log only (see _pack)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
@@ -340,7 +340,9 @@ class PredictionLog:
 def _pack(data: bytes) -> bytes:
     """A batch's JSON as the log stores it: compressed (zstd, level 1). Measured on 320 unique 100-row requests
     (10 MB of JSON): 9 ms of CPU to a tenth of the size, where sqlite spent ~30 ms writing the JSON itself — the
-    writer's cost and the log's size both fall."""
+    writer's cost and the log's size both fall. Compressed, a batch is small (~15 KB a tick of single-row requests at
+    10k/s, ~1 MB of 100-row ones), so pages are 16 KB: with 64 KB pages every commit rewrote several 64 KB B-tree
+    pages into the WAL, 3.7 µs of the writer's CPU a request where 16 KB pages take 0.15."""
     return b"".join((_PACKED, len(data).to_bytes(8, "little"), _ZSTD.compress(data, asbytes=True)))
 
 
@@ -460,9 +462,11 @@ class Recorder:
     def _drain(self) -> None:
         buf = self.buffer
         t0 = time.thread_time()
-        while buf:
+        left = len(buf)  # what came while writing waits for the next tick: a commit per tick, not a string of small ones
+        while left:
             self._busy = True
-            items = [buf.popleft() for _ in range(min(len(buf), 5000))]
+            items = [buf.popleft() for _ in range(min(left, 5000))]
+            left -= len(items)
             try:
                 self._write(items)
             except Exception as exc:  # noqa: BLE001 - the log must never take the service down; it says why
