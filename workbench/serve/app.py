@@ -80,9 +80,10 @@ class ApiError(HTTPException):
         self.errors = errors
 
 
-def app_from_env() -> FastAPI:
-    """uvicorn's factory (``workbench.serve.app:app_from_env``): the config comes from the environment."""
-    return create_app(ServeConfig.from_env())
+def app_from_env():
+    """uvicorn's factory (``workbench.serve.app:app_from_env``): the config comes from the environment. The fast lane
+    for predictions wraps the whole app, in front of the middleware every other request passes through."""
+    return create_app(ServeConfig.from_env()).state.fast_lane
 
 
 def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
@@ -325,7 +326,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         return {"name": served.name, "version": served.version, "previous": previous}
 
     app.state.swap = swap
-    app.add_middleware(_FastLane, store=store, predict=predict)
+    app.state.fast_lane = _FastLane(app, store, predict)
     _document_names(app, store)
     v2.add_routes(app, store, respond, read_json, score, metrics, lookup)
     _error_handlers(app)
