@@ -271,3 +271,38 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(ser
                        cwd=tmp_path)  # its cache folder goes there, not into the project
     assert p.returncode == 0 and " passed" in p.stdout and "failed" not in p.stdout.split("SUMMARY")[-1], p.stdout[-4000:]
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # and the service is still up
+
+
+def test_batches_that_queue_for_the_booster_are_scored_together_and_each_gets_its_own_scores():
+    import asyncio
+
+    from workbench.serve.app import _Scorer
+
+    class Plan:  # scores a row as its first value; slow enough that the next requests queue meanwhile
+        def __init__(self):
+            self.calls = []
+
+        def scored(self, X, threads):
+            self.calls.append(len(X))
+            time.sleep(0.2)
+            if (X < 0).any():
+                raise ValueError("a negative row")
+            return X[:, 0] * 10
+
+    async def run():
+        scorer, plan = _Scorer(), Plan()
+        try:
+            first = scorer.score(plan, np.full((1, 2), 1.0), 1)
+            await asyncio.sleep(0.05)  # the thread is scoring the first one
+            rest = [scorer.score(plan, np.arange(k * 2, dtype=float).reshape(k, 2) + 100 * k, 1) for k in (2, 3)]
+            got = await asyncio.gather(first, *rest)
+            bad = await asyncio.gather(scorer.score(plan, -np.ones((2, 2)), 1), return_exceptions=True)
+            return plan.calls, got, bad
+        finally:
+            scorer.close()
+
+    calls, got, bad = asyncio.run(run())
+    assert calls[:2] == [1, 5]  # the two that queued went as one call of 2 + 3 rows
+    assert got[0].tolist() == [10.0]
+    assert got[1].tolist() == [2000.0, 2020.0] and got[2].tolist() == [3000.0, 3020.0, 3040.0]
+    assert isinstance(bad[0], ValueError)
