@@ -293,7 +293,8 @@ def test_batches_that_queue_for_the_booster_are_scored_together_and_each_gets_it
         scorer, plan = _Scorer(), Plan()
         try:
             first = scorer.score(plan, np.full((1, 2), 1.0), 1)
-            await asyncio.sleep(0.05)  # the thread is scoring the first one
+            while not plan.calls:  # until the thread is scoring the first one
+                await asyncio.sleep(0.005)
             rest = [scorer.score(plan, np.arange(k * 2, dtype=float).reshape(k, 2) + 100 * k, 1) for k in (2, 3)]
             got = await asyncio.gather(first, *rest)
             bad = await asyncio.gather(scorer.score(plan, -np.ones((2, 2)), 1), return_exceptions=True)
