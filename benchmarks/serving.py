@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--swap-seconds", type=float, default=30, help="the load test with a hot swap in the middle (0: skip)")
     ap.add_argument("--only", default="a,b,c,d", help="servers to run, by letter (ratios need a, c and d)")
     ap.add_argument("--log-rounds", type=int, default=4, help="rounds of the log on/off comparison (0: skip)")
-    ap.add_argument("--batch-rounds", type=int, default=4,
+    ap.add_argument("--batch-rounds", type=int, default=6,
                     help="rounds of 100-row batches against the floor in alternation, log on and off (0: skip)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
