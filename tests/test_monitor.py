@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 
 import httpx
@@ -303,6 +304,35 @@ def test_a_bounded_read_counts_rows_as_well_as_requests(tmp_path):
     requests, rows = log.read("m", newest=150)  # 101 a batch: the newest two hold at least 150
     assert len(requests) == 2 and len(rows) == 200 and rows["input"].iloc[0] == {"x": 0}
     assert len(log.read("m")[1]) == 300
+
+
+def test_flush_waits_for_what_was_recorded_not_for_an_empty_buffer(tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.monitor.store import Recorder
+
+    served = SimpleNamespace(name="m", version="1", task="regression", labels=[], source="", package=SimpleNamespace(
+        path=tmp_path, manifest={}))
+    rec = Recorder(PredictionLog(tmp_path / "flush.db"), queue_size=10**6)
+    stop = threading.Event()
+
+    def traffic():  # steady requests: the buffer is never empty for long
+        while not stop.is_set():
+            rec.record(served, 200, 0.001, b'{"x": 1}', f"{time.time_ns():016x}0000", np.array([0.5]))
+            time.sleep(0.0002)
+    t = threading.Thread(target=traffic)
+    t.start()
+    try:
+        time.sleep(0.3)
+        rec.record(served, 200, 0.001, b'{"x": 2}', f"{time.time_ns():016x}ffff", np.array([2.5]))
+        start = time.monotonic()
+        assert rec.flush(5) and time.monotonic() - start < 2
+        rows = PredictionLog(tmp_path / "flush.db").read("m")[1]
+        assert {"x": 2} in rows["input"].tolist()
+    finally:
+        stop.set()
+        t.join()
+        rec.close()
 
 
 def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(package, fresh, tmp_path):
