@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import math
 import os
 import re
@@ -147,17 +148,9 @@ def _log_counts(url: str, db: Path) -> dict:
 def _log_cost(package: Path, body: bytes, env: dict, work: Path, rounds: int, seconds: float) -> None:
     """(a) with its prediction log on and off, both started, driven in alternation: single rows at concurrency 1 and
     16, ``rounds`` times each; the medians and their ratios (targets: p50 ≤ 1.1×, c16 req/s ≥ 0.9× of log off)."""
-    procs, urls = {}, {}
+    serve = [PY, "-m", "workbench.cli", "serve", "--package", str(package)]
     env = env | {"WORKBENCH_MONITOR_STORE": str(work / "log-cost.db")}
-    for name, extra in (("log on", []), ("log off", ["--no-log"])):
-        port = _free_port()
-        procs[name] = subprocess.Popen([PY, "-m", "workbench.cli", "serve", "--package", str(package), "--port", str(port),
-                                        *extra], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       start_new_session=True)
-        urls[name] = f"http://127.0.0.1:{port}"
-    try:
-        for url in urls.values():
-            _wait(url, "/readyz")
+    with _servers({"log on": (serve, "/readyz"), "log off": (serve + ["--no-log"], "/readyz")}, env) as urls:
         runs = {name: [] for name in urls}
         for r in range(rounds):  # ABBA: whichever runs first in a round is ~7 % slower here (measured: off vs off)
             for name, url in (list(urls.items()) if r % 2 == 0 else list(urls.items())[::-1]):
@@ -172,43 +165,46 @@ def _log_cost(package: Path, body: bytes, env: dict, work: Path, rounds: int, se
         print(f"  c16 req/s, log on / off (target ≥ 0.9): {med['log on'].c16_rps / med['log off'].c16_rps:.2f}")
         print(f"  rows answered {logged['rows_answered']:.0f}, in the log {logged['rows_logged']:.0f}, "
               f"dropped {logged['rows_dropped']:.0f}")
-    finally:
-        for p in procs.values():
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(timeout=30)
 
 
 def _batch_rounds(package: Path, bodies: dict, env: dict, work: Path, rounds: int, seconds: float) -> None:
     """100-row batches (4 connections) against (a) with the log on, (a) with it off and (c) the floor, all three
     started and driven in turn, ``rounds`` times (the order rotates): medians and ratios to the floor (target ≥ 0.7).
     One run of each, one after the other, moved the ratio by ±0.05 here."""
-    servers = {"log on": ([PY, "-m", "workbench.cli", "serve", "--package", str(package)], "/v1/models/churn/predict",
-                          "v1", "/readyz"),
-               "log off": ([PY, "-m", "workbench.cli", "serve", "--package", str(package), "--no-log"],
-                           "/v1/models/churn/predict", "v1", "/readyz"),
-               "floor": ([PY, "-m", "uvicorn", "--factory", "benchmarks.floor_app:app", "--no-access-log",
-                          "--log-level", "warning"], "/predict", "floor", "/ping")}
-    procs, urls = {}, {}
+    serve = [PY, "-m", "workbench.cli", "serve", "--package", str(package)]
+    floor = [PY, "-m", "uvicorn", "--factory", "benchmarks.floor_app:app", "--no-access-log", "--log-level", "warning"]
+    servers = {"log on": (serve, "/readyz", "/v1/models/churn/predict", "v1"),
+               "log off": (serve + ["--no-log"], "/readyz", "/v1/models/churn/predict", "v1"),
+               "floor": (floor, "/ping", "/predict", "floor")}
     extra = {"FLOOR_MODEL": str(work / "model.txt"), "WORKBENCH_MONITOR_STORE": str(work / "batch-rounds.db")}
-    for name, (cmd, *_) in servers.items():
-        port = _free_port()
-        procs[name] = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(port)], env=env | extra, cwd=ROOT,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        urls[name] = f"http://127.0.0.1:{port}"
-    try:
-        for name, (_, _, _, ready) in servers.items():
-            _wait(urls[name], ready)
+    with _servers({name: spec[:2] for name, spec in servers.items()}, env | extra) as urls:
         runs = {name: [] for name in servers}
         names = list(servers)
         for r in range(rounds):
             for name in names[r % 3:] + names[:r % 3]:
-                _, path, kind, _ = servers[name]
+                _, _, path, kind = servers[name]
                 runs[name].append(_wrk(urls[name] + path, bodies[kind]["batch"], 4, seconds, work)["rps"] * 100)
         med = {name: float(pd.Series(v).median()) for name, v in runs.items()}
         print(f"\n100-row batches, {rounds} rounds in turn (rows/s, medians): "
               + ", ".join(f"{name} {v:,.0f}" for name, v in med.items()))
         for name in ("log on", "log off"):
             print(f"  (a) {name} / floor (target ≥ 0.7): {med[name] / med['floor']:.2f}")
+
+
+@contextlib.contextmanager
+def _servers(servers: dict, env: dict):
+    """``{name: (command, ready path)}`` each started on a free port of 127.0.0.1 and waited for; yields their URLs by
+    name and stops them all at the end."""
+    procs, urls = {}, {}
+    try:
+        for name, (cmd, _) in servers.items():
+            port = _free_port()
+            procs[name] = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            urls[name] = f"http://127.0.0.1:{port}"
+        for name, (_, ready) in servers.items():
+            _wait(urls[name], ready)
+        yield urls
     finally:
         for p in procs.values():
             os.killpg(p.pid, signal.SIGTERM)
