@@ -545,17 +545,20 @@ class _Scorer:
                 groups: dict = {}
                 for item in items:  # one group per model (usually all of them)
                     groups.setdefault(id(item[0]), []).append(item)
-                done = []
-                for group in groups.values():
-                    plan, _, threads, _ = group[0]
-                    try:
-                        X = group[0][1] if len(group) == 1 else np.concatenate([g[1] for g in group])
-                        scores = plan.scored(X, threads)
-                        ends = np.cumsum([len(g[1]) for g in group])
-                        done += [(g[3], scores[end - len(g[1]):end], None) for g, end in zip(group, ends.tolist())]
-                    except Exception as exc:  # noqa: BLE001 - each waiting request gets it
-                        done += [(g[3], None, exc) for g in group]
+                done = [answer for group in groups.values() for answer in _scored_together(group)]
                 done[0][0].get_loop().call_soon_threadsafe(_settle, done)
+
+
+def _scored_together(group: list) -> list:
+    """``(future, scores, error)`` for each ``(plan, X, threads, future)`` of one model, by one call of its booster."""
+    plan, _, threads, _ = group[0]
+    try:
+        X = group[0][1] if len(group) == 1 else np.concatenate([g[1] for g in group])
+        scores = plan.scored(X, threads)
+    except Exception as exc:  # noqa: BLE001 - each waiting request gets it
+        return [(g[3], None, exc) for g in group]
+    ends = np.cumsum([len(g[1]) for g in group]).tolist()
+    return [(g[3], scores[end - len(g[1]):end], None) for g, end in zip(group, ends)]
 
 
 def _settle(done: list) -> None:
