@@ -93,10 +93,9 @@ def _status_cost(pkg: Path, rows: list, db: Path, n: int) -> dict:
     from workbench.monitor.store import entry
     from workbench.registry.package import load_package
     from workbench.serve.models import Served
-    from workbench.serve.plan import RowPlan
 
     p = load_package(pkg)
-    served = Served("churn", "1", str(pkg), p, RowPlan(p.model, p.schema))
+    served = Served("churn", "1", str(pkg), p, p.model.plan(p.schema))
     log = PredictionLog(db)
     now = time.time()
     batch, models = [], [("churn", "1", "binary", '["No", "Yes"]', str(pkg), str(pkg), "{}", now - 3600)]

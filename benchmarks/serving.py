@@ -256,9 +256,9 @@ def _prepare(work: Path, n_rows: int):
     records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
                for rec in raw.to_dict(orient="records")]
     ok = []
-    from workbench.serve.plan import InputError, RowPlan
+    from workbench.data.encode import InputError
 
-    plan = RowPlan(pkg.model, pkg.schema)
+    plan = pkg.model.plan(pkg.schema)
     for rec in records:
         try:
             plan.check([rec])
@@ -281,10 +281,9 @@ def _prepare(work: Path, n_rows: int):
         return orjson.dumps({"inputs": inputs})
 
     def plan_number(v):
-        from workbench.serve.plan import _number
+        from workbench.data.columns import read_number
 
-        x = _number(v)
-        return x if x is not None else None
+        return read_number(v)
 
     return package, {
         "v1": {"one": orjson.dumps(batch[0]), "batch": orjson.dumps(batch)},

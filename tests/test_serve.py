@@ -12,7 +12,7 @@ import pytest
 from servers import Server
 from workbench.data import load
 from workbench.registry.package import load_package, package_result
-from workbench.serve.plan import InputError, RowPlan
+from workbench.data.encode import InputError
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -151,15 +151,15 @@ def test_health_metrics_and_docs(server, raw_rows):
 def test_row_plan_refuses_unseen_categories_when_asked(lgb_package, raw_rows):
     pkg = load_package(lgb_package)
     row = _records(raw_rows.head(1))[0] | {"contract": "Lifetime deal"}
-    assert RowPlan(pkg.model, pkg.schema).scores([row]).shape == (1, 2)  # mapped to "(other)"
+    assert pkg.model.plan(pkg.schema).scores([row]).shape == (1, 2)  # mapped to "(other)"
     with pytest.raises(InputError, match="'contract' has a category never seen in training"):
-        RowPlan(pkg.model, pkg.schema, allow_unseen=False).scores([row])
+        pkg.model.plan(pkg.schema, allow_unseen=False).scores([row])
 
 
 def test_row_plan_batches_equal_single_rows_and_name_the_bad_row(lgb_package, raw_rows):
     """A batch takes whole columns at once when it can; it must give the single-row numbers and errors."""
     pkg = load_package(lgb_package)
-    plan = RowPlan(pkg.model, pkg.schema)
+    plan = pkg.model.plan(pkg.schema)
     recs = _records(raw_rows.head(60))
     recs[3] |= {"total_charges": "1,234.50", "monthly_charges": "$70.10", "age": "  41 "}
     recs[4] |= {"total_charges": "-", "tenure_months": 12.0}
@@ -182,7 +182,7 @@ def test_row_plan_batches_equal_single_rows_and_name_the_bad_row(lgb_package, ra
         assert len(err.value.errors) == 1 and str(err.value.errors[0]).startswith(f"row 7: {message}"), err.value.errors
 
 def test_the_short_road_for_numbers_reads_every_spelling_as_the_full_parser_does():
-    from workbench.serve.plan import _loose_number, _number
+    from workbench.data.columns import read_number as _number, read_number_fast as _loose_number
 
     spellings = ["630.91", "1,940.92", "$1716.65", "$1,716.65", "€12", "$-5", "-1,234", "+7", "NA", "n/a", "N/A", "None",
                  "NULL", "", " ", "-", "--", "?", "nan", "NaN", "inf", "1e999", "1e3", " 42 ", "12,34", "1,000,00",

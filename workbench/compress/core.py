@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from workbench import kinds
 from workbench.errors import DataError, ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import predict_scores
@@ -245,10 +246,8 @@ def scores_of(model: TrainedModel, X: pd.DataFrame) -> np.ndarray:
 
 def model_bytes(model: TrainedModel) -> int:
     """Bytes on disk of the model's estimator files, as a package stores them (the cleaner is the same for all)."""
-    from workbench.registry.modelio import write_estimator
-
     with tempfile.TemporaryDirectory() as tmp:
-        write_estimator(model.estimator, Path(tmp), "estimator", model.task)
+        kinds.write(model.estimator, Path(tmp), "estimator", model.task)
         return sum(p.stat().st_size for p in Path(tmp).iterdir())
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from workbench import kinds
 from workbench.compress.lgbtext import lgb_matrix, unpack
-from workbench.registry.modelio import LightGBMBooster
+from workbench.models.kinds import LightGBMBooster, matrix_scorer
 
 
 SMALL_BATCH = 16  # up to this many rows are scored row by row through the compiled function
@@ -190,3 +191,71 @@ def to_onnx_model(estimator, X: pd.DataFrame, task: str, int8: bool = False) -> 
             data = (Path(tmp) / "q.onnx").read_bytes()
     classes = [int(c) for c in estimator.classes_] if task != "regression" else None
     return OnnxModel(data, task, columns, classes).fit()
+
+
+# ---- the model kinds ---------------------------------------------------------------------------------------------
+
+def _write_compact(est, folder: Path, stem: str, task: str) -> dict:
+    (folder / f"{stem}.lgbz").write_bytes(est.packed)
+    return {"file": f"{stem}.lgbz"}
+
+
+def _write_compiled(est, folder: Path, stem: str, task: str) -> dict:  # the text model only: built where it runs
+    (folder / f"{stem}.lgb.txt").write_text(est.model_str)
+    return {"file": f"{stem}.lgb.txt"}
+
+
+def _write_onnx(est, folder: Path, stem: str, task: str) -> dict:  # ONNX is a data format (protobuf): safe to load
+    (folder / f"{stem}.onnx").write_bytes(est.onnx)
+    return {"file": f"{stem}.onnx", "columns": est.columns, "classes": est.classes}
+
+
+def _compiled_scorer(est, columns, task: str, n_classes: int) -> kinds.Scorer:
+    """The compiled library on the matrix: the same encoded features LightGBM takes."""
+    if task == "binary":
+        return lambda X: _binary(est._scores(X)[:, 0])
+    if task == "regression":
+        return lambda X: est._scores(X)[:, 0]
+    return est._scores
+
+
+def _binary(p: np.ndarray) -> np.ndarray:
+    out = np.empty((len(p), 2))
+    out[:, 1] = p
+    out[:, 0] = 1 - p
+    return out
+
+
+def _onnx_scorer(est, columns, task: str, n_classes: int) -> kinds.Scorer:
+    """One onnxruntime session on the matrix: categories as their level names, numbers as float32, one input each."""
+    index = {name: j for j, (name, _) in enumerate(columns)}
+    levels = {name: np.asarray(lv, dtype=object) for name, lv in columns if lv is not None}
+    inputs = [(name, index[name], levels.get(name)) for name, _ in est.columns]
+    k = n_classes
+
+    def score(X):
+        feeds = {name: (lv[X[:, j].astype(np.int64)] if lv is not None else X[:, j].astype(np.float32)).reshape(-1, 1)
+                 for name, j, lv in inputs}
+        out = est.session_.run(None, feeds)
+        if task == "regression":
+            return np.asarray(out[0], dtype=np.float64).ravel()
+        p = np.asarray(out[1], dtype=np.float64)
+        p = p / p.sum(axis=1, keepdims=True)
+        if est.classes_ is not None and len(est.classes_) != k:  # a class the fit never saw scores 0
+            full = np.zeros((len(X), k))
+            full[:, est.classes_.astype(np.int64)] = p
+            return full
+        return p
+    return score
+
+
+kinds.register(kinds.Kind("lightgbm-compact", (CompactBooster,), _write_compact,
+                          lambda spec, folder, task: CompactBooster((folder / spec["file"]).read_bytes(), task).fit(None),
+                          matrix_scorer))
+kinds.register(kinds.Kind("lightgbm-compiled", (CompiledBooster,), _write_compiled,
+                          lambda spec, folder, task: CompiledBooster((folder / spec["file"]).read_text(), task).fit(None),
+                          _compiled_scorer))
+kinds.register(kinds.Kind("onnx", (OnnxModel,), _write_onnx,
+                          lambda spec, folder, task: OnnxModel((folder / spec["file"]).read_bytes(), task,
+                                                               [tuple(c) for c in spec["columns"]], spec["classes"]).fit(),
+                          _onnx_scorer))

@@ -11,8 +11,8 @@ from workbench.compress.estimators import CompactBooster, CompiledBooster
 from workbench.compress.lgbtext import ModelText, lgb_matrix, pack
 from workbench.decompose.core import forest_of
 from workbench.errors import ModelError
+from workbench.models.kinds import LightGBMBooster
 from workbench.models.trained import TrainedModel
-from workbench.registry.modelio import LightGBMBooster
 
 COMPILE_TOLERANCE = 1e-6
 # the LightGBM settings a refit keeps (the rest are LightGBM's defaults or bookkeeping)

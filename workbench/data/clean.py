@@ -10,11 +10,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.data.columns import as_text, association, category_key, infer_kind, to_date, to_number
+from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
 from workbench.errors import DataError
-
-MISSING, OTHER = "(missing)", "(other)"
-DATE_PARTS = ("year", "month", "dayofweek", "days")
 
 
 @dataclass
@@ -131,16 +129,20 @@ class Cleaner(TransformerMixin, BaseEstimator):
             raise DataError(f"columns missing from the table: {', '.join(missing)}; give every column the model was trained on")
         if type(X).__module__.startswith("dask"):
             return X.map_partitions(self.transform, meta=self.transform(X._meta))
-        out = {}
-        for col, plan in self.plan_.items():
-            out.update(_apply(col, plan, X[col]))
-        return pd.DataFrame(out, index=X.index)
+        encoder = self.encoder()
+        return encoder.to_frame(encoder.frame(X), X.index)
+
+    def encoder(self, schema=None, *, allow_unseen: bool = True) -> RowEncoder:
+        """The fitted plan compiled into a row encoder: raw records or a table's columns → the float matrix every
+        scorer takes; with a Schema it also checks records against the training ranges and nullability."""
+        check_is_fitted(self, "plan_")
+        return RowEncoder(self.plan_, schema, allow_unseen=allow_unseen)
 
     def transform_target(self, y: pd.Series) -> pd.Series:
         """Target values in their training spelling (classification) or as numbers (regression)."""
         check_is_fitted(self, "plan_")
         if self.target_["task"] == "regression":
-            return _numbers(y)
+            return to_number(y)
         keys = _label_key(y)
         return keys.map(self.target_["labels"]).astype("object").where(keys.notna(), None)
 
@@ -188,8 +190,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         if kind == "number":
             plan, values = _fit_number(s, detail, report, col, self.outlier_iqr)
         elif kind == "date":
-            plan = {"kind": "date", "fill": float(_days(to_date(as_text(s))).median())}
-            values = pd.Series(_apply(col, plan, s)[f"{col}_days"])
+            plan = {"kind": "date", "fill": float(_days(to_date(s)).median())}
+            values = None
             report.add(col, "date → year, month, weekday, days", int(as_text(s).notna().sum()))
         else:
             plan, values = _fit_category(s, report, col, self.rare_min_count, self.max_levels)
@@ -202,7 +204,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
 
 def _fit_number(s, detail, report, col, k):
-    x = _numbers(s)
+    x = to_number(s)
     if detail:
         report.add(col, "text → number", int(x.notna().sum()), detail)
     bad = int((as_text(s).notna() & x.isna()).sum()) if detail else 0
@@ -246,33 +248,13 @@ def _fit_category(s, report, col, rare_min_count, max_levels):
     if n_missing:
         report.add(col, "missing → (missing)", n_missing)
     plan = {"kind": "category", "levels": [canon[k] for k in keep], "keys": {k: canon[k] for k in keep}}
-    return plan, _apply(col, plan, s)[col]
+    return plan, _cleaned(col, plan, s)
 
 
-def _apply(col: str, plan: dict, s: pd.Series) -> dict[str, pd.Series]:
-    kind = plan["kind"]
-    if kind == "number":
-        x = _numbers(s)
-        if plan["clip"]:
-            x = x.clip(*plan["clip"])
-        return {col: x.fillna(plan["fill"])}
-    if kind == "date":
-        d = to_date(as_text(s))
-        days = _days(d)
-        return {f"{col}_year": d.dt.year.astype("float64"), f"{col}_month": d.dt.month.astype("float64"),
-                f"{col}_dayofweek": d.dt.dayofweek.astype("float64"), f"{col}_days": days.fillna(plan["fill"])}
-    keys = category_key(as_text(s))
-    values = keys.map(plan["keys"]).astype("object")
-    values = values.where(values.notna(), np.where(keys.isna(), MISSING, OTHER))
-    return {col: pd.Series(pd.Categorical(values, categories=[*plan["levels"], OTHER, MISSING]), index=s.index)}
-
-
-def _numbers(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_bool_dtype(s):
-        return s.astype("float64")
-    if pd.api.types.is_numeric_dtype(s):
-        return s.astype("float64")
-    return to_number(as_text(s))
+def _cleaned(col: str, plan: dict, s: pd.Series) -> pd.Series:
+    """One raw column cleaned by its plan (a category or a number)."""
+    encoder = RowEncoder({col: plan})
+    return encoder.to_frame(encoder.frame(s.to_frame(col)), s.index)[col]
 
 
 def _days(d: pd.Series) -> pd.Series:
@@ -293,7 +275,7 @@ def _fit_target(y: pd.Series, task: str | None, report: CleaningReport) -> dict:
         raise DataError(f"target '{name}' has no values; choose a column that holds the outcome to predict")
     task = task or detect_task(y)
     if task == "regression":
-        x = _numbers(y)
+        x = to_number(y)
         if x.notna().sum() == 0:
             raise DataError(f"target '{name}' holds no numbers; use --task binary or multiclass for labels")
         return {"name": name, "task": task}
@@ -386,11 +368,11 @@ def preview_changes(raw: pd.DataFrame, cleaner: Cleaner, n: int = 3) -> pd.DataF
     for col, plan in cleaner.plan_.items():
         if plan["kind"] == "date" or col not in raw.columns:
             continue
-        after = _apply(col, plan, raw[col])[col].astype("string")
+        after = _cleaned(col, plan, raw[col]).astype("string")
         before = raw[col].astype("string")
         changed = before.fillna("<missing>") != after.fillna("<missing>")
         if plan["kind"] == "number":  # 3 and 3.0 are the same number
-            changed &= ~(_numbers(raw[col]) == _numbers(after))
+            changed &= ~(to_number(raw[col]) == to_number(after))
         for i in before.index[changed][:n]:
             rows.append({"column": col, "row": i, "before": before[i], "after": after[i]})
     return pd.DataFrame(rows, columns=["column", "row", "before", "after"])

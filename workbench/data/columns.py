@@ -1,42 +1,201 @@
 """Reading raw column values: missing spellings, numbers stored as text, dates, category keys.
 
-Shared by the profile, the cleaner and the schema so that all three agree on what a
-column is.
+One implementation of each rule, value by value (``read_text``, ``read_number``, ``read_date``, ``key_of``); the
+column forms (``as_text``, ``to_number``, ``to_date``, ``category_key``) apply the same readers once per distinct
+value. The profile, the cleaner, the row encoder, the schema and the service all read values through them.
 """
 from __future__ import annotations
 
+import math
 import re
 import warnings
+from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none", "-", "--", "missing", "#n/a", "nil", "<na>"})
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:[A-Za-z%]{1,5})?$")
+_CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
+_GROUPED = re.compile(r"[\$€£¥]?[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")  # "2,673.34", "$1716.65"
+_PLAIN_NUMBER = frozenset("0123456789.+-eE")
+_KEY_SPACES = re.compile(r"[\s_\-]+")
+_ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
+_EPOCH = date(1970, 1, 1)
+# missing tokens as they are usually written (each is missing for ``read_text`` too: stripped, lowercased, a token)
+_MISSING_SPELLINGS = frozenset(v for t in MISSING_TOKENS for v in (t, t.upper(), t.title(), t.capitalize()))
+
+
+def read_text(v) -> str | None:
+    """One raw value as stripped text; None for every missing spelling."""
+    if v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT:
+        return None
+    t = str(v).strip()
+    return None if t.lower() in MISSING_TOKENS else t
+
+
+def read_number(v) -> float | None:
+    """One raw value as a float ('1,234.50', '$12', '15 USD', '30%' included); None when missing; ValueError saying
+    what is wrong when it is not a finite number."""
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        x = float(v)
+        if x != x:
+            return None
+        if not math.isfinite(x):
+            raise ValueError("is not a finite number")
+        return x
+    t = read_text(v)
+    if t is None:
+        return None
+    if _PLAIN_NUMBER.issuperset(t):  # "814.53", "-2e3": float() reads these exactly as the pattern below does
+        try:
+            x = float(t)
+        except ValueError:
+            pass
+        else:
+            if not math.isfinite(x):
+                raise ValueError(f"is not a finite number ({v!r})")
+            return x
+    m = _NUMBER.match(_THOUSANDS.sub("", _CURRENCY.sub("", t)))
+    if not m:
+        raise ValueError(f"is not a number ({v!r})")
+    x = float(m.group(1))
+    if not math.isfinite(x):
+        raise ValueError(f"is not a finite number ({v!r})")
+    return x
+
+
+def read_number_fast(v) -> float:
+    """``read_number`` for a whole column at once: NaN when missing; ValueError as ``read_number``. The common
+    spellings take a short road with the same result: digits with at most one point, missing tokens, thousands
+    commas and a leading currency sign."""
+    if type(v) is str:
+        if v.replace(".", "", 1).isdecimal():  # "630.91", "12", ".5": what float() and the full parser both read
+            x = float(v)
+            if x - x == 0:  # finite (400 digits are not: the full parser says so)
+                return x
+        elif v in _MISSING_SPELLINGS:
+            return math.nan
+        elif _GROUPED.match(v):  # every comma separates thousands; a currency sign only in front
+            return float(v.lstrip("$€£¥").replace(",", ""))
+        elif _PLAIN_NUMBER.issuperset(v):  # "-2e3", "+7"
+            try:
+                x = float(v)
+            except ValueError:  # "-", "+", "1-2" and the like: the full parser decides
+                pass
+            else:
+                if x - x == 0:
+                    return x
+    elif type(v) is float or type(v) is int:
+        return v
+    x = read_number(v)
+    return math.nan if x is None else x
+
+
+def key_of(t: str) -> str:
+    """The spelling-insensitive key of a category: case, spaces, '-' and '_' do not matter."""
+    return _KEY_SPACES.sub(" ", t.casefold()).strip()
+
+
+@lru_cache(maxsize=4096)
+def read_date(t: str) -> date | None:
+    """One text value as a date; None when it is not one. ISO dates directly, any other spelling by pandas' parser."""
+    return _dates([t])[0]
+
+
+def date_parts(d: date | None, fill: float = math.nan) -> tuple[float, float, float, float]:
+    """(year, month, day of week, days since 1970) of a date; NaN parts (and ``fill`` days) when it is missing."""
+    if d is None:
+        return math.nan, math.nan, math.nan, fill
+    return float(d.year), float(d.month), float(d.weekday()), float((d - _EPOCH).days)
+
+
+def _dates(texts: list[str]) -> list[date | None]:
+    out: list[date | None] = [None] * len(texts)
+    rest = []
+    for i, t in enumerate(texts):
+        m = _ISO_DATE.match(t)
+        if m is None:
+            rest.append(i)
+            continue
+        try:
+            out[i] = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            pass
+    if rest:  # every other spelling by pandas' parser, each value read on its own ("mixed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                found = list(pd.to_datetime(pd.Series([texts[i] for i in rest], dtype=object), errors="coerce",
+                                            format="mixed"))
+            except (ValueError, OverflowError, NotImplementedError, TypeError):  # mixed time zones: one at a time
+                found = [_one_date(texts[i]) for i in rest]
+        for i, ts in zip(rest, found):
+            out[i] = None if ts is None or pd.isna(ts) else ts.date()
+    return out
+
+
+def _one_date(t: str):
+    try:
+        return pd.to_datetime(t, errors="coerce", format="mixed")
+    except (ValueError, OverflowError, NotImplementedError, TypeError):  # beyond the calendar Python knows
+        return None
+
+
+def per_distinct(s: pd.Series, read, dtype=np.float64, width: int = 1) -> np.ndarray:
+    """``read`` applied once per distinct value of ``s`` (every missing one as None), spread back to every row."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    values = [read(u) for u in uniques] + [read(None)]
+    table = np.empty(len(values), dtype=dtype) if width == 1 else None
+    if table is not None and dtype is object:
+        table[:] = values
+    else:
+        table = np.array(values, dtype=dtype)
+        table = table.reshape(len(values), width) if width > 1 else table
+    return table[codes]
 
 
 def as_text(s: pd.Series) -> pd.Series:
     """Values as stripped strings, with every missing spelling turned into NA."""
-    t = s.astype("string").str.strip()
-    return t.mask(t.str.lower().isin(MISSING_TOKENS))
+    return pd.Series(per_distinct(s, read_text, object), index=s.index, dtype="string", name=s.name)
 
 
-def to_number(t: pd.Series) -> pd.Series:
-    """Parse text such as '1,234.50', '$12', '15 USD' or '30%' into floats (NaN where it is not a number)."""
-    t = t.str.replace(r"^[\$€£¥]\s*|\s*[\$€£¥]$", "", regex=True)
-    t = t.str.replace(r"(?<=\d),(?=\d{3}(?:\D|$))", "", regex=True)
-    return pd.to_numeric(t.str.extract(_NUMBER, expand=False), errors="coerce").astype("float64")
+def number_or_nan(v) -> float:
+    """``read_number`` that says NaN for a missing or unreadable value (cleaning's rule: it is imputed)."""
+    try:
+        x = read_number(v)
+    except ValueError:
+        return math.nan
+    return math.nan if x is None else x
 
 
-def to_date(t: pd.Series) -> pd.Series:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pd.to_datetime(t, errors="coerce", format="mixed")
+def to_number(s: pd.Series) -> pd.Series:
+    """A raw column as floats: numbers as they are, text such as '1,234.50', '$12', '15 USD' or '30%' read once per
+    distinct value (NaN where missing or not a number)."""
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index, name=s.name)
+    return pd.Series(per_distinct(s, number_or_nan), index=s.index, name=s.name)
 
 
-def category_key(t: pd.Series) -> pd.Series:
-    """The spelling-insensitive key of a category: case, spaces, '-' and '_' do not matter."""
-    return t.str.casefold().str.replace(r"[\s_\-]+", " ", regex=True).str.strip()
+def date_or_none(v) -> date | None:
+    t = read_text(v)
+    return None if t is None else read_date(t)
+
+
+def to_date(s: pd.Series) -> pd.Series:
+    """A raw column as dates (NaT where missing or not a date)."""
+    found = per_distinct(s, date_or_none, object)
+    return pd.Series(pd.to_datetime(pd.Series(found, dtype=object), errors="coerce").to_numpy(), index=s.index, name=s.name)
+
+
+def category_key(s: pd.Series) -> pd.Series:
+    """The spelling-insensitive key of every value (NA where missing)."""
+    return pd.Series(per_distinct(s, lambda v: None if (t := read_text(v)) is None else key_of(t), object),
+                     index=s.index, dtype="string", name=s.name)
 
 
 def infer_kind(s: pd.Series) -> tuple[str, str]:

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from workbench.data.clean import Cleaner, _numbers
-from workbench.data.columns import as_text, category_key, to_date
+from workbench.data.clean import Cleaner
+from workbench.data.columns import as_text, category_key, to_date, to_number
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Schema:
             nullable = bool(as_text(s).isna().any())
             example = as_text(s).dropna().iloc[0] if as_text(s).notna().any() else None
             if plan["kind"] == "number":
-                x = _numbers(s)
+                x = to_number(s)
                 specs.append(ColumnSpec(col, "number", nullable, min=float(x.min()), max=float(x.max()),
                                         example=float(x.dropna().median())))
             elif plan["kind"] == "date":
@@ -70,7 +70,7 @@ class Schema:
             if not c.nullable:
                 problems += [f"row {i}: '{c.name}' is missing" for i in text.index[text.isna()][:5]]
             if c.type == "number":
-                x = _numbers(df[c.name])
+                x = to_number(df[c.name])
                 problems += [f"row {i}: '{c.name}' is not a number ({df[c.name][i]!r})" for i in x.index[text.notna() & x.isna()][:5]]
             elif c.type == "date":
                 d = to_date(text)

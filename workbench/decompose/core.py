@@ -26,9 +26,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from workbench import kinds
+from workbench.ensemble.estimators import StackEnsemble
 from workbench.errors import ModelError, WorkbenchError
 from workbench.models.compare import predict_scores
-from workbench.registry.modelio import SMALL
+from workbench.models.kinds import SMALL, LightGBMBooster, frame_scorer
 
 PART_FORMAT = "aims-workbench-part"
 
@@ -173,8 +175,6 @@ def forest_of(est):
 
 
 def _by_trees(est, parts: int, task: str, k: int) -> DecomposedModel:
-    from workbench.registry.modelio import LightGBMBooster
-
     booster = getattr(est, "booster_", None)
     if booster is not None and hasattr(booster, "model_to_string") and not hasattr(est, "predictor_"):
         n = booster.current_iteration()
@@ -237,23 +237,21 @@ def _by_levels(est, parts: int, task: str, k: int) -> DecomposedModel:
 # ---- storage: each part a folder of its own with its checksums ------------------------------------------------
 
 def write_decomposed(d: DecomposedModel, folder: Path, stem: str, task: str) -> dict:
-    from workbench.registry.modelio import write_estimator
-
     names = []
     for i, part in enumerate(d.parts):
         sub = folder / f"{stem}.part-{i}"
         sub.mkdir()
-        spec = write_estimator(part.estimator, sub, "estimator", task)
+        spec = kinds.write(part.estimator, sub, "estimator", task)
         files = {p.name: _sha(p) for p in sorted(sub.iterdir())}
         (sub / "part.json").write_text(json.dumps({"format": PART_FORMAT, "format_version": 1, "index": i, "name": part.name,
                                                    "output": part.output, "required": part.required, "weight": part.weight,
                                                    "task": task, "n_classes": d.n_classes, "estimator": spec,
                                                    "files": files}, indent=1))
         names.append(sub.name)
-    spec = {"format": "decomposed", "combiner": d.combiner, "task": task, "n_classes": d.n_classes, "link": d.link,
+    spec = {"combiner": d.combiner, "task": task, "n_classes": d.n_classes, "link": d.link,
             "parts": names}
     if d.meta is not None:
-        spec["meta"] = write_estimator(d.meta.meta_, folder, f"{stem}.meta", task)
+        spec["meta"] = kinds.write(d.meta.meta_, folder, f"{stem}.meta", task)
         spec["stack"] = {"passthrough": d.meta.passthrough, "cv": d.meta.cv}
     return spec
 
@@ -261,14 +259,10 @@ def write_decomposed(d: DecomposedModel, folder: Path, stem: str, task: str) -> 
 def read_decomposed(spec: dict, folder: Path, task: str, make_part=None) -> DecomposedModel:
     """The decomposed model ``write_decomposed`` stored. ``make_part(i, part_folder)`` gives each part (default: the
     part loaded here, checksums checked); the stack's meta-learner, when there is one, is always read here."""
-    from workbench.registry.modelio import read_estimator
-
     parts = [(make_part or (lambda i, f: load_part(f)))(i, folder / name) for i, name in enumerate(spec["parts"])]
     meta = None
     if spec["combiner"] == "stack":
-        from workbench.ensemble.estimators import StackEnsemble
-
-        meta = StackEnsemble.from_fitted([], read_estimator(spec["meta"], folder, task), task=task,
+        meta = StackEnsemble.from_fitted([], kinds.read(spec["meta"], folder, task), task=task,
                                          n_classes=int(spec["n_classes"]), passthrough=bool(spec["stack"]["passthrough"]),
                                          cv=spec["stack"]["cv"])
     return DecomposedModel(parts, spec["combiner"], task, int(spec["n_classes"]), spec["link"], meta)
@@ -282,8 +276,6 @@ def part_stub(folder: Path, cls=None, **extra) -> Part:
 
 def load_part(folder: str | Path) -> Part:
     """One part from its folder, after checking its files against the checksums in ``part.json``."""
-    from workbench.registry.modelio import read_estimator
-
     folder = Path(folder)
     try:
         meta = json.loads((folder / "part.json").read_text())
@@ -296,7 +288,7 @@ def load_part(folder: str | Path) -> Part:
         if not p.is_file() or _sha(p) != digest:
             raise PartError(f"{folder}: {name} does not match its checksum in part.json (changed or missing); "
                             "refusing the part")
-    est = read_estimator(meta["estimator"], folder, meta["task"])
+    est = kinds.read(meta["estimator"], folder, meta["task"])
     return Part(meta["name"], est, meta["output"], bool(meta["required"]), float(meta["weight"]))
 
 
@@ -398,3 +390,7 @@ def decompose_package(source, out, parts: int, by: str | None = None, *, optiona
                          target=m.get("target"), metrics=m.get("metrics"), params=params,
                          fingerprint=m.get("data_fingerprint"), archive=archive)
     return path, diff
+
+
+# parts keep their own kinds; the whole scores through the parts' table path (served, it fans out to part servers)
+kinds.register(kinds.Kind("decomposed", (DecomposedModel,), write_decomposed, read_decomposed, frame_scorer))

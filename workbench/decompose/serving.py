@@ -239,7 +239,7 @@ def front_model(folder: str | Path, urls: list[str], timeout: float):
     return combiner_model(folder, lambda i, f: part_stub(f, RemotePart, url=urls[i].rstrip("/"), timeout=timeout))
 
 
-def takes_matrix(folder: str | Path, plan) -> bool:
+def takes_matrix(folder: str | Path, encoder) -> bool:
     """Can the front send this decomposed package's parts the row plan's float matrix? Only tree-range parts of a
     LightGBM model whose stored categories are exactly the cleaner's (what the matrix encodes)."""
     folder = Path(folder)
@@ -251,4 +251,4 @@ def takes_matrix(folder: str | Path, plan) -> bool:
     if meta["estimator"].get("format") != "lightgbm":
         return False
     text = (first / meta["estimator"]["file"]).read_text()
-    return plan.encodes(json.loads(text.rsplit("pandas_categorical:", 1)[1]) if "pandas_categorical:" in text else [])
+    return encoder.encodes(json.loads(text.rsplit("pandas_categorical:", 1)[1]) if "pandas_categorical:" in text else [])

@@ -2,11 +2,17 @@
 whose meta-learner trains on out-of-fold predictions already computed by the leaderboard."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightgbm as lgb
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.utils.metaestimators import available_if
 
+from workbench import kinds
 from workbench.models.compare import predict_scores
 
 
@@ -121,16 +127,19 @@ class StackEnsemble(_Members):
         if self.meta is not None:
             return self.meta
         if self.passthrough:
-            import lightgbm as lgb
-
             cls = lgb.LGBMRegressor if self.task == "regression" else lgb.LGBMClassifier
             return cls(n_estimators=200, learning_rate=0.05, num_leaves=15, verbose=-1, n_jobs=1)
-        from sklearn.linear_model import LogisticRegression, RidgeCV
-
         return RidgeCV() if self.task == "regression" else LogisticRegression(C=1.0, max_iter=2000)
 
     def features(self, member_scores: list[np.ndarray], X):
         """The meta-learner's inputs: each member's log-odds (or predictions), plus X when passing through."""
+        F = self.member_features(member_scores)
+        if not self.passthrough:
+            return F
+        return pd.concat([pd.DataFrame(F, index=X.index, columns=[f"member_{i}" for i in range(F.shape[1])]), X], axis=1)
+
+    def member_features(self, member_scores: list[np.ndarray]) -> np.ndarray:
+        """Each member's log-odds (classification) or predictions (regression), side by side."""
         cols = []
         for p in member_scores:
             p = np.asarray(p, dtype=float)
@@ -139,12 +148,7 @@ class StackEnsemble(_Members):
             else:
                 p = np.clip(p, 1e-6, 1 - 1e-6)
                 cols.append(np.log(p[:, 1:2] / p[:, :1]) if self.n_classes == 2 else np.log(p))
-        F = np.hstack(cols)
-        if not self.passthrough:
-            return F
-        import pandas as pd
-
-        return pd.concat([pd.DataFrame(F, index=X.index, columns=[f"member_{i}" for i in range(F.shape[1])]), X], axis=1)
+        return np.hstack(cols)
 
     def _classifier(self):
         return self.task != "regression"
@@ -156,3 +160,60 @@ class StackEnsemble(_Members):
     def predict(self, X):
         F = self.features(self._member_scores(X), X)
         return self.meta_.predict(F) if self.task == "regression" else self.predict_proba(X).argmax(axis=1)
+
+
+# ---- the model kind: members and meta-learner written by their own kinds, scored by their own scorers ------------
+
+def _write(est, folder: Path, stem: str, task: str) -> dict:
+    members = [{"name": name, **kinds.write(fitted, folder, f"{stem}.{i}", task)}
+               for i, ((name, _), fitted) in enumerate(zip(est.estimators, est.estimators_))]
+    spec = {"task": est.task, "n_classes": est.n_classes, "members": members}
+    if isinstance(est, WeightedEnsemble):
+        return spec | {"kind": "weighted", "weights": [float(w) for w in est.weights_], "voting": est.voting}
+    meta = kinds.write(est.meta_, folder, f"{stem}.meta", task)
+    return spec | {"kind": "stack", "passthrough": est.passthrough, "cv": est.cv, "meta": meta}
+
+
+def _read(spec: dict, folder: Path, task: str):
+    members = [(m["name"], kinds.read(m, folder, task)) for m in spec["members"]]
+    common = {"task": spec["task"], "n_classes": int(spec["n_classes"])}
+    if spec["kind"] == "weighted":
+        return WeightedEnsemble.from_fitted(members, spec["weights"], voting=spec["voting"], **common)
+    if spec["kind"] == "stack":
+        return StackEnsemble.from_fitted(members, kinds.read(spec["meta"], folder, task),
+                                         passthrough=bool(spec["passthrough"]), cv=spec["cv"], **common)
+    raise ValueError(f"unknown ensemble kind '{spec['kind']}' in model.json")
+
+
+def _scorer(est, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Scorer:
+    """Each member's scorer once on the same matrix, combined as the ensemble combines."""
+    members = [kinds.scorer(e, columns, task, n_classes) for e in est.estimators_]
+    if isinstance(est, WeightedEnsemble):
+        weights = [float(w) for w in est.weights_]
+        if task == "regression" or est.voting == "soft":
+            def weighted(X):
+                out = weights[0] * members[0](X)
+                for w, m in zip(weights[1:], members[1:]):
+                    out = out + w * m(X)
+                return out
+            return weighted
+        eye = np.eye(n_classes)
+
+        def vote(X):  # a hard vote: the chosen class gets probability 1
+            votes = np.zeros((len(X), n_classes))
+            rows = np.arange(len(X))
+            for w, m in zip(weights, members):
+                votes[rows, m(X).argmax(axis=1)] += w
+            return eye[votes.argmax(axis=1)]
+        return vote
+    width = len(members) * (1 if task == "regression" or n_classes == 2 else n_classes)
+    meta = kinds.scorer(est.meta_, [(f"member_{i}", None) for i in range(width)] + (columns if est.passthrough else []),
+                        task, n_classes)
+
+    def stacked(X):
+        F = est.member_features([m(X) for m in members])
+        return meta(np.hstack([F, X]) if est.passthrough else F)
+    return stacked
+
+
+kinds.register(kinds.Kind("ensemble", (WeightedEnsemble, StackEnsemble), _write, _read, _scorer))

@@ -1,4 +1,5 @@
 """The model zoo, cross-validation, metrics, the leaderboard and training end to end."""
+from workbench.models import kinds as _kinds  # noqa: F401  (registers the zoo's model kinds)
 from workbench.models.compare import Candidate, Leaderboard, compare
 from workbench.models.train import TrainResult, train
 from workbench.models.trained import TrainedModel

@@ -5,12 +5,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from workbench import kinds
 from workbench.data.clean import Cleaner
-from workbench.models.compare import predict_scores
 
 
 class TrainedModel(BaseEstimator):
-    """Raw rows in, predictions out: the cleaner replays training's plan, then the estimator scores.
+    """Raw rows in, predictions out: the cleaner's row encoder reads the raw values into the float matrix, and the
+    estimator's scorer (its model kind's) scores it. Batch prediction, streaming and the service share both.
 
     Parameters
     ----------
@@ -35,17 +36,39 @@ class TrainedModel(BaseEstimator):
     def fit(self, X, y=None):
         return self  # already fitted: this object only carries a fitted cleaner and estimator
 
+    def __getstate__(self):  # a compiled scorer stays in its process (Dask workers compile their own)
+        state = super().__getstate__()
+        state.pop("_scorer", None)
+        return state
+
+    @property
+    def scorer(self) -> kinds.Scorer:
+        """The estimator's scorer of the encoded matrix (``cleaner.encoder()``): probabilities n × classes (a hard
+        vote gives its chosen class probability 1), or values. Compiled once."""
+        compiled = self.__dict__.get("_scorer")
+        if compiled is None or compiled[0] is not self.estimator:
+            k = len(self.classes or []) if self.task != "regression" else 0
+            compiled = (self.estimator, kinds.scorer(self.estimator, self.cleaner.encoder().columns, self.task, k))
+            self.__dict__["_scorer"] = compiled
+        return compiled[1]
+
+    def scores(self, X: pd.DataFrame) -> np.ndarray:
+        """Probabilities (n × classes) or values of raw rows."""
+        return self.scorer(self.cleaner.encoder().frame(X))
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":
             raise AttributeError("a regression model has no predict_proba")
-        return predict_scores(self.estimator, self.cleaner.transform(X), self.task, len(self.classes))
+        return self.scores(X)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         if self.task == "regression":
-            return predict_scores(self.estimator, self.cleaner.transform(X), self.task, 0)
-        if not hasattr(self.estimator, "predict_proba"):  # a hard vote has classes, not probabilities
-            return self.classes_[np.asarray(self.estimator.predict(self.cleaner.transform(X)), dtype=int)]
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+            return self.scores(X)
+        return self.classes_[self.scores(X).argmax(axis=1)]
+
+    def plan(self, schema=None, *, allow_unseen: bool = True) -> "ScoringPlan":
+        """What a service needs: records checked against ``schema`` and encoded, then scored."""
+        return ScoringPlan(self, schema, allow_unseen=allow_unseen)
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """A ``prediction`` column and, for classification, one probability column per class, named after it."""
@@ -61,3 +84,31 @@ class TrainedModel(BaseEstimator):
         for k, c in enumerate(self.classes):
             out[str(c)] = scores[:, k]
         return out
+
+
+class ScoringPlan:
+    """A model ready for raw JSON records: its row encoder with the schema's checks (``check``: records → matrix,
+    InputError naming every bad field and row) and its scorer (``scored``: matrix → scores, safe on another thread).
+
+    Parameters
+    ----------
+    model : the TrainedModel.  schema : its Schema (ranges, nullability, ignored columns) or None.
+    allow_unseen : categories never seen in training map to "(other)" (True) or are refused (False).
+    """
+
+    fast = True  # every kind scores the matrix
+
+    def __init__(self, model: TrainedModel, schema=None, *, allow_unseen: bool = True):
+        self.model = model
+        self.encoder = model.cleaner.encoder(schema, allow_unseen=allow_unseen)
+        self.required = self.encoder.required
+        self.check = self.encoder.records
+        self._scorer = model.scorer
+
+    def scored(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+        """Probabilities (n × classes) or values of a checked matrix."""
+        return self._scorer(X)
+
+    def scores(self, records: list[dict], threads: int = 1) -> np.ndarray:
+        """Probabilities (n × classes) or values of raw records; raises InputError for bad ones."""
+        return self._scorer(self.check(records))

@@ -32,7 +32,7 @@ from workbench.serve import v2
 from workbench.serve.metrics import Metrics
 from workbench.serve.models import ModelStore, NotServed, OutputError, load_source
 from workbench.decompose.core import PartError
-from workbench.serve.plan import InputError
+from workbench.data.encode import InputError
 
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from workbench.models.trained import ScoringPlan
 from workbench.registry.package import Package, load_package
-from workbench.serve.plan import RowPlan
 from workbench.settings import Settings, get_settings
 
 
@@ -39,7 +38,7 @@ class Served:
     version: str
     source: str
     package: Package
-    plan: RowPlan
+    plan: ScoringPlan
     loaded_at: float = field(default_factory=time.time)
     fanout: object = None  # a decomposed package's parts, served by part servers (workbench.decompose.serving.Fanout)
 
@@ -64,7 +63,7 @@ class Served:
         if self.fanout is not None:  # checked here, cleaned once, scored by the parts at once, combined
             X = self.plan.check(records)
             if not self.fanout.matrix:  # the parts need the cleaned frame (forests, ensembles' members)
-                X = self.package.model.cleaner.transform(pd.DataFrame.from_records(records, columns=self.plan.required))
+                X = self.plan.encoder.to_frame(X)
             scores, missing = self.fanout.scores(X)
             scores = np.asarray(scores, dtype=float)
         else:
@@ -176,9 +175,9 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
             name, version = mv.name, str(mv.version)
         pkg = load_package(folder, model_loader=lambda f: front_model(f, parts, part_timeout))
         name, version = name or pkg.manifest["name"], version or str(pkg.manifest["version"])
-        plan = RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen)
+        plan = pkg.model.plan(pkg.schema, allow_unseen=allow_unseen)
         fanout = Fanout(pkg.model.estimator)
-        fanout.matrix = takes_matrix(pkg.path, plan)
+        fanout.matrix = takes_matrix(pkg.path, plan.encoder)
         return Served(name, version, source, pkg, plan, fanout=fanout)
     if Path(source).exists():
         pkg = load_package(source)
@@ -189,4 +188,4 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
         mv = repository.resolve(source, s)
         pkg = repository.fetch(f"{mv.name}/{mv.version}", s)
         name, version = mv.name, str(mv.version)
-    return Served(name, version, source, pkg, RowPlan(pkg.model, pkg.schema, allow_unseen=allow_unseen))
+    return Served(name, version, source, pkg, pkg.model.plan(pkg.schema, allow_unseen=allow_unseen))
