@@ -14,7 +14,9 @@ from sklearn.base import BaseEstimator
 
 from workbench import kinds
 from workbench.compress.lgbtext import lgb_matrix, unpack
-from workbench.models.kinds import LightGBMBooster, matrix_scorer
+from workbench.models.booster import LightGBMBooster
+from workbench.models.kinds import matrix_scorer
+from workbench.settings import get_settings
 
 
 SMALL_BATCH = 16  # up to this many rows are scored row by row through the compiled function
@@ -101,8 +103,6 @@ def compiled_library(model_str: str, cache: str | None = None) -> Path:
     import lightgbm as lgb
     import tl2cgen
     import treelite
-
-    from workbench.settings import get_settings
 
     folder = Path(cache) if cache else Path(get_settings().home) / "cache" / "compiled"
     digest = hashlib.sha256(model_str.encode()).hexdigest()[:32]

@@ -26,11 +26,16 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from workbench import kinds
+from workbench import compute, kinds
+from workbench.data.clean import Cleaner
+from workbench.data.encode import matrix_of
 from workbench.ensemble.estimators import StackEnsemble
 from workbench.errors import ModelError, WorkbenchError
+from workbench.models.booster import SMALL, LightGBMBooster
 from workbench.models.compare import predict_scores
-from workbench.models.kinds import SMALL, LightGBMBooster, frame_scorer
+from workbench.models.kinds import frame_scorer
+from workbench.models.trained import TrainedModel
+from workbench.registry.package import build_package, load_package
 
 PART_FORMAT = "aims-workbench-part"
 
@@ -55,7 +60,10 @@ class Part:
             return np.asarray(self.estimator.booster_.predict(X, raw_score=True, num_threads=threads),
                               dtype=np.float64).reshape(len(X), -1)
         k = n_classes if task != "regression" else 0
-        return np.asarray(predict_scores(self.estimator, X, task, k), dtype=np.float64)
+        M, columns = matrix_of(X)  # the part's own scorer, compiled once (its kind's: no pandas per call)
+        if getattr(self, "_scorer", (None,))[0] != columns:
+            self._scorer = (columns, kinds.scorer(self.estimator, columns, task, k))
+        return np.asarray(self._scorer[1](M), dtype=np.float64)
 
 
 class DecomposedModel(BaseEstimator):
@@ -141,8 +149,6 @@ def decompose(model, parts: int = 2, by: str | None = None, *, optional_members:
     """Split a TrainedModel's estimator into ``parts`` parts; returns a TrainedModel whose estimator is a
     DecomposedModel (same cleaner, classes and answers). ``by``: trees | members | levels (default: what the model
     is). ``optional_members``: ensemble members may be missing at serving time (answers marked degraded)."""
-    from workbench.models.trained import TrainedModel
-
     est = model.estimator
     kind = by or _kind(est)
     k = len(model.classes or []) if model.task != "regression" else 0
@@ -311,9 +317,6 @@ def combiner_model(folder: str | Path, make_part=None):
     """A decomposed package's model without its parts' estimators: the cleaner and the combiner only (what the
     process that fans out needs; each part is loaded where it runs). ``make_part(i, part_folder)`` describes each
     part (default: a stub read from its ``part.json``)."""
-    from workbench.data.clean import Cleaner
-    from workbench.models.trained import TrainedModel
-
     folder = Path(folder)
     meta = json.loads((folder / "model.json").read_text())
     spec = meta["estimator"]
@@ -345,9 +348,6 @@ def predict_parallel(package, X_raw: pd.DataFrame, settings=None) -> np.ndarray:
     """Score raw rows with a decomposed package (folder or archive): cleaned once here, each part on a Dask worker
     (loaded there from the package's part folder: no model travels as a pickle, and this process never holds the
     parts), combined here."""
-    from workbench import compute
-    from workbench.registry.package import load_package
-
     pkg = load_package(package, check=False, model_loader=combiner_model)
     model = pkg.model
     d = model.estimator
@@ -375,8 +375,6 @@ def decompose_package(source, out, parts: int, by: str | None = None, *, optiona
                       archive: bool = False) -> tuple[Path, float]:
     """A package's model decomposed into a package of its own (same name, schema, reference rows); refused unless
     its answers equal the whole model's on the reference rows (≤ 1e-9). Returns the folder and the difference."""
-    from workbench.registry.package import build_package
-
     m = source.manifest
     model = decompose(source.model, parts, by, optional_members=optional_members)
     diff = max_difference(source.model, model, source.reference)

@@ -187,9 +187,9 @@ def _read(spec: dict, folder: Path, task: str):
 
 def _scorer(est, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Scorer:
     """Each member's scorer once on the same matrix, combined as the ensemble combines."""
-    members = [kinds.scorer(e, columns, task, n_classes) for e in est.estimators_]
-    if isinstance(est, WeightedEnsemble):
-        weights = [float(w) for w in est.weights_]
+    if isinstance(est, WeightedEnsemble):  # a member with weight 0 changes nothing: it is not scored
+        members = [kinds.scorer(e, columns, task, n_classes) for e, w in zip(est.estimators_, est.weights_) if w > 0]
+        weights = [float(w) for w in est.weights_ if w > 0]
         if task == "regression" or est.voting == "soft":
             def weighted(X):
                 out = weights[0] * members[0](X)
@@ -206,6 +206,7 @@ def _scorer(est, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Sco
                 votes[rows, m(X).argmax(axis=1)] += w
             return eye[votes.argmax(axis=1)]
         return vote
+    members = [kinds.scorer(e, columns, task, n_classes) for e in est.estimators_]
     width = len(members) * (1 if task == "regression" or n_classes == 2 else n_classes)
     meta = kinds.scorer(est.meta_, [(f"member_{i}", None) for i in range(width)] + (columns if est.passthrough else []),
                         task, n_classes)

@@ -36,6 +36,11 @@ class TrainedModel(BaseEstimator):
     def fit(self, X, y=None):
         return self  # already fitted: this object only carries a fitted cleaner and estimator
 
+    @property
+    def kind(self) -> str:
+        """The model kind of the estimator (``workbench.kinds``): how it is stored and scored."""
+        return kinds.kind_of(self.estimator).name
+
     def __getstate__(self):  # a compiled scorer stays in its process (Dask workers compile their own)
         state = super().__getstate__()
         state.pop("_scorer", None)
@@ -95,8 +100,6 @@ class ScoringPlan:
     model : the TrainedModel.  schema : its Schema (ranges, nullability, ignored columns) or None.
     allow_unseen : categories never seen in training map to "(other)" (True) or are refused (False).
     """
-
-    fast = True  # every kind scores the matrix
 
     def __init__(self, model: TrainedModel, schema=None, *, allow_unseen: bool = True):
         self.model = model
