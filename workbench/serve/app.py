@@ -3,8 +3,9 @@
 Endpoints: ``/v1/models/{name}[/versions/{v}]/predict`` (JSON records of raw business values),
 ``/v1/models/{name}/feedback`` (true outcomes, by the request ids the predictions returned), the Open Inference
 Protocol V2 (``/v2/...``), ``/healthz``, ``/readyz``, ``/metrics`` and, behind the admin key, ``/admin/models`` and
-``/admin/reload``. Bodies are parsed with orjson and small requests are answered on the event loop: the
-request costs little more than the model's own prediction.
+``/admin/reload``. Bodies are parsed with orjson and checked on the event loop; the model scores there only when
+its measured cost is a few microseconds (a LightGBM row), else on one scoring thread beside the loop, within the
+request's deadline, and a request that would queue behind more than ``max_wait_s`` of scoring is refused at once (503).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import gc
 import hmac
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -24,21 +26,31 @@ import numpy as np
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from threadpoolctl import threadpool_limits
 
+from workbench.data.encode import InputError
+from workbench.decompose.core import PartError
+from workbench.errors import WorkbenchError
+from workbench.monitor import FeedbackError, PredictionLog, Recorder, check_outcomes
+from workbench.monitor.quality import Checker, raise_alerts
+from workbench.registry import repository
 from workbench.serve import v2
+from workbench.serve.errors import ERROR_DOC, ApiError
 from workbench.serve.metrics import Metrics
 from workbench.serve.models import ModelStore, NotServed, OutputError, load_source
-from workbench.decompose.core import PartError
-from workbench.data.encode import InputError
 
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
-INLINE_ROWS = 1000  # up to this many rows (a few ms) are checked on the event loop; bigger ones in a thread, with the timeout
-THREAD_ROWS = 32  # from this many rows, LightGBM scores on a thread of its own (it lets go of the interpreter) while the
-# event loop reads and checks the next request: both cores work
+INLINE_ROWS = 1000  # up to this many rows (a few ms) are checked on the event loop; bigger batches in a worker thread
+INLINE_S = 100e-6  # scoring estimated to cost less than this runs on the event loop: handing it to the scoring thread
+# costs two wake-ups (~40 µs). LightGBM scores up to ~35 rows in that time; bigger batches and slower models go to the
+# thread (an ensemble's call costs milliseconds, a k-NN's row a millisecond)
+CHUNK_S = 0.25  # the scoring thread splits a model's queued rows into calls of about this many seconds (and at least
+# ten times its cost per call): the oldest requests are answered first, and one past its deadline costs at most one call
 # a service judges its alerts on its newest requests and rows, this many together (20,000 single-row requests, or
 # ~400 of 100 rows): a check costs the same at any traffic and batch size
 CHECK_ROWS = 40_000
@@ -55,6 +67,7 @@ class ServeConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     max_rows: int = 10_000
     timeout_s: float = 30.0
+    max_wait_s: float = 1.0  # a request that would queue behind more scoring than this (estimated seconds) gets 503 at once
     allow_unseen: bool = True
     threads: int = 1
     watch_s: float = 0.0  # poll the repository every this many seconds for moved aliases (0 = never)
@@ -74,12 +87,6 @@ class ServeConfig:
     @classmethod
     def from_env(cls) -> "ServeConfig":
         return cls(**json.loads(os.environ[CONFIG_ENV]))
-
-
-class ApiError(HTTPException):
-    def __init__(self, status: int, message: str, errors: list[str] | None = None):
-        super().__init__(status, message)
-        self.errors = errors
 
 
 def app_from_env():
@@ -107,8 +114,22 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     app = FastAPI(title="AIMS Workbench prediction service", version="1", docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json")
     recorder = _recorder(config, metrics)
-    boosters = _Scorer()
+    scorer = _Scorer(on_expired=lambda name: metrics.expired.labels(name).inc())
     app.state.store, app.state.metrics, app.state.config, app.state.recorder = store, metrics, config, recorder
+
+    def measure(served) -> None:
+        """Time ``served``'s model on its example row before it takes requests (the scorer keeps the figure current)."""
+        if served.fanout is not None:
+            return
+        plan = served.plan
+        try:
+            scorer.measure(plan, plan.check([served.example()]), config.threads)
+        except Exception as exc:  # noqa: BLE001 - its first requests teach the scorer instead; said once
+            log.warning("could not time %s/%s on its example row (%s): its cost is learned from its first requests",
+                        served.name, served.version, exc)
+
+    for served in store.all():
+        measure(served)
 
     def authorize(request: Request, admin: bool = False) -> None:
         allowed = admin_keys if admin else keys
@@ -155,20 +176,18 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             raise ApiError(422, "no rows: send one JSON object, or a list of at least one")
         if len(records) > config.max_rows:
             raise ApiError(413, f"{len(records)} rows in one request; the limit is {config.max_rows}: send smaller batches")
+        deadline = time.monotonic() + config.timeout_s
         try:
             if served.fanout is not None:  # the parts answer over the network: never wait on the event loop
                 if served.fanout.observe is None:
                     served.fanout.observe = metrics.part_observer(served.name)
                 out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
-            elif len(records) <= INLINE_ROWS:
-                if len(records) >= THREAD_ROWS and served.plan.fast:  # checked here, scored beside the event loop
-                    X = served.plan.check(records)
-                    scores = await boosters.score(served.plan, X, config.threads)
-                    out = served.answer(scores)
-                else:
-                    out = served.predict(records, config.threads)
             else:
-                out = await asyncio.wait_for(run_in_threadpool(served.predict, records, config.threads), config.timeout_s)
+                plan = served.plan
+                if scorer.cost(plan, len(records)) < INLINE_S:  # a LightGBM row: cheaper than the hand-over
+                    out = served.predict(records, config.threads)
+                else:
+                    out = served.answer(await score_aside(served, plan, records, deadline))
             if recorder is not None:
                 _SCORED.set((records if raw is None else raw, out[0][0]["request_id"], out[1]))
             return out
@@ -181,6 +200,24 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             raise ApiError(500, f"output check failed: {exc}; no prediction was returned") from None
         except asyncio.TimeoutError:
             raise ApiError(504, f"scoring took longer than {config.timeout_s:g} s; send smaller batches") from None
+
+    async def score_aside(served, plan, records: list, deadline: float) -> np.ndarray:
+        """``records`` checked (here, or in a worker thread when there are many) and scored on the scoring thread by
+        ``deadline``; refused at once when the scoring queued ahead of them is over the bound."""
+        refuse_if_overloaded(served)
+        X = plan.check(records) if len(records) <= INLINE_ROWS else await run_in_threadpool(plan.check, records)
+        return await scorer.score(plan, X, config.threads, deadline, served.name)
+
+    def refuse_if_overloaded(served) -> None:
+        """503 with Retry-After when more scoring is queued than ``max_wait_s`` (or the timeout, if shorter): a
+        request that would wait that long is better told at once than left to time out."""
+        wait, bound = scorer.wait(), min(config.max_wait_s, config.timeout_s)
+        if wait > bound:
+            metrics.overloaded.labels(served.name).inc()
+            retry = max(1, math.ceil(wait - bound))
+            raise ApiError(503, f"the service is overloaded: about {wait:.1f} s of scoring is queued ahead of this "
+                                f"request (the limit is {bound:g} s); retry after {retry} s",
+                           headers={"Retry-After": str(retry)})
 
     def lookup(name: str, version: str | None = None):
         try:
@@ -212,6 +249,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     async def predict(request: Request, name: str, version: str | None = None) -> Response:
         async def build(served):
+            if served.fanout is None and scorer.cost(served.plan, 1) >= INLINE_S:  # not a row of it is scored here:
+                refuse_if_overloaded(served)  # when it must wait, say so before reading the body
             raw = await read_body(request)
             body = parse(raw)
             records = [body] if isinstance(body, dict) else body
@@ -242,8 +281,6 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     async def feedback(request: Request, name: str) -> Response:
         """True outcomes for earlier predictions: ``[{"request_id": ..., "actual": ...}, ...]``."""
-        from workbench.monitor import FeedbackError, check_outcomes
-
         authorize(request)
         served = lookup(name)
         if recorder is None:
@@ -269,14 +306,14 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         app.add_api_route(f"/v1/models/{name}/feedback", _bind(feedback, name), methods=["POST"], tags=["v1"],
                           summary=f"True outcomes for predictions of {name}", openapi_extra=_feedback_doc(store.get(name)),
                           responses={200: {"description": "stored, and the unknown request ids"},
-                                     **{c: _ERROR for c in (400, 401, 403, 404, 409, 413, 415, 422)}})
+                                     **{c: ERROR_DOC for c in (400, 401, 403, 404, 409, 413, 415, 422)}})
     app.add_api_route("/v1/models/{name}/feedback", not_served, methods=["POST"], include_in_schema=False)
 
     @app.get("/healthz", tags=["health"], responses={200: {"description": "the process is up"}})
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses={200: {"description": "models loaded"}, 503: _ERROR})
+    @app.get("/readyz", tags=["health"], responses={200: {"description": "models loaded"}, 503: ERROR_DOC})
     async def readyz():
         body = {"status": "ready", "models": {n: store.default(n) for n in store.names()}}
         fronts = [s for s in store.all() if s.fanout is not None]
@@ -291,18 +328,19 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def prometheus():
+        metrics.queued.set(scorer.wait())
         if recorder is not None:
             metrics.log_cpu.set(recorder.cpu_s)
             metrics.log_rows.set(recorder.written)
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.get("/admin/models", tags=["admin"], responses={401: _ERROR, 403: _ERROR})
+    @app.get("/admin/models", tags=["admin"], responses={401: ERROR_DOC, 403: ERROR_DOC})
     async def loaded(request: Request):
         authorize(request, admin=True)
         return {"models": [s.describe() | {"default": store.default(s.name) == s.version} for s in store.all()]}
 
-    @app.post("/admin/reload", tags=["admin"], responses={400: _ERROR, 401: _ERROR, 403: _ERROR, 404: _ERROR, 415: _ERROR,
-                                                          422: _ERROR})
+    @app.post("/admin/reload", tags=["admin"], responses={400: ERROR_DOC, 401: ERROR_DOC, 403: ERROR_DOC, 404: ERROR_DOC, 415: ERROR_DOC,
+                                                          422: ERROR_DOC})
     async def reload(request: Request):
         """Load another version (``{"source": "churn@champion"}`` or a package path) and route its name to it."""
         authorize(request, admin=True)
@@ -312,8 +350,6 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         return await swap(body["source"])
 
     async def swap(source: str) -> dict:
-        from workbench.errors import WorkbenchError
-
         try:
             served = await run_in_threadpool(load_source, source, allow_unseen=config.allow_unseen)
         except WorkbenchError as exc:
@@ -321,6 +357,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if served.name not in store.names():
             raise ApiError(422, f"{source} is model '{served.name}'; this service serves {', '.join(store.names())} "
                                 "(start another service for a new model)")
+        await run_in_threadpool(measure, served)
         previous = store.add(served)
         log.info("now serving %s version %s (was %s)", served.name, served.version, previous)
         return {"name": served.name, "version": served.version, "previous": previous}
@@ -339,8 +376,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         gc.freeze()
 
     @app.on_event("shutdown")
-    async def close_boosters():
-        boosters.close()
+    async def close_scorer():
+        scorer.close()
 
     if recorder is not None:
         @app.on_event("shutdown")
@@ -350,8 +387,6 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if config.check_s > 0:
             @app.on_event("startup")
             async def check():
-                from workbench.monitor.quality import Checker
-
                 app.state.checker = Checker(recorder.log.path, CHECK_ROWS)
                 asyncio.get_running_loop().create_task(_check_alerts(config, store, recorder, app.state.checker,
                                                                      metrics))
@@ -371,8 +406,6 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 def _recorder(config: ServeConfig, metrics: Metrics):
     if not config.log_store:
         return None
-    from workbench.monitor import PredictionLog, Recorder
-
     return Recorder(PredictionLog(config.log_store, cache_rows=2 * CHECK_ROWS), queue_size=config.log_queue,
                     sample=config.log_sample,
                     on_drop=lambda name, n: metrics.log_dropped.labels(name).inc(n))
@@ -382,8 +415,6 @@ async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, checke
     """Every ``check_s``: compact what is older than the retention, evaluate each model's alerts (in the checker's
     process: the judging is pandas work that would stall requests here); a new alert is a row in the log, a line in
     the service log and a Prometheus gauge (1 while it holds)."""
-    from workbench.monitor.quality import raise_alerts
-
     while True:
         await asyncio.sleep(config.check_s)
         try:
@@ -413,8 +444,6 @@ async def _check_alerts(config: ServeConfig, store: ModelStore, recorder, checke
 
 async def _watch_aliases(config: ServeConfig, store: ModelStore, swap) -> None:
     """Follow moved aliases: a source ``NAME@alias`` that now names another version is loaded and swapped in."""
-    from workbench.registry import repository
-
     refs = [s for s in config.sources if "@" in s and not os.path.exists(s)]
     while refs:
         await asyncio.sleep(config.watch_s)
@@ -430,8 +459,6 @@ async def _watch_aliases(config: ServeConfig, store: ModelStore, swap) -> None:
 def _document_names(app: FastAPI, store: ModelStore) -> None:
     """The OpenAPI document names the served models in every ``{name}`` parameter (an enum), so that clients and
     schema-driven testers reach the models instead of guessing names."""
-    from fastapi.openapi.utils import get_openapi
-
     def openapi():
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
@@ -457,10 +484,6 @@ def _bind_version(fn, name):
         return await fn(request, name, version)
     return endpoint
 
-
-_ERROR = {"description": "an error, said plainly", "content": {"application/json": {"schema": {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {"type": "string"}, "errors": {"type": "array", "items": {"type": "string"}}}}}}}
 
 
 def _row_schema(served) -> dict:
@@ -501,33 +524,101 @@ def _responses(served) -> dict:
         "type": "object", "required": ["model", "version", "predictions"],
         "properties": {"model": {"type": "string"}, "version": {"type": "string"},
                        "predictions": {"type": "array", "items": pred}}}}}}
-    return {200: ok, **{code: _ERROR for code in (400, 401, 403, 404, 413, 415, 422, 500, 504)}}
+    return {200: ok, **{code: ERROR_DOC for code in (400, 401, 403, 404, 413, 415, 422, 500, 503, 504)}}
 
 
-def _as_json(status: int, message: str, errors=None) -> Response:
+def _as_json(status: int, message: str, errors=None, headers: dict | None = None) -> Response:
     body = {"error": message} | ({"errors": errors} if errors else {})
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
 class _Scorer:
-    """One thread beside the event loop that scores checked matrices (``RowPlan.scored``): LightGBM lets go of the
+    """One thread beside the event loop that scores checked rows (``plan.scored``): LightGBM lets go of the
     interpreter, so the loop reads and checks the next request meanwhile. The requests that queued while it worked are
-    scored together — one LightGBM call and one hand-back to the loop — because every hand-over of the interpreter
-    between the two threads costs a wake-up (~20 µs here), and those left the loop idle for a fifth of its time.
-    One thread: on 2 cores a second one lowered batch throughput by 7-10 %."""
+    scored together, one model at a time — one call and one hand-back to the loop — because every hand-over of the
+    interpreter between the two threads costs a wake-up (~20 µs here), and those left the loop idle for a fifth of its
+    time. One thread: on 2 cores a second one lowered batch throughput by 7-10 %.
 
-    def __init__(self):
+    It knows what each model's calls cost (measured at load, kept current by the calls it makes), so the service can
+    keep cheap scoring on the loop (``cost``) and refuse work that would wait too long (``wait``). A request's deadline
+    holds on both sides: the loop answers it when it passes, and the thread drops what it has not scored of it by then.
+    A model's rows go in calls of about ``CHUNK_S`` seconds, so a request past its deadline costs at most one call."""
+
+    def __init__(self, on_expired=None):
         self._pending: deque = deque()
+        self._chores: deque = deque()  # timings of newly loaded models, run between calls
+        self._lock = threading.Lock()  # the queues, the rows queued by model and the call in progress
+        self._queued: dict[int, int] = {}  # rows queued or being scored, by model (id of its plan)
+        self._costs: dict[int, _Cost] = {}
+        self._call: tuple[float, float] | None = None  # (started, estimated seconds) of the call in progress
+        self._on_expired = on_expired or (lambda name: None)
+        self._threads = None  # the threads the models' libraries may use, as last limited here
         self._wake = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="workbench-booster", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="workbench-scorer", daemon=True)
         self._thread.start()
 
-    def score(self, plan, X: np.ndarray, threads: int) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((plan, X, threads, future))
+    def score(self, plan, X: np.ndarray, threads: int, deadline: float = math.inf, name: str = "") -> asyncio.Future:
+        """The future scores of ``X`` (checked rows of ``plan``), or TimeoutError once ``deadline`` (time.monotonic)
+        passes. ``name``: the model, as the expiry count names it."""
+        loop = asyncio.get_running_loop()
+        job = _Job(plan, X, threads, loop.create_future(), deadline, name)
+        if deadline < math.inf:
+            job.timer = loop.call_later(max(deadline - time.monotonic(), 0.0), _expire, job.future)
+        with self._lock:
+            self._pending.append(job)
+            self._queued[id(plan)] = self._queued.get(id(plan), 0) + len(X)
         self._wake.set()
-        return future
+        return job.future
+
+    def measure(self, plan, X1: np.ndarray, threads: int = 1) -> None:
+        """Time ``plan.scored`` on one checked row and on copies of it — what a call and a row cost — on the scoring
+        thread between its calls, as its calls run there. Blocks until done."""
+        def timed(n: int) -> tuple[int, float]:
+            X = X1 if n == 1 else np.repeat(X1, n, axis=0)
+            t0 = time.perf_counter()
+            plan.scored(X, threads)
+            return n, time.perf_counter() - t0
+
+        def chore() -> None:
+            self._limit(threads)
+            timed(1)  # the first call pays for lazy set-up
+            one = min(timed(1), timed(1))
+            many = timed(100)
+            if many[1] < 2 * one[1]:  # a call costs far more than a row: with 100 rows their part is lost in noise
+                many = timed(1000)
+            self._costs[id(plan)] = _Cost(plan, [one, many], measured=True)
+
+        done, failed = threading.Event(), []
+
+        def run() -> None:
+            try:
+                chore()
+            except Exception as exc:  # noqa: BLE001 - raised in the caller's thread
+                failed.append(exc)
+            done.set()
+
+        with self._lock:
+            self._chores.append(run)
+        self._wake.set()
+        done.wait()
+        if failed:
+            raise failed[0]
+
+    def cost(self, plan, n: int) -> float:
+        """Estimated seconds ``plan.scored`` takes for ``n`` rows (infinite while nothing is known of it)."""
+        c = self._costs.get(id(plan))
+        return math.inf if c is None else c(n)
+
+    def wait(self) -> float:
+        """Estimated seconds of scoring ahead of a request queued now."""
+        with self._lock:
+            queued = [(self._costs.get(key), rows) for key, rows in self._queued.items() if rows]
+            call = self._call
+        ahead = sum(c(rows) for c, rows in queued if c is not None)
+        if call is not None:  # what the call in progress has done already
+            ahead -= min(time.monotonic() - call[0], call[1])
+        return max(ahead, 0.0)
 
     def close(self) -> None:
         self._closed = True
@@ -540,34 +631,158 @@ class _Scorer:
             self._wake.clear()  # before taking the queue: what comes after sets it again
             if self._closed:
                 return
-            while self._pending:
-                items = [self._pending.popleft() for _ in range(len(self._pending))]
+            while True:
+                with self._lock:
+                    jobs, chores = list(self._pending), list(self._chores)
+                    self._pending.clear()
+                    self._chores.clear()
+                if not jobs and not chores:
+                    break
+                for chore in chores:
+                    chore()
                 groups: dict = {}
-                for item in items:  # one group per model (usually all of them)
-                    groups.setdefault(id(item[0]), []).append(item)
-                done = [answer for group in groups.values() for answer in _scored_together(group)]
-                done[0][0].get_loop().call_soon_threadsafe(_settle, done)
+                for job in jobs:  # one group per model (usually all of them)
+                    groups.setdefault(id(job.plan), []).append(job)
+                for group in groups.values():
+                    self._score_together(group)
+
+    def _score_together(self, group: list) -> None:
+        """One model's queued jobs, in order, in as few calls as the chunk size allows; what is past its deadline or
+        failed is dropped, not scored."""
+        plan = group[0].plan
+        cost = self._costs.get(id(plan))
+        limit = cost.rows_per_call() if cost is not None and cost.measured else math.inf
+        jobs = deque(group)
+        while jobs:
+            now, call, rows = time.monotonic(), [], 0  # call: (job, first row, end row)
+            while jobs and rows < limit:
+                job = jobs[0]
+                if job.failed or job.deadline <= now or job.future.done():  # 504 already, or failed in an earlier call
+                    jobs.popleft()
+                    self._forget(plan, len(job.X) - job.next)
+                    if job.deadline <= now and not job.failed:
+                        self._on_expired(job.name)
+                    continue
+                end = len(job.X) if limit == math.inf else min(len(job.X), job.next + limit - rows)
+                call.append((job, job.next, end))
+                rows += end - job.next
+                job.next = end
+                if end == len(job.X):
+                    jobs.popleft()
+            if call:
+                self._call_once(plan, call, rows, cost)
+
+    def _call_once(self, plan, call: list, rows: int, cost) -> None:
+        job, start, end = call[0]
+        X = job.X[start:end] if len(call) == 1 else np.concatenate([j.X[a:b] for j, a, b in call])
+        self._limit(job.threads)
+        started = time.monotonic()
+        with self._lock:
+            self._call = (started, cost(rows) if cost is not None else 0.0)
+        try:
+            scores, error = plan.scored(X, job.threads), None
+        except Exception as exc:  # noqa: BLE001 - each request in the call gets it
+            scores, error = None, exc
+        seconds = time.monotonic() - started
+        with self._lock:
+            self._call = None
+        self._forget(plan, rows)
+        if error is None:
+            if cost is None:
+                cost = self._costs[id(plan)] = _Cost(plan, [])
+            cost.observe(rows, seconds)
+        done, at = [], 0
+        for j, a, b in call:
+            if error is not None:
+                j.failed = True
+                done.append((j, None, error))
+                continue
+            j.parts.append(scores[at:at + b - a])
+            at += b - a
+            if b == len(j.X):
+                done.append((j, j.parts[0] if len(j.parts) == 1 else np.concatenate(j.parts), None))
+        if done:
+            job.future.get_loop().call_soon_threadsafe(_settle, done)
+
+    def _limit(self, threads: int) -> None:
+        """The models' own thread pools (BLAS, OpenMP) get the service's threads, not every core: OpenMP threads that
+        spin while they wait would take the event loop's core. (OpenMP's limit holds for the thread that sets it.)"""
+        if threads != self._threads:
+            threadpool_limits(threads)
+            self._threads = threads
+
+    def _forget(self, plan, rows: int) -> None:
+        with self._lock:
+            self._queued[id(plan)] -= rows
 
 
-def _scored_together(group: list) -> list:
-    """``(future, scores, error)`` for each ``(plan, X, threads, future)`` of one model, by one call of its booster."""
-    plan, _, threads, _ = group[0]
-    try:
-        X = group[0][1] if len(group) == 1 else np.concatenate([g[1] for g in group])
-        scores = plan.scored(X, threads)
-    except Exception as exc:  # noqa: BLE001 - each waiting request gets it
-        return [(g[3], None, exc) for g in group]
-    ends = np.cumsum([len(g[1]) for g in group]).tolist()
-    return [(g[3], scores[end - len(g[1]):end], None) for g, end in zip(group, ends)]
+@dataclass(eq=False)
+class _Job:
+    """One request's checked rows waiting for the scoring thread."""
+
+    plan: object
+    X: np.ndarray
+    threads: int
+    future: asyncio.Future
+    deadline: float
+    name: str
+    timer: asyncio.TimerHandle | None = None
+    next: int = 0  # its first row not yet taken into a call
+    parts: list = field(default_factory=list)  # its scores so far, call by call
+    failed: bool = False
+
+
+class _Cost:
+    """What one model's calls cost on the scoring thread: a line through the (rows, seconds) of its calls — seconds a
+    call plus seconds a row — in which older calls weigh less, starting from its timing at load. A busier machine
+    raises the estimates within a few calls, a quieter one lowers them."""
+
+    KEEP = 0.95  # a call's weight in the line shrinks by this much with every later call
+
+    def __init__(self, plan, calls: list[tuple[int, float]], *, measured: bool = False):
+        self.plan = plan  # held, so that its id stays its own
+        self.measured = measured
+        self.fixed = self.per_row = 0.0
+        self._w = self._n = self._s = self._nn = self._ns = 0.0  # weighted sums of 1, rows, seconds, rows², rows·seconds
+        for n, seconds in calls:
+            self.observe(n, seconds)
+
+    def __call__(self, n: int) -> float:
+        return self.fixed + self.per_row * n
+
+    def rows_per_call(self) -> float:
+        """Rows in a call of about CHUNK_S seconds (or ten times the cost of a call, if more)."""
+        if self.per_row <= 0:
+            return math.inf
+        return max(1, int((max(CHUNK_S, 10 * self.fixed) - self.fixed) / self.per_row))
+
+    def observe(self, n: int, seconds: float) -> None:
+        k = self.KEEP
+        self._w, self._n, self._s = k * self._w + 1, k * self._n + n, k * self._s + seconds
+        self._nn, self._ns = k * self._nn + n * n, k * self._ns + n * seconds
+        spread = self._nn * self._w - self._n ** 2
+        slope = (self._ns * self._w - self._n * self._s) / spread if spread > 1e-6 * self._nn * self._w else 0.0
+        if slope > 0:  # calls of different sizes tell a call's part from a row's (a line that falls is noise)
+            self.per_row = slope
+        elif self.per_row == 0.0:  # nothing known yet: count it all by the row
+            self.per_row = self._s / self._n
+        self.fixed = max((self._s - self.per_row * self._n) / self._w, 0.0)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
 
 
 def _settle(done: list) -> None:
-    for future, scores, exc in done:
-        if not future.done():  # a request that was cancelled meanwhile
+    for job, scores, exc in done:
+        if job.timer is not None:
+            job.timer.cancel()
+        if not job.future.done():  # answered already: its deadline passed meanwhile
             if exc is None:
-                future.set_result(scores)
+                job.future.set_result(scores)
             else:
-                future.set_exception(exc)
+                job.future.set_exception(exc)
 
 
 class _FastLane:
@@ -585,7 +800,7 @@ class _FastLane:
                 try:
                     response = await self.predict(Request(scope, receive), *target)
                 except ApiError as exc:
-                    response = _as_json(exc.status_code, exc.detail, exc.errors)
+                    response = _as_json(exc.status_code, exc.detail, exc.errors, exc.headers)
                 except Exception as exc:  # noqa: BLE001 - the same answer as the app's own last-resort handler
                     log.error("internal error on %s: %s: %s", scope["path"], type(exc).__name__, exc)
                     response = _as_json(500, f"internal error ({type(exc).__name__}); the service logged it")
@@ -611,7 +826,7 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        return as_json(exc.status_code, str(exc.detail), getattr(exc, "errors", None))
+        return as_json(exc.status_code, str(exc.detail), getattr(exc, "errors", None), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -1,4 +1,4 @@
-"""Prometheus metrics of one service process: requests and errors, latency, rows, and what it predicts."""
+"""Prometheus metrics of one service process: requests and errors, latency, rows, load, and what it predicts."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +19,12 @@ class Metrics:
         self.latency = Histogram("workbench_request_seconds", "Time to answer a prediction request", ["model"],
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.rows = Counter("workbench_rows_scored", "Rows scored", ["model", "version"], registry=r)
+        self.overloaded = Counter("workbench_overloaded", "Requests refused at once (503, Retry-After): more scoring "
+                                  "was queued ahead of them than the service's bound (max_wait_s)", ["model"], registry=r)
+        self.expired = Counter("workbench_expired", "Requests whose deadline passed while they waited for the scoring "
+                               "thread: answered 504, and their rows not scored (or the rest of them)", ["model"], registry=r)
+        self.queued = Gauge("workbench_scoring_queue_seconds", "Estimated seconds of scoring queued for the scoring thread",
+                            registry=r)
         self.output_errors = Counter("workbench_output_check_failures", "Answers refused by the output check",
                                      ["model", "version"], registry=r)
         self.classes = Counter("workbench_predicted_class", "Predicted classes", ["model", "version", "label"], registry=r)

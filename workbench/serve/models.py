@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.decompose.serving import Fanout, front_model, takes_matrix
 from workbench.models.trained import ScoringPlan
+from workbench.registry import repository
 from workbench.registry.package import Package, load_package
 from workbench.settings import Settings, get_settings
 
@@ -106,7 +108,7 @@ class Served:
     def describe(self) -> dict:
         m = self.package.manifest
         return {"name": self.name, "version": self.version, "source": self.source, "model": m["model"], "task": self.task,
-                "classes": self.labels or None, "fast_path": self.plan.fast, "loaded_at": self.loaded_at}
+                "classes": self.labels or None, "kind": self.package.model.kind, "loaded_at": self.loaded_at}
 
     def example(self) -> dict:
         """A real row from the schema: the example request in /docs."""
@@ -165,12 +167,8 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
     and checks the reference predictions through the parts)."""
     s = settings or get_settings()
     if parts:
-        from workbench.decompose.serving import Fanout, front_model, takes_matrix
-
         folder, name, version = source, None, None
         if not Path(source).exists():  # a registered version: its files only, the parts stay where they run
-            from workbench.registry import repository
-
             mv, folder = repository.download(source, s)
             name, version = mv.name, str(mv.version)
         pkg = load_package(folder, model_loader=lambda f: front_model(f, parts, part_timeout))
@@ -183,8 +181,6 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
         pkg = load_package(source)
         name, version = pkg.manifest["name"], str(pkg.manifest["version"])
     else:
-        from workbench.registry import repository
-
         mv = repository.resolve(source, s)
         pkg = repository.fetch(f"{mv.name}/{mv.version}", s)
         name, version = mv.name, str(mv.version)

@@ -13,6 +13,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from workbench.serve.errors import ERROR_DOC, ApiError
+
 
 NUMERIC = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32": "<i4", "INT16": "<i2", "INT8": "<i1",
            "UINT64": "<u8", "UINT32": "<u4", "UINT16": "<u2", "UINT8": "<u1", "BOOL": "?"}
@@ -20,10 +22,8 @@ HEADER = "inference-header-content-length"
 
 
 def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) -> None:
-    from workbench.serve.app import _ERROR, ApiError
-
-    found = {404: _ERROR}
-    infer_errors = {code: _ERROR for code in (400, 401, 403, 404, 413, 415, 422, 500, 504)}
+    found = {404: ERROR_DOC}
+    infer_errors = {code: ERROR_DOC for code in (400, 401, 403, 404, 413, 415, 422, 500, 503, 504)}
 
     @app.get("/v2", tags=["v2"])
     async def server_metadata():
