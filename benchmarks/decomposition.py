@@ -86,7 +86,7 @@ def _lightgbm(train: pd.DataFrame, trees: int):
 
 def _stack(train: pd.DataFrame):
     from workbench.ensemble import ensemble
-    from workbench.models import train as fit
+    from workbench import train as fit
     from workbench.models.trained import TrainedModel
 
     r = fit(train, "income", models=["lightgbm", "linear", "random_forest", "extra_trees", "naive_bayes"], folds=3,
@@ -161,7 +161,7 @@ def _dask(package: Path, data: Path, out: Path) -> dict:
 def _served(package: Path, data: Path, out: Path, decomposed: bool) -> dict:
     import httpx
 
-    from workbench.deploy.release import free_port
+    from workbench.decompose.serving import free_port
 
     port = free_port()
     flag = ["--decomposed", str(package)] if decomposed else ["--package", str(package)]

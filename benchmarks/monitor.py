@@ -35,7 +35,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
     os.environ["WORKBENCH_HOME"] = str(work / "home")
     from workbench.data import load
-    from workbench.models import train
+    from workbench import train
     from workbench.registry.package import package_result
 
     df = load("demo", n_rows=3000)

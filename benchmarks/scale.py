@@ -162,7 +162,7 @@ for k in range(({rows} + {part} - 1) // {part}):
 """
 _TRAIN = """
 from workbench.data import load
-from workbench.models import train
+from workbench import train
 from workbench.registry.package import package_result
 r = train(load("demo", n_rows=20000), "churn", models=["lightgbm"], folds=3, progress=False, log=False, time_budget=120)
 package_result(r, {out!r}, name="churn")

@@ -12,8 +12,12 @@ Scenarios: single rows at concurrency 1 (p50, p99, req/s) and 16 (req/s, p99, er
 The batch ratio is measured again with (a) log on, (a) log off and the floor all running, in turn, for
 --batch-rounds rounds (medians): one run of each moved it by ±0.05 here.
 wrk against the floor's empty /ping shows the load generator's own ceiling.
+--kinds (with --only none: alone) is the per-kind table: the model `auto` picks (its latency limit on) on adult,
+titanic and the demo, and one model of each zoo family on adult, each served alone by `workbench serve` and sent
+held-out raw rows, against the floor measured in the same run; under it, the targets met or missed.
 
     .venv/bin/python benchmarks/serving.py [--seconds 8] [--rows 5000]
+    .venv/bin/python benchmarks/serving.py --only none --kinds --batch-rounds 0 --log-rounds 0 [--auto-budget 60]
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+DATASETS = ROOT.parent / "shared" / "datasets"
+ZOO_FAMILIES = ["lightgbm", "hist_gb", "linear", "naive_bayes", "knn", "mlp", "random_forest", "extra_trees", "svm"]
+SLOW_FAMILIES = {"knn", "svm"}  # capped by the zoo (trained on 5,000 rows) and not held to the 1 ms target
 
 
 def main() -> None:
@@ -49,7 +56,15 @@ def main() -> None:
     ap.add_argument("--log-rounds", type=int, default=4, help="rounds of the log on/off comparison (0: skip)")
     ap.add_argument("--batch-rounds", type=int, default=6,
                     help="rounds of 100-row batches against the floor in alternation, log on and off (0: skip)")
+    ap.add_argument("--kinds", action="store_true",
+                    help="the per-kind table: auto's winner on adult, titanic and the demo, each zoo family on adult")
+    ap.add_argument("--auto-budget", type=float, default=60, help="auto's time budget on each table of --kinds (s)")
+    ap.add_argument("--kinds-seconds", type=float,
+                    help="length of --kinds' concurrency-16 runs (default: 30 s for auto's winners, as their target "
+                         "says, 10 s for the zoo families)")
     args = ap.parse_args()
+    # a benchmark stopped with SIGTERM still runs its finally blocks: no server outlives it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if not shutil.which("wrk"):
         sys.exit("benchmarks/serving.py needs wrk: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
@@ -82,8 +97,7 @@ def main() -> None:
             check = httpx.post(url + path, content=bodies[kind]["one"], headers={"content-type": "application/json"})
             assert check.status_code == 200, (name, check.status_code, check.text[:300])
             row = {"server": name}
-            for scenario, conns, body in [("c1", 1, "one"), ("c16", 16, "one"), ("batch100", 4, "batch")]:
-                r = _wrk(url + path, bodies[kind][body], conns, args.seconds, work)
+            for scenario, r in _scenarios(url + path, bodies[kind], args.seconds, work).items():
                 row |= {f"{scenario}_rps": r["rps"], f"{scenario}_p50_ms": r["p50"], f"{scenario}_p99_ms": r["p99"],
                         f"{scenario}_errors": r["errors"]}
             row["batch100_rows_s"] = row["batch100_rps"] * 100
@@ -94,8 +108,14 @@ def main() -> None:
             results.append(row)
             print(pd.DataFrame([row]).to_string(index=False), flush=True)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            _stop(proc)
+    _compare(args, results, package, bodies, env, work)
+    if args.kinds:
+        _kinds(bodies["floor"], env, work, args)
+
+
+def _compare(args, results: list[dict], package: Path, bodies: dict, env: dict, work: Path) -> None:
+    """The servers' table and ratios, then the log's cost, the batches in turn and the hot swap, as asked."""
     if not results:  # --only none: the log's cost and the batches in alternation alone
         if args.batch_rounds:
             _batch_rounds(package, bodies, env, work, args.batch_rounds, args.seconds)
@@ -129,6 +149,135 @@ def main() -> None:
         _log_cost(package, bodies["v1"]["one"], env, work, args.log_rounds, args.seconds)
     if args.swap_seconds:
         print("\nload test with a hot swap:", _swap_under_load(package, bodies["v1"]["one"], env, work, args.swap_seconds))
+
+
+def _kinds(floor_bodies: dict, env: dict, work: Path, args) -> None:
+    """The per-kind table: each model served alone by `workbench serve` and driven by wrk with held-out raw rows of its
+    table (one row at concurrency 1 and 16, 100-row batches), against the floor measured once in the same run; then
+    the targets, met or missed. Every model is trained before the first server starts, so training never competes
+    with a measurement."""
+    models = _kind_models(work, args.auto_budget)
+    seconds = {"auto": args.kinds_seconds or 30, "zoo": args.kinds_seconds or 10}
+    floor = [PY, "-m", "uvicorn", "--factory", "benchmarks.floor_app:app", "--no-access-log", "--log-level", "warning"]
+    with _servers({"floor": (floor, "/ping")}, env | {"FLOOR_MODEL": str(work / "model.txt")}) as urls:
+        runs = _scenarios(urls["floor"] + "/predict", floor_bodies, args.seconds, work, c16_seconds=seconds["auto"])
+    rows = [_kind_row("floor: FastAPI + LightGBM booster (demo)", runs)]
+    for m in models:
+        try:
+            if m.get("failed"):
+                raise RuntimeError(m["failed"])
+            scorer_ms = _scorer_ms(m["package"], m["row"])
+            serve = [PY, "-m", "workbench.cli", "serve", "--package", str(m["package"])]
+            with _servers({m["name"]: (serve, "/readyz")}, env) as urls:
+                url = urls[m["name"]] + f"/v1/models/{m['name']}/predict"
+                check = httpx.post(url, content=m["bodies"]["one"], headers={"content-type": "application/json"})
+                if check.status_code != 200:
+                    raise RuntimeError(f"{check.status_code} {check.text[:300]}")
+                runs = _scenarios(url, m["bodies"], args.seconds, work, c16_seconds=seconds[m["group"]])
+            rows.append(_kind_row(m["model"], runs) | {"scorer_ms": scorer_ms})
+        except Exception as exc:  # noqa: BLE001 - one model that fails is a row that says so, not a lost table
+            print(f"{m['model']} failed: {exc}", flush=True)
+            rows.append({"model": f"{m['model']} (failed)"})
+        print("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()),
+              flush=True)
+    frame = pd.DataFrame(rows)
+    base = frame.iloc[0]
+    for ratio, col in (("c1_p50/floor", "c1_p50_ms"), ("c16/floor", "c16_rps"), ("rows100/floor", "rows100_s")):
+        frame.insert(frame.columns.get_loc(col) + 1, ratio, frame[col] / base[col])
+    print(f"\nper model kind, served alone (c1 and 100-row batches {args.seconds:g} s; c16 {seconds['auto']:g} s for "
+          f"auto's winners and the floor, {seconds['zoo']:g} s for the zoo families; scorer_ms: the model's scorer "
+          "alone on one encoded row, in process):")
+    shown = frame.astype({"c16_errors": "Int64", "c16_timeouts": "Int64"})  # counts, blank for a failed row
+    formats = ({c: "{:,.0f}".format for c in ("c16_rps", "rows100_s")}
+               | {c: "{:.3f}".format for c in ("c1_p50_ms", "scorer_ms")})
+    print(shown.to_string(index=False, formatters=formats, float_format=lambda v: f"{v:.2f}"))
+    print("\ntargets:")
+    checks = []  # a failed row's NaN compares False: missed
+    for m, r in zip(models, frame.iloc[1:].to_dict(orient="records")):
+        if m["group"] == "auto":
+            errors, timeouts = r["c16_errors"], r["c16_timeouts"]
+            checks += [(r["model"], "single-row p50 ≤ 2× floor", f"{r['c1_p50/floor']:.2f}×", r["c1_p50/floor"] <= 2),
+                       (r["model"], "c16 req/s ≥ 0.5× floor", f"{r['c16/floor']:.2f}×", r["c16/floor"] >= 0.5),
+                       (r["model"], f"0 errors and 0 time-outs at c16 for {seconds['auto']:g} s (target: 30 s)",
+                        f"{errors:.0f} errors, {timeouts:.0f} time-outs",
+                        errors == 0 and timeouts == 0 and seconds["auto"] >= 30)]
+        elif m["family"] not in SLOW_FAMILIES:
+            checks.append((r["model"], "single-row p50 over HTTP ≤ 1 ms", f"{r['c1_p50_ms']:.2f} ms", r["c1_p50_ms"] <= 1))
+    for model, target, value, ok in checks:
+        print(f"  {model}: {target}: {value} — {'met' if ok else 'missed'}")
+    print(f"  {sum(bool(ok) for *_, ok in checks)} of {len(checks)} met")
+
+
+def _kind_models(work: Path, budget: float) -> list[dict]:
+    """``auto``'s pick on each table and one model of each zoo family on adult, packaged, with request bodies made of
+    held-out raw rows (rows the schema would refuse left out) and one such row as a table."""
+    from workbench import train
+    from workbench.auto import auto
+    from workbench.data import load
+    from workbench.registry.package import load_package, package_result
+
+    manifest = orjson.loads((DATASETS / "manifest.json").read_bytes())
+    tables = {}
+    for name in ("adult", "titanic"):
+        df, target = load(DATASETS / manifest[name]["file"]), manifest[name]["target"]
+        held = df.sample(n=min(200, len(df) // 5), random_state=0)
+        tables[name] = (df.drop(index=held.index), target, held.drop(columns=[target]))
+    tables["demo"] = (load("demo", n_rows=5000), "churn", load("demo", n_rows=200, seed=5).drop(columns=["churn"]))
+    jobs = [(name, "auto", None) for name in tables] + [("adult", "zoo", family) for family in ZOO_FAMILIES]
+    models = []
+    for table, group, family in jobs:
+        df, target, held = tables[table]
+        name = table if family is None else f"{table}_{family}"
+        m = {"name": name, "group": group, "family": family, "model": f"{table}: {family or 'auto'}"}
+        t0 = time.time()
+        try:
+            if family is None:
+                r = auto(df, target, time_budget=budget, log=False, progress=False)
+                m["model"] = f"{table}: auto → {r.chosen}"
+            else:  # the zoo caps knn and svm: they learn from a sample
+                data = df.sample(n=5000, random_state=0) if family in SLOW_FAMILIES else df
+                r = train(data, target, models=[family], folds=2, log=False, progress=False)
+            m["package"] = package_result(r, work / "kinds" / name, name=name)
+            pkg = load_package(m["package"], check=False)
+            records, raw = _accepted(pkg, held)
+            batch = (records * math.ceil(100 / len(records)))[:100]
+            m |= {"bodies": {"one": orjson.dumps(records[0]), "batch": orjson.dumps(batch)}, "row": raw.iloc[[0]]}
+            best = r.best
+            cv = {k: round(v, 4) for k, v in best.cv.items()}
+            note = (f"auto picked {r.chosen} ({pkg.model.kind}; cv {cv}; one row {best.latency_ms:.3f} ms as "
+                    f"measured by auto; left out as too slow: {', '.join(r.too_slow) or 'none'})"
+                    if family is None else f"trained {family} ({pkg.model.kind}; cv {cv})")
+            print(f"{table}: {note} in {time.time() - t0:.0f} s", flush=True)
+        except Exception as exc:  # noqa: BLE001 - measured as a failed row, the other models still are
+            m["failed"] = f"training or packaging failed: {exc!r}"
+            print(f"{m['model']}: {m['failed']}", flush=True)
+        models.append(m)
+    return models
+
+
+def _kind_row(model: str, runs: dict) -> dict:
+    c1, c16, batch = runs["c1"], runs["c16"], runs["batch100"]
+    return {"model": model, "c1_p50_ms": c1["p50"], "c16_rps": c16["rps"], "c16_p99_ms": c16["p99"],
+            "c16_errors": c16["non2xx"] + c16["socket"], "c16_timeouts": c16["timeouts"], "rows100_s": batch["rps"] * 100}
+
+
+def _scorer_ms(package: Path, row: pd.DataFrame, calls: int = 200) -> float:
+    """Median milliseconds of the package's scorer alone on one encoded row, on one thread as the service runs it."""
+    from threadpoolctl import threadpool_limits
+
+    from workbench.registry.package import load_package
+
+    model = load_package(package, check=False).model
+    X = model.cleaner.encoder().frame(row)
+    scorer = model.scorer
+    times = []
+    with threadpool_limits(1):
+        scorer(X)  # the first call compiles
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            scorer(X)
+            times.append(time.perf_counter() - t0)
+    return float(pd.Series(times).median() * 1e3)
 
 
 def _log_counts(url: str, db: Path) -> dict:
@@ -207,8 +356,7 @@ def _servers(servers: dict, env: dict):
         yield urls
     finally:
         for p in procs.values():
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(timeout=30)
+            _stop(p)
 
 
 def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds: float) -> dict:
@@ -238,33 +386,33 @@ def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds:
         return {"seconds": seconds, "requests_per_s": result["rps"], "p99_ms": result["p99"], "errors": result["errors"],
                 "swapped": f"{swap.get('previous')} → {swap.get('version')}", "answering": after.json()["version"]}
     finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to a server's process group (it and whatever it started); SIGKILL when it is not gone in 30 s."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
+    try:
         proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _prepare(work: Path, n_rows: int):
     """A LightGBM churn package, its booster file for the floor, and the request bodies of every server."""
     from workbench.data import load
-    from workbench.models import train
+    from workbench import train
     from workbench.registry.package import load_package, package_result
 
     r = train(load("demo", n_rows=n_rows), "churn", models=["lightgbm"], folds=3, log=False, progress=False, time_budget=120)
     package = package_result(r, work / "package", name="churn")
     pkg = load_package(package)
     (work / "model.txt").write_text(pkg.model.estimator.model_str)
-    raw = load("demo", n_rows=200, seed=5).drop(columns=["churn"])
-    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
-               for rec in raw.to_dict(orient="records")]
-    ok = []
-    from workbench.data.encode import InputError
-
+    ok, _ = _accepted(pkg, load("demo", n_rows=200, seed=5).drop(columns=["churn"]))
     plan = pkg.model.plan(pkg.schema)
-    for rec in records:
-        try:
-            plan.check([rec])
-            ok.append(rec)
-        except InputError:
-            pass
     batch = (ok * 2)[:100]
     encoded = plan.check(batch).tolist()
 
@@ -294,6 +442,26 @@ def _prepare(work: Path, n_rows: int):
     }
 
 
+def _accepted(pkg, raw: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
+    """``raw``'s rows that the package's schema accepts (the others would be 422s): as JSON records (NaN → null) and
+    as the table's rows."""
+    from workbench.data.encode import InputError
+
+    plan = pkg.model.plan(pkg.schema)
+    records, kept = [], []
+    for i, rec in enumerate(raw.to_dict(orient="records")):
+        rec = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+        try:
+            plan.check([rec])
+        except InputError:
+            continue
+        records.append(rec)
+        kept.append(i)
+    if not records:
+        raise RuntimeError(f"{pkg.name}: the schema refuses every one of the {len(raw)} held-out rows")
+    return records, raw.iloc[kept]
+
+
 def _mlflow_model(package: Path) -> str:
     """The package logged as the workbench's MLflow pyfunc model; returns its models:/ URI."""
     from workbench.registry import repository
@@ -314,9 +482,19 @@ def _wrk(url: str, body: bytes | None, conns: int, seconds: float, work: Path) -
                          capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, flags=re.M))
-    errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors += sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    return {"rps": rps, "p50": _ms(lat.get("50", "nan")), "p99": _ms(lat.get("99", "nan")), "errors": errors}
+    non2xx = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = sum(int(x) for x in re.findall(r"(?:connect|read|write) (\d+)", out))
+    timeouts = sum(int(x) for x in re.findall(r"timeout (\d+)", out))
+    return {"rps": rps, "p50": _ms(lat.get("50", "nan")), "p99": _ms(lat.get("99", "nan")), "non2xx": non2xx,
+            "socket": socket_errors, "timeouts": timeouts, "errors": non2xx + socket_errors + timeouts}
+
+
+def _scenarios(url: str, bodies: dict, seconds: float, work: Path, c16_seconds: float | None = None) -> dict:
+    """wrk's figures for single rows (``bodies["one"]``) at concurrency 1 and 16 and 100-row batches
+    (``bodies["batch"]``) on 4 connections, by scenario."""
+    return {"c1": _wrk(url, bodies["one"], 1, seconds, work),
+            "c16": _wrk(url, bodies["one"], 16, c16_seconds or seconds, work),
+            "batch100": _wrk(url, bodies["batch"], 4, seconds, work)}
 
 
 def _ms(text: str) -> float:

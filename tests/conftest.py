@@ -50,7 +50,7 @@ def demo_df():
 @pytest.fixture(scope="session")
 def trained(demo_df):
     """The session's one trained model: demo churn, two fast families, logged to MLflow."""
-    from workbench.models import train
+    from workbench import train
 
     return train(demo_df, "churn", test=demo_df.sample(200, random_state=1), models=["lightgbm", "linear"], folds=3,
                  progress=False, time_budget=120)

@@ -6,11 +6,11 @@ import pytest
 
 from servers import Server
 from test_cli import workbench
+from workbench import train
 from workbench.compress import METHODS, compress, save_variant
 from workbench.compress.core import scores_of
 from workbench.data import load
 from workbench.errors import DataError, UnknownNameError
-from workbench.models import train
 from workbench.registry.package import PackageError, load_package, package_result
 
 

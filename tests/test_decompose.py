@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from test_cli import workbench
+from workbench import train
 from workbench.data import clean, load
 from workbench.decompose import DecomposedModel, PartError, decompose, load_part, predict_parallel
 from workbench.decompose.core import decompose_package, max_difference
 from workbench.ensemble import ensemble
 from workbench.errors import ModelError
-from workbench.models import train
 from workbench.models.compare import compare
 from workbench.models.trained import TrainedModel
 from workbench.registry.package import PackageError, load_package, package_result

@@ -28,7 +28,7 @@ MODEL = "release-churn"
 @pytest.fixture(scope="module")
 def setup(trained, demo_df, tmp_path_factory):
     """Two packages of the same model (LightGBM, then the session model), a holdout table and a config maker."""
-    from workbench.models import train
+    from workbench import train
 
     root = tmp_path_factory.mktemp("deploy")
     lgb = train(demo_df, "churn", models=["lightgbm"], folds=3, log=False, progress=False, time_budget=60)

@@ -76,11 +76,11 @@ def test_csv_partitions_and_bad_inputs_are_clear(parts, tmp_path):
         frame.drop(columns="y").to_parquet(bad / "b.parquet")
         load(str(bad / "*.parquet"))
     with pytest.raises(DataError, match="train on them with `workbench train --distributed`"):
-        from workbench.models import train
+        from workbench import train
 
         train(str(folder), "churn", log=False, progress=False)
     with pytest.raises(DataError, match="at least 2 partitions"):
-        train_distributed(str(folder / "part-0*.parquet"), "churn", log_run=False)
+        train_distributed(str(folder / "part-0*.parquet"), "churn")
     assert held_out(8, 0.2) == [3, 7] and held_out(2, 0.2) == [1] and held_out(20, 0.2) == [4, 9, 14, 19]
 
 
@@ -137,12 +137,12 @@ def test_a_worker_killed_while_training_is_retried_and_completes(parts):
     try:
         s = get_settings(dask_address=cluster.address)
         params = {"n_estimators": 400}
-        calm = train_distributed(str(folder), "churn", params=params, log_run=False, settings=s)
+        calm = train_distributed(str(folder), "churn", params=params, settings=s)
         assert calm.distributed["workers"] == 2 and calm.distributed["attempts"] == 1
         pids = cluster.worker_pids()
         result: dict = {}
         run = threading.Thread(target=lambda: result.update(r=train_distributed(
-            str(folder), "churn", params=params, log_run=False, settings=s)))
+            str(folder), "churn", params=params, settings=s)))
         run.start()
         deadline = time.time() + 120
         while time.time() < deadline and not any("train_part" in str(k) for keys in cluster.client.processing().values()

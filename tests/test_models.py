@@ -7,7 +7,7 @@ from workbench.data import clean
 from workbench.errors import ModelError, UnknownNameError
 from workbench.models import compare, models_for
 from workbench.models.metrics import score
-from workbench.models.task import detect_task
+from workbench.data.task import detect_task
 from workbench.settings import get_settings
 
 

@@ -385,7 +385,7 @@ def test_the_monitor_panel_shows_the_log_and_refreshes_in_place(service, fresh):
 
 
 def test_a_regression_model_is_monitored_with_its_errors(tmp_path):
-    from workbench.models import train
+    from workbench import train
 
     df = load("sklearn:diabetes")
     r = train(df.iloc[:300], "target", models=["lightgbm"], folds=2, progress=False, log=False, time_budget=60)

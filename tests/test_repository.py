@@ -18,7 +18,7 @@ from workbench.registry.package import package_result
 @pytest.fixture(scope="module")
 def churn(trained, demo_df, tmp_path_factory):
     """'churn' with two versions: the session model (v1, staging), then a naive Bayes model (v2)."""
-    from workbench.models import train
+    from workbench import train
 
     out = tmp_path_factory.mktemp("repo")
     first = package_result(trained, out / "v1", name="repo-churn")

@@ -85,7 +85,7 @@ def test_bad_inputs_are_clear_errors_and_nothing_is_marked_complete(package, par
 
 
 def _other_model():
-    from workbench.models import train
+    from workbench import train
 
     return train(load("demo", n_rows=300), "churn", models=["linear"], folds=2, progress=False, log=False,
                  time_budget=60)

@@ -71,7 +71,7 @@ def test_ensemble_panel_adds_its_ensemble_to_the_leaderboard():
 def test_compression_and_decomposition_panels(tmp_path):
     from widgets import CompressionPanel, DecompositionPanel
     from workbench.data import load
-    from workbench.models import train
+    from workbench import train
     from workbench.registry.package import package_result
 
     lgbm = train(load("demo", n_rows=400), "churn", models=["lightgbm"], folds=3, log=False, progress=False)

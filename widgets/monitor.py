@@ -73,9 +73,7 @@ class MonitorPanel(W.VBox):
         self.result = st
         w = st.windows.iloc[0]
         m = st.headline
-        from workbench.monitor.quality import validation_metric
-
-        live, base = st.windows.iloc[1][m], validation_metric(st.validation, m)
+        live, base = st.windows.iloc[1][m], st.validation_score
         quality = (f"{m.replace('_', ' ').capitalize()} on real outcomes (last hour): <b>{live:.3f}</b> (validation {base:.3f})"
                    if live == live else "no real outcomes fed back yet")
         self.header.value = (

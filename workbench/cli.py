@@ -6,7 +6,20 @@ import json
 import sys
 import warnings
 
+from workbench.auto import auto, predict_file, train
+from workbench.compress import compress, save_variant
+from workbench.compute import describe
+from workbench.data import load, profile
+from workbench.decompose.core import combiner_model, decompose_package
 from workbench.errors import WorkbenchError
+from workbench.models import ZOO, get_model
+from workbench.models.train import prepare
+from workbench.registry import repository
+from workbench.registry.backup import backup, restore
+from workbench.registry.package import load_package, package_result
+from workbench.registry.tracking import log_training
+from workbench.settings import get_settings
+from workbench.tune import STRATEGIES, tune
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--task", choices=["binary", "multiclass", "regression"])
     c.add_argument("--out", help="a folder for the final model's package (and OUT.tar.gz), for `workbench predict`")
     c.add_argument("--register", metavar="NAME", help="register the final model as a new version of NAME")
+    c.add_argument("--max-latency-ms", type=float, default=None,
+                   help="leave out models that score one row slower than this (default: WORKBENCH_MAX_LATENCY_MS, 0.1; "
+                        "0: no limit)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_auto)
 
@@ -139,6 +155,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-rows", type=int, default=10_000)
     c.add_argument("--max-body-mb", type=float, default=10)
     c.add_argument("--timeout", type=float, default=30, help="seconds per request")
+    c.add_argument("--max-wait", type=float, default=1.0,
+                   help="seconds of queued scoring a request may wait behind; beyond it, 503 with Retry-After at once")
     c.add_argument("--reject-unseen", action="store_true", help="refuse categories never seen in training (422)")
     c.add_argument("--watch", type=float, default=0, help="follow moved aliases, polling every this many seconds")
     c.add_argument("--open", action="store_true", help="allow a non-local --host without API keys")
@@ -199,7 +217,7 @@ def _monitor_parser(sub) -> None:
 
 
 def _monitor_feedback(args) -> int:
-    from workbench.monitor import feed_back_file
+    from workbench.monitor import feed_back_file  # start-up cost: only monitor commands load it
 
     r = feed_back_file(args.model, args.data)
     print(f"{r['stored']} outcomes stored for {args.model}")
@@ -213,6 +231,7 @@ def _monitor_feedback(args) -> int:
 def _monitor_status(args) -> int:
     import pandas as pd
 
+    # start-up cost: only monitor commands load these
     from workbench.monitor import status
     from workbench.monitor.report import parse_since
 
@@ -228,15 +247,14 @@ def _monitor_status(args) -> int:
 
 
 def _monitor_report(args) -> int:
-    from workbench.monitor.report import write_report
+    from workbench.monitor.report import write_report  # start-up cost: only monitor commands load it
 
     print(f"report: {write_report(args.model, since=args.since, out=args.out)}")
     return 0
 
 
 def _monitor_compact(args) -> int:
-    from workbench.monitor import PredictionLog
-    from workbench.settings import get_settings
+    from workbench.monitor import PredictionLog  # start-up cost: only monitor commands load it
 
     hours = args.older_than if args.older_than is not None else get_settings().monitor_retention_hours
     log = PredictionLog(create=False)
@@ -246,7 +264,7 @@ def _monitor_compact(args) -> int:
 
 
 def _monitor_dashboard(args) -> int:
-    from workbench.monitor import PredictionLog
+    from workbench.monitor import PredictionLog  # start-up cost: only monitor commands load it
 
     PredictionLog(create=False).model_info(args.model)  # a clear error now rather than a broken page later
     return _voila("monitor_dashboard.ipynb", args.port, {"WORKBENCH_MONITOR_MODEL": args.model,
@@ -272,15 +290,16 @@ def _models_parser(sub) -> None:
     c.add_argument("name")
     c.add_argument("version")
     c.add_argument("--alias", required=True)
-    c.set_defaults(func=lambda a: print(_repo().promote(a.name, a.version, a.alias) and f"{a.name}@{a.alias} → version {a.version}"))
+    c.set_defaults(func=lambda a: print(repository.promote(a.name, a.version, a.alias)
+                                        and f"{a.name}@{a.alias} → version {a.version}"))
     c = msub.add_parser("archive", help="archive a version (its aliases are removed; it can still be exported)")
     c.add_argument("name")
     c.add_argument("version")
-    c.set_defaults(func=lambda a: print(_repo().archive(a.name, a.version) and f"{a.name}/{a.version} archived"))
+    c.set_defaults(func=lambda a: print(repository.archive(a.name, a.version) and f"{a.name}/{a.version} archived"))
     c = msub.add_parser("export", help="a version as a package archive")
     c.add_argument("ref")
     c.add_argument("--out", required=True, help="the .tar.gz to write")
-    c.set_defaults(func=lambda a: print(f"exported {a.ref} to {_repo().export(a.ref, a.out)}"))
+    c.set_defaults(func=lambda a: print(f"exported {a.ref} to {repository.export(a.ref, a.out)}"))
     c = msub.add_parser("import", help="register a package archive or folder")
     c.add_argument("file")
     c.add_argument("--name", help="the model name (default: the package's)")
@@ -291,14 +310,8 @@ def _models_parser(sub) -> None:
     models.set_defaults(func=lambda a: models.print_help() or 2)
 
 
-def _repo():
-    from workbench.registry import repository
-
-    return repository
-
-
 def _models_list(args) -> int:
-    frame = _repo().versions(args.name) if args.name else _repo().list_models()
+    frame = repository.versions(args.name) if args.name else repository.list_models()
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
     else:
@@ -307,8 +320,8 @@ def _models_list(args) -> int:
 
 
 def _models_show(args) -> int:
-    mv = _repo().resolve(args.ref)
-    pkg = _repo().fetch(f"{mv.name}/{mv.version}")
+    mv = repository.resolve(args.ref)
+    pkg = repository.fetch(f"{mv.name}/{mv.version}")
     m = pkg.manifest
     print(f"{mv.name} version {mv.version}: {mv.description}")
     for k, v in sorted(mv.tags.items()):
@@ -319,19 +332,17 @@ def _models_show(args) -> int:
 
 
 def _models_compare(args) -> int:
-    print(_repo().compare(args.name, args.first, args.second).to_string())
+    print(repository.compare(args.name, args.first, args.second).to_string())
     return 0
 
 
 def _models_import(args) -> int:
-    mv = _repo().import_package(args.file, args.name)
+    mv = repository.import_package(args.file, args.name)
     print(f"registered {mv.name} version {mv.version}")
     return 0
 
 
 def _models_verify(args) -> int:
-    from workbench.registry.package import load_package
-
     pkg = load_package(args.path)
     m = pkg.manifest
     print(f"{args.path}: {m['name']} {m['version']} ({m['model']}, {m['task']}): {len(m['files'])} files match their "
@@ -342,8 +353,8 @@ def _models_verify(args) -> int:
 def _serve(args) -> int:
     import signal
     from pathlib import Path
-    from workbench.serve import ServeConfig, serve
-    from workbench.settings import get_settings
+
+    from workbench.serve import ServeConfig, serve  # start-up cost: FastAPI loads for `serve` only
 
     s = get_settings()
     sources = args.model + args.package + ([args.decomposed] if args.decomposed else [])
@@ -355,30 +366,27 @@ def _serve(args) -> int:
         raise WorkbenchError(f"refusing to serve on {args.host} without API keys: set WORKBENCH_SERVE_KEYS and "
                              "WORKBENCH_SERVE_ADMIN_KEYS, or pass --open to serve openly")
     config = ServeConfig(sources, keys, admin, max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_rows=args.max_rows,
-                         timeout_s=args.timeout, allow_unseen=not args.reject_unseen, watch_s=args.watch,
+                         timeout_s=args.timeout, max_wait_s=args.max_wait, allow_unseen=not args.reject_unseen, watch_s=args.watch,
                          part_timeout_s=args.part_timeout)
     if s.monitor_log and not args.no_log:
-        from workbench.monitor import store_path
+        from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it
 
         config.log_store = str(store_path(s).resolve())
         config.log_sample, config.log_queue = s.monitor_sample, s.monitor_queue
         config.check_s, config.retention_hours = s.monitor_check_s, s.monitor_retention_hours
         print(f"predictions are recorded in {config.log_store}", flush=True)
-    from workbench.serve.models import load_source
+    from workbench.serve.models import load_source  # start-up cost: FastAPI loads for `serve` only
 
     fleet = None
     if args.decomposed:
         urls = args.part_url
         if not urls:  # one part server per part on 127.0.0.1, restarted when one dies
-            from workbench.decompose.serving import PartFleet
+            from workbench.decompose.serving import PartFleet  # start-up cost: Starlette loads for `serve` only
 
             folder = args.decomposed
             if not Path(folder).exists():  # NAME@alias or NAME/version: the part servers load from a downloaded copy
-                folder = _repo().download(args.decomposed)[1]
+                folder = repository.download(args.decomposed)[1]
             elif Path(folder).is_file():  # an archive: unpacked (and its checksums verified) for the part servers
-                from workbench.decompose.core import combiner_model
-                from workbench.registry.package import load_package
-
                 folder = load_package(folder, check=False, model_loader=combiner_model).path
             fleet = PartFleet(folder)
             # uvicorn re-raises SIGTERM after its graceful shutdown; as an exception it lets `finally` stop the parts
@@ -399,8 +407,8 @@ def _serve(args) -> int:
 
 
 def _deploy(args) -> int:
-    from workbench.deploy import deploy, rollback, status, stop_serving
-    from workbench.deploy.config import DeployConfig, read_config
+    # start-up cost: httpx loads for `deploy` only
+    from workbench.deploy import DeployConfig, deploy, read_config, rollback, status, stop_serving
 
     if args.action is None:
         if not args.config:
@@ -430,46 +438,37 @@ def _deploy(args) -> int:
 
 
 def _backup(args) -> int:
-    from workbench.registry.backup import backup
-
     print(f"snapshot written to {backup(args.out, keep=args.keep)}")
     return 0
 
 
 def _restore(args) -> int:
-    from workbench.registry.backup import restore
-
     print(f"store restored into {restore(args.snapshot, into=args.into, replace=args.replace)}")
     return 0
 
 
 def _profile(args) -> int:
-    from workbench.data import load, profile
-
     prof = profile(load(args.data), args.target)
     print(json.dumps(prof.to_dict(), indent=1, default=str) if args.json else prof)
     return 0
 
 
 def _train(args) -> int:
-    from workbench.models import train
-
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     if args.distributed:
-        from workbench.models.distributed import train_distributed
+        from workbench.models.distributed import train_distributed  # start-up cost: only --distributed loads it
 
         if models and models != ["lightgbm"] or args.test:
             raise WorkbenchError("--distributed trains LightGBM and tests it on held-out partitions: "
                                  "leave out --models and --test")
         result = train_distributed(args.data, args.target, task=args.task, holdout=args.holdout)
+        result.run_id, result.artifact_uri = log_training(result, data=args.data)
     else:
         result = train(args.data, args.target, test=args.test, task=args.task, models=models, metric=args.metric,
                        folds=args.folds, time_budget=args.time_budget, progress=not args.json)
     if args.out:
-        from workbench.registry.package import package_result
-
         package_result(result, args.out, name=args.register, archive=True)
     version = _register(result, args.register, args.out) if args.register else None
     if args.json:
@@ -501,10 +500,6 @@ def _train(args) -> int:
 
 
 def _tune(args) -> int:
-    from workbench.models import get_model
-    from workbench.models.train import prepare
-    from workbench.tune import STRATEGIES, tune
-
     get_model(args.model)  # unknown names fail before any work
     STRATEGIES.get(args.strategy)
     if args.time_budget is not None and args.time_budget <= 0:
@@ -525,12 +520,10 @@ def _tune(args) -> int:
 
 
 def _auto(args) -> int:
-    from workbench.auto import auto
-
     if args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     result = auto(args.data, args.target, time_budget=args.time_budget, test=args.test, task=args.task, out=args.out,
-                  progress=not args.json)
+                  max_latency_ms=args.max_latency_ms, progress=not args.json)
     version = _register(result, args.register, args.out) if args.register else None
     if args.json:
         print(json.dumps(result.to_dict() | {"stages": result.stages, "ensembles": [e.to_dict() for e in result.ensembles],
@@ -539,6 +532,8 @@ def _auto(args) -> int:
     print(result.leaderboard)
     for e in result.ensembles:
         print(f"ensemble {e.method}: CV {e.cv:.4f} against best member {e.best_member} {e.best_member_cv:.4f}")
+    for name, why in result.too_slow.items():
+        print(f"left out {name}: {why} (--max-latency-ms)")
     if result.test_metrics:
         print("\ntest: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest: {result.best.name} in {result.seconds:.0f} s {result.stages}; MLflow run {result.run_id}")
@@ -553,21 +548,17 @@ def _register(result, name: str, out) -> str:
     """Register a result's package (the one in ``out``, or a temporary one)."""
     import tempfile
 
-    from workbench.registry.package import package_result
-
     if out:
-        return _repo().register(out, name).version
+        return repository.register(out, name).version
     with tempfile.TemporaryDirectory() as tmp:
-        return _repo().register(package_result(result, f"{tmp}/package"), name).version
+        return repository.register(package_result(result, f"{tmp}/package"), name).version
 
 
 def _predict(args) -> int:
     from pathlib import Path
 
-    from workbench.auto import predict_file
-
     if Path(args.data).is_dir() or any(ch in args.data for ch in "*?["):  # many partitions: streamed, resumable
-        from workbench.stream import score_partitions
+        from workbench.stream import score_partitions  # start-up cost: only a folder or glob loads it
 
         r = score_partitions(args.model, args.data, args.out, distributed=args.distributed)
         print(f"{r['rows']} predictions in {r['partitions']} partitions at {r['out']} ({r['scored']} scored now, "
@@ -580,8 +571,6 @@ def _predict(args) -> int:
 
 
 def _cluster(args) -> int:
-    from workbench.compute import describe
-
     d = describe()
     print(f"{d['kind']} at {d['scheduler']}: {len(d['workers'])} workers, {d['threads']} threads")
     for w in d["workers"]:
@@ -595,9 +584,6 @@ def _compress(args) -> int:
 
     import numpy as np
 
-    from workbench.compress import compress, save_variant
-    from workbench.data import load
-
     source = _source(args)
     read = lambda path: load(path) if path else None  # noqa: E731
     report = compress(source.model, read(args.data), train=read(args.train), test=read(args.test),
@@ -608,7 +594,7 @@ def _compress(args) -> int:
 
         out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "package"
         save_variant(report, source, out, archive=bool(args.out))
-        version = _repo().register(out, source.name).version if args.register else None
+        version = repository.register(out, source.name).version if args.register else None
     if args.json:
         frame = report.to_frame().reset_index().replace({np.nan: None})
         print(json.dumps({"metric": report.metric, "chosen": report.chosen.name if report.chosen else None,
@@ -626,12 +612,8 @@ def _compress(args) -> int:
 
 
 def _decompose(args) -> int:
-    from workbench.decompose.core import decompose_package
-
     source = _source(args)
     out, diff = decompose_package(source, args.out, args.parts, args.by, optional_members=args.optional_members)
-    from workbench.registry.package import load_package
-
     pkg = load_package(out)
     for p in pkg.model.estimator.parts:
         print(f"  part {p.name}: {'required' if p.required else 'optional'}, weight {p.weight:g}")
@@ -644,14 +626,12 @@ def _decompose(args) -> int:
 def _source(args):
     """The package named by --package (folder or archive) or --model (the registry)."""
     if args.package:
-        from workbench.registry.package import load_package
-
         return load_package(args.package)
-    return _repo().fetch(args.model)
+    return repository.fetch(args.model)
 
 
 def _run(args) -> int:
-    from workbench.runner import run_pipeline
+    from workbench.runner import run_pipeline  # start-up cost: the pipeline's stack (httpx, deploy) for `run` only
 
     params = {}
     if args.params:
@@ -701,7 +681,7 @@ def _run(args) -> int:
 
 
 def _dashboard(args) -> int:
-    from workbench.pipeline import list_runs, load_results
+    from workbench.pipeline import list_runs, load_results  # start-up cost: the pipeline's stack for `dashboard` only
 
     if args.run_id:
         load_results(args.run_id)  # a clear error now rather than a broken page later
@@ -715,8 +695,7 @@ def _voila(name: str, port: int, env: dict) -> int:
     import os
     from pathlib import Path
 
-    from workbench.monitor import store_path
-    from workbench.settings import get_settings
+    from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it
 
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / name
     s = get_settings()
@@ -732,8 +711,6 @@ def _voila(name: str, port: int, env: dict) -> int:
 
 
 def _zoo_lines() -> list[str]:
-    from workbench.models import ZOO
-
     return [f"{n:14s} {ZOO.get(n).label} ({', '.join(ZOO.get(n).tasks)})" for n in ZOO]
 
 

@@ -77,9 +77,8 @@ def _warm_up_plugin():
         """Imports what every job needs as a worker starts (and restarts)."""
 
         def setup(self, worker):
-            import lightgbm  # noqa: F401
-
-            import workbench.models.compare  # noqa: F401  (pulls in pandas and scikit-learn)
+            # the whole library, as the first job would load it: pandas, scikit-learn, LightGBM, every model kind
+            import workbench  # noqa: F401
 
     return WarmUp()
 

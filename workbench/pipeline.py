@@ -7,19 +7,35 @@ Run folder (``reports/<run-id>/``): the executed notebooks and their HTML, ``sum
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.data import CleaningReport, Profile, Schema, split
+from workbench.compress import compress
+from workbench.compress.core import package_variant
+from workbench.data import CleaningReport, Profile, Schema, load, split
 from workbench.data.clean import Cleaned, Cleaner
+from workbench.decompose.serving import free_port
+from workbench.deploy import deploy, read_config, stop_serving
+from workbench.deploy.release import _spawn, _terminate, _wait_ready
+from workbench.ensemble import ensemble
 from workbench.errors import WorkbenchError
-from workbench.models.compare import refit
+from workbench.models.compare import Candidate, Leaderboard, encode_target, fitting_together, make_folds, refit
 from workbench.models.explain import feature_importance, learning_curve
-from workbench.models.train import Prepared, TrainResult, fit, log_training, oof_frame, prepare
+from workbench.models.metrics import is_better
+from workbench.models.train import Prepared, TrainResult, evaluate, fit, oof_frame, prepare
+from workbench.models.trained import TrainedModel
+from workbench.monitor import status
+from workbench.monitor.report import write_report
+from workbench.registry import repository
+from workbench.registry.modelio import load_model, save_model
+from workbench.registry.package import build_package
+from workbench.registry.tracking import log_run, log_training
 from workbench.settings import Settings, get_settings
+from workbench.tune import tune
 
 TOP_IMPORTANCE = 3  # models whose feature importance the dashboard can show
 
@@ -39,8 +55,6 @@ def data_stage(run_dir: str | Path, data, target: str, *, test=None, task: str |
                mlflow_run_id: str | None = None, settings: Settings | None = None) -> Prepared:
     """Load, profile and clean; hold out ``test_size`` as test when no test table is given; save to the run folder."""
     s = settings or get_settings()
-    from workbench.data import load
-
     df = load(data, seed=s.seed)
     if test is None:
         parts = split(df, target, test_size=test_size, seed=s.seed)
@@ -58,8 +72,6 @@ def data_stage(run_dir: str | Path, data, target: str, *, test=None, task: str |
     for name, text in files.items():
         (art / name).write_text(text)
     if mlflow_run_id:
-        from workbench.registry.tracking import log_run
-
         log_run(params={"data": str(data), "target": target, "task": cleaned.task, "rows": len(cleaned.X),
                         "features": cleaned.X.shape[1]}, metrics={}, artifacts=files, run_id=mlflow_run_id, settings=s)
     return prepared
@@ -120,8 +132,6 @@ def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe
     beside the others'; if it beats the best model by cross-validation it becomes the best,
     and the test predictions are redone with it.
     """
-    from workbench.tune import tune
-
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
     art = Path(run_dir) / "artifacts"
@@ -139,19 +149,17 @@ def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe
     meta["tuning"] = result.to_dict()
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     if mlflow_run_id:
-        from workbench.registry.tracking import log_run
-
         log_run(params={}, metrics={f"tuned_cv_{meta['metric']}": result.candidate.cv[meta["metric"]]},
                 artifacts={"tuning_history.csv": result.history.to_csv(index=False)}, run_id=mlflow_run_id, settings=s)
     return result
 
 
 def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select", "stack"), top: int = 5,
-                   mlflow_run_id: str | None = None, settings: Settings | None = None) -> list:
+                   max_latency_ms: float | None = None, mlflow_run_id: str | None = None,
+                   settings: Settings | None = None) -> list:
     """Ensemble the saved leaderboard's best candidates by each method; each result joins the leaderboard,
-    and the best by cross-validation becomes the run's model."""
-    from workbench.ensemble import ensemble
-
+    and the best by cross-validation becomes the run's model. Members, and the ensembles that may become the run's
+    model, score a row within ``max_latency_ms`` (None: the ``WORKBENCH_MAX_LATENCY_MS`` setting; 0: no limit)."""
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
     art = Path(run_dir) / "artifacts"
@@ -160,17 +168,22 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
     board = load_board(run_dir, cleaned.y)
     test = (cleaned.cleaner.transform(prepared.test), cleaned.cleaner.transform_target(prepared.test[cleaned.target]))
     results = []
+    limit = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
+    fast = [c for c in board.within_latency(limit)[0] if c.model != "ensemble"][:top]
     for method in methods:
-        r = ensemble(method, board, cleaned.X, cleaned.y, top=top, test=test, settings=s)
+        # selection keeps within the limit itself; any other method scores every member: the best ones whose sum fits
+        members = fast if method == "select" else fitting_together(fast, limit)
+        options = {"max_latency_ms": limit} if method == "select" else {}
+        r = ensemble(method, board, cleaned.X, cleaned.y, members=[c.name for c in members], test=test, settings=s,
+                     **options)
         board.add(r.candidate)
         results.append(r)
-        meta = _promote_if_better(art, meta, r.candidate, prepared)
+        if r.candidate.name not in board.within_latency(limit)[1]:
+            meta = _promote_if_better(art, meta, r.candidate, prepared)
     save_board(run_dir, board, cleaned.y)
     meta["ensembles"] = [r.report.to_dict() for r in results]
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
     if mlflow_run_id:
-        from workbench.registry.tracking import log_run
-
         log_run(params={}, metrics={f"ensemble_{r.report.method}_cv_{meta['metric']}": r.report.cv for r in results},
                 artifacts={"ensembles.json": json.dumps(meta["ensembles"], indent=1, default=str)}, run_id=mlflow_run_id, settings=s)
     return results
@@ -182,10 +195,6 @@ def compress_stage(run_dir: str | Path, *, methods: list[str] | None = None, max
     first half decides (pruning, which variant qualifies), the second half only reports. The chosen variant is
     packaged in ``<run>/compressed``; the run's model stays what the package stage packs (a choice left to people)."""
     from types import SimpleNamespace
-
-    from workbench.compress import compress
-    from workbench.compress.core import package_variant
-    from workbench.registry.modelio import load_model
 
     prepared = load_prepared(run_dir)
     art = Path(run_dir) / "artifacts"
@@ -220,9 +229,6 @@ def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True,
                   settings: Settings | None = None) -> dict:
     """Package the run's model in ``<run>/package`` (and ``package.tar.gz``); with ``register``, add it to the
     model repository as the next version of ``name`` (default: the target's name) under ``alias``."""
-    from workbench.registry.modelio import load_model
-    from workbench.registry.package import build_package
-
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
     art = Path(run_dir) / "artifacts"
@@ -239,9 +245,8 @@ def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True,
                   metrics=metrics, fingerprint=prepared.fingerprint, archive=True)
     info = {"package": str(out), "archive": str(out.with_name("package.tar.gz")), "name": name, "model": model.name}
     if register:
-        from workbench.registry.repository import register as add
-
-        mv = add(out, name, alias=alias or None, description=f"pipeline run {Path(run_dir).name}: {model.name}", settings=s)
+        mv = repository.register(out, name, alias=alias or None,
+                                 description=f"pipeline run {Path(run_dir).name}: {model.name}", settings=s)
         info |= {"version": int(mv.version), "alias": alias}
     meta["package"] = info
     (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
@@ -253,9 +258,6 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
     """Release the version that the package stage registered: its own environment, a candidate service,
     validation on the run's test rows against the champion, promotion, and the serving port answering with the
     champion. The service is stopped at the end unless ``keep_serving``."""
-    from workbench.deploy import deploy, read_config, stop_serving
-    from workbench.deploy.release import free_port
-
     s = settings or get_settings()
     art, meta, pkg = _registered(run_dir)
     port = port or free_port()
@@ -281,10 +283,6 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     import time
 
     import httpx
-
-    from workbench.deploy.release import _spawn, _terminate, _wait_ready, free_port
-    from workbench.monitor import status
-    from workbench.monitor.report import write_report
 
     s = settings or get_settings()
     art, meta, pkg = _registered(run_dir)
@@ -314,11 +312,9 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     st = status(name, since=t0, settings=s)
     report = write_report(name, since=t0, out=Path(run_dir) / "monitor.html", settings=s)
     hour = st.windows.iloc[1]
-    from workbench.monitor.quality import validation_metric
-
     info = {"name": name, "source": source, "version": st.version, "rows": len(ids), "outcomes": fed.get("stored", 0),
             "metric": st.headline, "live": float(hour[st.headline]),
-            "validation": validation_metric(st.validation, st.headline),
+            "validation": st.validation_score,
             "drifted": st.drift.loc[st.drift["drifted"].astype(bool), "column"].tolist() if len(st.drift) else [],
             "alerts": [a.message for a in st.alerts], "report": str(report)}
     meta["monitor"] = info
@@ -341,8 +337,6 @@ def _save_run_model(art: Path, model) -> None:
     import shutil
     import tempfile
 
-    from workbench.registry.modelio import save_model
-
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=art))
     save_model(model, tmp)
     shutil.rmtree(art / "model", ignore_errors=True)
@@ -355,15 +349,14 @@ def save_board(run_dir: str | Path, board, y: pd.Series) -> None:
     board.to_frame().to_csv(art / "leaderboard.csv", index=False)
     oof_frame(board, y).to_parquet(art / "oof.parquet")
     cands = [{"name": c.name, "model": c.model, "params": c.params, "status": c.status, "cv": c.cv, "cv_std": c.cv_std,
-              "fit_time": c.fit_time, "predict_time": c.predict_time, "error": c.error} for c in board.candidates]
+              "fit_time": c.fit_time, "predict_time": c.predict_time, "latency_ms": c.latency_ms,
+              "latency_100_ms": c.latency_100_ms, "error": c.error} for c in board.candidates]
     (art / "candidates.json").write_text(json.dumps({"task": board.task, "metric": board.metric, "classes": board.classes,
                                                      "folds": len(board.folds), "candidates": cands}, indent=1, default=str))
 
 
 def load_board(run_dir: str | Path, y: pd.Series, settings: Settings | None = None):
     """The saved leaderboard with out-of-fold predictions and the same folds (members refit on demand)."""
-    from workbench.models.compare import Candidate, Leaderboard, encode_target, make_folds
-
     s = settings or get_settings()
     art = Path(run_dir) / "artifacts"
     d = json.loads((art / "candidates.json").read_text())
@@ -375,17 +368,14 @@ def load_board(run_dir: str | Path, y: pd.Series, settings: Settings | None = No
         cols = [c["name"]] if d["task"] == "regression" else [f"{c['name']}:{k}" for k in d["classes"]]
         pred = oof[cols].to_numpy() if all(col in oof for col in cols) else None
         cands.append(Candidate(c["name"], c["model"], c["params"], d["task"], c["status"], c["cv"], c["cv_std"],
-                               c["fit_time"], c["predict_time"], None if pred is None else (pred[:, 0] if d["task"] == "regression" else pred),
-                               c["error"]))
+                               c["fit_time"], c["predict_time"], c.get("latency_ms", math.nan),
+                               c.get("latency_100_ms", math.nan),
+                               None if pred is None else (pred[:, 0] if d["task"] == "regression" else pred), c["error"]))
     return Leaderboard(cands, d["task"], d["metric"], d["classes"], folds)
 
 
 def _promote_if_better(art: Path, meta: dict, cand, prepared) -> dict:
     """Make ``cand`` the run's model if it beats the current best by cross-validation (and redo the test predictions)."""
-    from workbench.models.metrics import is_better
-    from workbench.models.train import evaluate
-    from workbench.models.trained import TrainedModel
-
     metric = meta["metric"]
     if not is_better(metric, cand.cv[metric], meta["cv"][metric]):
         return meta

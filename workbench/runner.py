@@ -10,6 +10,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.pipeline import run_folder
+from workbench.registry.tracking import start_run
 from workbench.settings import Settings, get_settings
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -49,8 +50,6 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
     root.mkdir(parents=True, exist_ok=True)
     if Path(str(data)).exists():
         data = str(Path(data).resolve())
-    from workbench.registry.tracking import start_run
-
     summary = {"run_id": run_id, "status": "running", "data": str(data), "target": target, "params": params,
                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "report_dir": str(root),
                "mlflow_run_id": start_run(run_id, s), "tracking_uri": s.tracking_uri, "notebooks": []}

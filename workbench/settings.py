@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     alert_metric_drop: float = Field(0.05, description="the live metric worse than validation by this (relative for errors)")
     alert_error_rate: float = Field(0.05, description="share of failed requests over the last 15 minutes")
     alert_latency_ms: float = Field(250, description="95th percentile of request latency over the last 15 minutes")
+    max_latency_ms: float = Field(0.1, ge=0, description="auto and the pipeline's ensembles leave out models that score "
+                                  "one row slower than this, measured on the scorer that serves them (0: no limit)")
     plain_progress: bool = Field(False, description="plain, rarely updated progress bars (set by the pipeline runner)")
 
     @property

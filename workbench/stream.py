@@ -8,7 +8,6 @@ only the partitions that are not done.
 """
 from __future__ import annotations
 
-import glob as globbing
 import hashlib
 import json
 import os
@@ -16,38 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.errors import DataError, WorkbenchError
+from workbench.compute import client
+from workbench.data.load import check_columns, partitions
+from workbench.errors import WorkbenchError
+from workbench.progress import progress_bar
+from workbench.registry.package import load_package
+from workbench.registry.repository import fetch
 from workbench.settings import Settings, get_settings
 
 PROGRESS, SUCCESS = "_progress.json", "_SUCCESS"
-SUFFIXES = (".parquet", ".csv")
-
-
-def partitions(pattern: str | Path) -> list[Path]:
-    """The files a folder or glob names (Parquet and CSV), sorted; an empty match is an error that says so."""
-    p = Path(pattern)
-    if p.is_dir():
-        files = [f for f in p.iterdir() if f.suffix.lower() in SUFFIXES]
-    else:
-        files = [Path(f) for f in globbing.glob(str(pattern), recursive=True) if Path(f).suffix.lower() in SUFFIXES]
-    if not files:
-        raise DataError(f"no Parquet or CSV files match {pattern}: check the path or the pattern (quote it in a shell)")
-    return sorted(f.resolve() for f in files)
-
-
-def check_columns(files: list[Path]) -> list[str]:
-    """The columns every partition shares; partitions that disagree are an error naming the first one and how."""
-    first = _columns(files[0])
-    for f in files[1:]:
-        cols = _columns(f)
-        if cols != first:
-            missing, extra = sorted(set(first) - set(cols)), sorted(set(cols) - set(first))
-            raise DataError(f"{f.name} has other columns than {files[0].name}: "
-                            + ", ".join(x for x in (f"missing {missing}" if missing else "",
-                                                    f"extra {extra}" if extra else "") if x)
-                            + ("" if missing or extra else " (same names, other order)")
-                            + "; every partition needs the same columns")
-    return first
 
 
 def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *, distributed: bool = False,
@@ -55,9 +31,6 @@ def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *,
     """Score every partition with ``model`` (a package or ``NAME[@alias|/version]``) into ``out``; partitions done
     by an earlier run of the same model on the same files are skipped. ``limit`` scores at most that many this run.
     ``distributed``: the partitions are scored on the Dask workers (each loads the package once), else here."""
-    from workbench.registry.package import load_package
-    from workbench.registry.repository import fetch
-
     s = settings or get_settings()
     files = partitions(pattern)
     check_columns(files)
@@ -68,8 +41,6 @@ def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *,
     done = {k for k, v in state["partitions"].items() if Path(k) in files and _same(v, Path(k))}
     todo = [f for f in files if str(f) not in done][:limit]
     (out / SUCCESS).unlink(missing_ok=True)
-    from workbench.progress import progress_bar
-
     bar = progress_bar(total=len(files), initial=len(done), desc="partitions", disable=not progress)
     try:
         for f, rows in _scored(pkg, todo, out, distributed, s):
@@ -103,8 +74,6 @@ def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings):
         return
     from distributed import as_completed
 
-    from workbench.compute import client
-
     c = client(s)
     # pure=False: a task per call, never a result remembered from another run (the output file is the point)
     futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), pure=False, retries=2): f for f in todo}
@@ -122,8 +91,6 @@ _MODELS: dict = {}
 def _worker_model(package: str):
     """Each worker loads the package once (from the shared path); no model travels as a pickle."""
     if package not in _MODELS:
-        from workbench.registry.package import load_package
-
         _MODELS[package] = load_package(package).model
     return _MODELS[package]
 
@@ -161,14 +128,6 @@ def _score_one(model, f: Path, out: Path) -> int:
 
 def _output_name(f: Path) -> str:
     return f"{f.stem}-{hashlib.sha1(str(f).encode()).hexdigest()[:8]}.parquet"
-
-
-def _columns(f: Path) -> list[str]:
-    if f.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(f).names)
-    return list(pd.read_csv(f, nrows=0).columns)
 
 
 def _fingerprint(f: Path) -> dict:

@@ -23,6 +23,7 @@ from workbench.lookup import Registry
 from workbench.models.compare import predict_scores
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
 from workbench.models.trained import TrainedModel
+from workbench.registry.package import build_package
 
 BOUNDED = {"roc_auc", "accuracy", "f1", "precision", "recall", "r2", "balanced_accuracy"}  # loss in metric units
 CHAINS = {"prune": ("quantize", "compile"), "distill": ("compile",)}  # a variant of the first goes through these too
@@ -142,7 +143,7 @@ class CompressionReport:
         return f"<p><b>{self.verdict}</b></p>" + self.to_frame().to_html(float_format=lambda v: f"{v:.4g}")
 
     def figure(self):
-        from workbench.viz.compression import pareto
+        from workbench.viz.compression import pareto  # start-up cost: no plotly in the CLI, service or workers
 
         return pareto(self)
 
@@ -304,8 +305,6 @@ def package_variant(report: CompressionReport, out: str | Path, *, schema, refer
                     fingerprint=None, origin: str = "", variant: Variant | None = None, archive: bool = False) -> Path:
     """A package of the chosen (or given) variant, with the compression's measurements in its metrics and where it
     came from in its parameters. Raises ModelError (the report's verdict) when nothing was chosen."""
-    from workbench.registry.package import build_package
-
     v = variant or report.chosen
     if v is None:
         raise ModelError(report.verdict)

@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 
 from workbench.compress.core import Data, Variant, method, scores_of, with_estimator
-from workbench.compress.estimators import CompactBooster, CompiledBooster
+from workbench.compress.estimators import CompactBooster, CompiledBooster, to_onnx_model
 from workbench.compress.lgbtext import ModelText, lgb_matrix, pack
 from workbench.decompose.core import forest_of
+from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
-from workbench.models.kinds import LightGBMBooster
+from workbench.models.booster import LightGBMBooster
+from workbench.models.compare import predict_scores
+from workbench.models.metrics import GREATER_IS_BETTER
 from workbench.models.trained import TrainedModel
 
 COMPILE_TOLERANCE = 1e-6
@@ -62,7 +65,7 @@ def prune(model: TrainedModel, data: Data) -> list[Variant]:
             out += _prune_features(model, booster, data)
     elif forest_of(est) is not None:
         out += _prune_forest(model, data)
-    elif type(est).__name__ == "WeightedEnsemble" and (est.task == "regression" or est.voting == "soft"):
+    elif isinstance(est, WeightedEnsemble) and (est.task == "regression" or est.voting == "soft"):
         out += _prune_members(model, data)
     else:
         raise ModelError(f"prune applies to LightGBM models, random forests / extra trees and weighted (averaging, "
@@ -133,12 +136,8 @@ def _full(p, forest, data: Data):
 
 
 def _prune_members(model, data: Data) -> list[Variant]:
-    from workbench.ensemble.estimators import WeightedEnsemble
-
     est = model.estimator
     k = 0 if data.task == "regression" else data.n_classes
-    from workbench.models.compare import predict_scores
-
     scores = [predict_scores(e, data.X_valid, data.task, k) for e in est.estimators_]
     keep = [i for i, w in enumerate(est.weights_) if w > 0]
     removed = []
@@ -167,16 +166,12 @@ def _prune_members(model, data: Data) -> list[Variant]:
 
 
 def _greater(data: Data) -> bool:
-    from workbench.models.metrics import GREATER_IS_BETTER
-
     return GREATER_IS_BETTER[data.metric]
 
 
 def _map_lightgbm(est, make):
     """``est`` with every LightGBM model in it — itself, or the members of an ensemble (and a stack's meta-learner) —
     replaced by ``make(text)``; None when it holds no LightGBM model."""
-    from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
-
     text = lightgbm_text(est)
     if text is not None:
         return make(text)
@@ -217,8 +212,6 @@ ONNX_FAMILIES = ("MLPClassifier", "MLPRegressor", "LogisticRegression", "Ridge")
 
 def _quantize_onnx(model: TrainedModel, data: Data) -> list[Variant]:
     """MLP and linear pipelines: ONNX (float32) and ONNX with onnxruntime's dynamic int8 weights."""
-    from workbench.compress.estimators import to_onnx_model
-
     est = model.estimator
     last = est.steps[-1][1] if hasattr(est, "steps") else est
     if type(last).__name__ not in ONNX_FAMILIES:

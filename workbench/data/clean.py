@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from workbench.data.columns import as_text, association, category_key, infer_kind, to_date, to_number
 from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
+from workbench.data.task import detect_task
 from workbench.errors import DataError
 
 
@@ -136,7 +137,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
         """The fitted plan compiled into a row encoder: raw records or a table's columns → the float matrix every
         scorer takes; with a Schema it also checks records against the training ranges and nullability."""
         check_is_fitted(self, "plan_")
-        return RowEncoder(self.plan_, schema, allow_unseen=allow_unseen)
+        return RowEncoder(self.plan_, schema, allow_unseen=allow_unseen, ignored=self.dropped_)
 
     def transform_target(self, y: pd.Series) -> pd.Series:
         """Target values in their training spelling (classification) or as numbers (regression)."""
@@ -268,8 +269,6 @@ def _label_key(y: pd.Series) -> pd.Series:
 
 
 def _fit_target(y: pd.Series, task: str | None, report: CleaningReport) -> dict:
-    from workbench.models.task import detect_task
-
     name = str(y.name)
     if as_text(y).isna().all():
         raise DataError(f"target '{name}' has no values; choose a column that holds the outcome to predict")

@@ -55,6 +55,7 @@ class RowEncoder:
     plan : the cleaner's ``plan_`` (column → what to do with it).
     schema : the model's Schema (ranges, nullability, ignored columns), or None to check nothing beyond readability.
     allow_unseen : categories never seen in training map to "(other)" (True) or are refused (False).
+    ignored : more columns a record may carry that the model does not read (the cleaner's dropped ones).
 
     Attributes
     ----------
@@ -62,15 +63,16 @@ class RowEncoder:
     required : the raw columns a row must have.
     """
 
-    def __init__(self, plan: dict, schema=None, *, allow_unseen: bool = True):
+    def __init__(self, plan: dict, schema=None, *, allow_unseen: bool = True, ignored=()):
         self.plan = plan
         self.allow_unseen = allow_unseen
         specs = {c.name: c for c in schema} if schema is not None else {}
         self.raw = [(col, p["kind"], p, specs.get(col)) for col, p in plan.items()]
         self.required = [c for c, *_ in self.raw]
         self._getter = itemgetter(*self.required) if len(self.required) > 1 else lambda rec: (rec[self.required[0]],)
-        ignored = set(schema.ignored) | ({schema.target} if schema.target else set()) if schema is not None else set()
-        self.known = set(self.required) | ignored
+        if schema is not None:
+            ignored = {*ignored, *schema.ignored, *([schema.target] if schema.target else [])}
+        self.known = set(self.required) | set(ignored)
         self.columns: list[tuple[str, list | None]] = []
         for col, kind, p, _ in self.raw:
             if kind == "date":
@@ -339,6 +341,16 @@ def frame_of(X: np.ndarray, columns: list, index=None) -> pd.DataFrame:
         out[name] = (pd.Series(pd.Categorical.from_codes(col.astype(np.int64), categories=levels), index=index)
                      if levels is not None else pd.Series(col.copy(), index=index))
     return pd.DataFrame(out, index=index)
+
+
+def matrix_of(frame: pd.DataFrame) -> tuple[np.ndarray, list]:
+    """A cleaned table as the encoded matrix and its columns: ``frame_of``'s inverse (categories as their codes)."""
+    columns = [(str(c), list(frame[c].cat.categories) if isinstance(frame[c].dtype, pd.CategoricalDtype) else None)
+               for c in frame.columns]
+    X = np.column_stack([frame[c].cat.codes.to_numpy(dtype=np.float64) if levels is not None
+                         else frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
+                         for c, (_, levels) in zip(frame.columns, columns)]) if len(frame.columns) else np.empty((len(frame), 0))
+    return np.ascontiguousarray(X), columns
 
 
 def _category_code(v, keys: dict, codes: dict) -> int:

@@ -1,14 +1,20 @@
-"""Read a table from a file, a scikit-learn built-in or the demo generator."""
+"""Read a table from a file, a scikit-learn built-in or the demo generator, or a folder or glob of files lazily."""
 from __future__ import annotations
 
 import csv
 import difflib
+import glob as globbing
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from workbench.data.demo import make_demo
+from workbench.data.lazy import is_lazy
 from workbench.errors import DataError
+
+SUFFIXES = (".parquet", ".csv")  # what a folder or glob of partitions may hold
+
 
 def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Load a table as a DataFrame.
@@ -26,8 +32,6 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     >>> "churn" in df.columns
     True
     """
-    from workbench.data.lazy import is_lazy, names_many, open_lazy
-
     if is_lazy(source) or names_many(source):
         df = source if is_lazy(source) else open_lazy(source)
         if target is not None:
@@ -38,8 +42,6 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     else:
         text = str(source)
         if text == "demo" or text.startswith("demo:"):
-            from workbench.data.demo import make_demo
-
             df = make_demo(n_rows=int(text.split(":")[1]) if ":" in text else n_rows, seed=seed)
         elif text.startswith("sklearn:"):
             df = _load_sklearn(text.split(":", 1)[1])
@@ -50,6 +52,55 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     if target is not None:
         resolve_target(df, target)
     return df
+
+
+def names_many(source) -> bool:
+    """Whether ``source`` names many files: a folder or a glob pattern."""
+    if not isinstance(source, (str, Path)):
+        return False
+    text = str(source)
+    return Path(text).is_dir() or any(ch in text for ch in "*?[")
+
+
+def open_lazy(pattern: str | Path):
+    """A Dask DataFrame of every Parquet or CSV file a folder or glob names, one partition per file, nothing read yet
+    but the first file's column types. An empty match or partitions whose columns disagree are clear errors."""
+    import dask.dataframe as dd  # start-up cost: only a folder or glob needs Dask's DataFrame
+
+    files = partitions(pattern)
+    check_columns(files)
+    meta = _read(files[0], None).iloc[:0]
+    if files[0].suffix.lower() != ".parquet":  # a number column may miss values in another file: floats throughout
+        meta = meta.astype({c: "float64" for c, t in meta.dtypes.items() if pd.api.types.is_integer_dtype(t)})
+    return dd.from_map(_read, files, meta=meta, meta_of=meta, enforce_metadata=False,
+                       label="read-table", divisions=[None] * (len(files) + 1))
+
+
+def partitions(pattern: str | Path) -> list[Path]:
+    """The files a folder or glob names (Parquet and CSV), sorted; an empty match is an error that says so."""
+    p = Path(pattern)
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.suffix.lower() in SUFFIXES]
+    else:
+        files = [Path(f) for f in globbing.glob(str(pattern), recursive=True) if Path(f).suffix.lower() in SUFFIXES]
+    if not files:
+        raise DataError(f"no Parquet or CSV files match {pattern}: check the path or the pattern (quote it in a shell)")
+    return sorted(f.resolve() for f in files)
+
+
+def check_columns(files: list[Path]) -> list[str]:
+    """The columns every partition shares; partitions that disagree are an error naming the first one and how."""
+    first = _columns(files[0])
+    for f in files[1:]:
+        cols = _columns(f)
+        if cols != first:
+            missing, extra = sorted(set(first) - set(cols)), sorted(set(cols) - set(first))
+            raise DataError(f"{f.name} has other columns than {files[0].name}: "
+                            + ", ".join(x for x in (f"missing {missing}" if missing else "",
+                                                    f"extra {extra}" if extra else "") if x)
+                            + ("" if missing or extra else " (same names, other order)")
+                            + "; every partition needs the same columns")
+    return first
 
 
 def fingerprint(df: pd.DataFrame) -> dict:
@@ -95,6 +146,34 @@ def _load_file(path: Path) -> pd.DataFrame:
         raise
     except (OSError, ValueError, ImportError) as exc:
         raise DataError(f"{path}: cannot be read as {suffix.lstrip('.') or 'a table'} ({_first_line(exc)})") from None
+
+
+def _read(f: Path, meta_of: pd.DataFrame | None) -> pd.DataFrame:
+    """One partition, read as ``load`` reads one file; a CSV partition takes the first partition's column types."""
+    df = _load_file(f)
+    if meta_of is None or f.suffix.lower() == ".parquet":
+        return df
+    for col, dtype in meta_of.dtypes.items():
+        if df[col].dtype == dtype:
+            continue
+        if pd.api.types.is_numeric_dtype(dtype):
+            converted = pd.to_numeric(df[col], errors="coerce")
+            bad = df[col].notna() & converted.isna()
+            if bad.any():
+                raise DataError(f"{f.name}: column '{col}' holds text ({df[col][bad].iloc[0]!r}) where the first "
+                                "file holds numbers; give the column the same type in every file")
+            df[col] = converted.astype(dtype)
+        else:
+            df[col] = df[col].astype(dtype)
+    return df
+
+
+def _columns(f: Path) -> list[str]:
+    if f.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(f).names)
+    return list(pd.read_csv(f, nrows=0).columns)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

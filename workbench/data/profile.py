@@ -6,7 +6,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from workbench.data.columns import as_text, association, infer_kind, to_number
+from workbench.data.lazy import is_lazy, sample
 from workbench.data.load import resolve_target
+from workbench.data.task import detect_task
 
 LEAK_WARNING = 0.98
 
@@ -75,9 +77,6 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
     >>> p.to_frame().set_index("column").loc["churn_reason", "warning"].startswith("leaks")
     True
     """
-    from workbench.data.lazy import is_lazy, sample
-    from workbench.models.task import detect_task
-
     if is_lazy(df):
         return profile_sample(*sample(df), target, task=task)
     if target is not None:

@@ -7,6 +7,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from workbench.data.load import resolve_target
+from workbench.data.task import detect_task
 from workbench.errors import DataError
 
 
@@ -47,8 +48,6 @@ def split(df: pd.DataFrame, target: str | int | None = None, *, test_size: float
         train, rest = ordered.iloc[: len(df) - n_test - n_valid], ordered.iloc[len(df) - n_test - n_valid:]
         return Split(train, rest.iloc[:n_valid] if n_valid else None, rest.iloc[n_valid:])
     if stratify is None and target is not None:
-        from workbench.models.task import detect_task
-
         stratify = detect_task(df[target].dropna()) != "regression"
 
     def cut(frame: pd.DataFrame, size: float):

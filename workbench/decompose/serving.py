@@ -13,6 +13,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 from starlette.requests import Request  # at module level: FastAPI reads the handler's annotation by name
 
-from workbench.decompose.core import DecomposedModel, Part, PartError
+from workbench.decompose.core import DecomposedModel, Part, PartError, combiner_model, load_part, part_stub
 
 PART_ENV = "WORKBENCH_PART"
 NPY = "application/x-npy"
@@ -38,8 +39,6 @@ def part_app():
     """The part server's ASGI app (uvicorn factory); the part folder comes from the environment."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
-
-    from workbench.decompose.core import load_part
 
     cfg = json.loads(os.environ[PART_ENV])
     part = load_part(cfg["folder"])
@@ -156,8 +155,6 @@ class PartFleet:
     part that died (on its port, so the front reaches it again without restarting)."""
 
     def __init__(self, package: str | Path, *, host: str = "127.0.0.1"):
-        from workbench.deploy.release import free_port
-
         self.package = Path(package)
         spec = json.loads((self.package / "model.json").read_text())
         est = spec["estimator"]
@@ -228,11 +225,16 @@ class PartFleet:
                     os.killpg(p.pid, signal.SIGKILL)
 
 
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now (a part server's, or a service's that deploy starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def front_model(folder: str | Path, urls: list[str], timeout: float):
     """A decomposed package's model as the front holds it: the cleaner and the combiner here, each part the part
     server at the same position in ``urls``."""
-    from workbench.decompose.core import combiner_model, part_stub
-
     n = len(json.loads((Path(folder) / "model.json").read_text())["estimator"]["parts"])
     if len(urls) != n:
         raise PartError(f"{folder} has {n} parts; {len(urls)} part addresses given")

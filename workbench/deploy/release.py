@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,8 +22,16 @@ from typing import Callable
 
 import httpx
 
+from workbench.data import load
+from workbench.decompose.core import is_decomposed
+from workbench.decompose.serving import free_port
 from workbench.deploy.config import DeployConfig, read_config
 from workbench.errors import WorkbenchError
+from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
+from workbench.models.train import evaluate
+from workbench.registry import repository
+from workbench.registry.package import compare_predictions, load_package, make_archive
+from workbench.registry.tracking import mlflow_client
 from workbench.settings import Settings, get_settings
 
 STEPS = ["config", "package", "upload", "environment", "start", "health", "validate", "promote"]
@@ -104,8 +111,6 @@ def deploy_dir(cfg: DeployConfig, s: Settings) -> Path:
 
 
 def _config(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
-    from workbench.registry import repository
-
     if cfg.version:
         mv = repository.resolve(f"{cfg.model}@{cfg.version}" if not cfg.version.isdigit() else f"{cfg.model}/{cfg.version}", s)
         rel.facts["version"] = str(mv.version)
@@ -113,9 +118,6 @@ def _config(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 
 def _package(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
-    from workbench.registry import repository
-    from workbench.registry.package import load_package, make_archive
-
     folder = deploy_dir(cfg, s) / "packages"
     folder.mkdir(parents=True, exist_ok=True)
     if cfg.package:
@@ -129,9 +131,6 @@ def _package(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 
 def _upload(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
-    from workbench.registry import repository
-    from workbench.registry.tracking import mlflow_client
-
     if cfg.package and "version" not in rel.facts:
         mv = repository.register(rel.facts["archive"], cfg.model, description=f"release {rel.id}", settings=s)
         rel.facts["version"] = str(mv.version)
@@ -144,8 +143,6 @@ def _upload(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 def _environment(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     """The deployment's own virtual environment: what this workbench has, plus whatever the pins need."""
-    from workbench.registry.package import load_package
-
     manifest = load_package(rel.facts["archive"], check=False).manifest
     pins = [f"{k}=={v}" for k, v in manifest["requirements"].items() if k != "aims-workbench"] + cfg.requirements
     venv = deploy_dir(cfg, s) / "venv"
@@ -189,8 +186,6 @@ def _start(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     port = free_port()
     log = deploy_dir(cfg, s) / "logs" / f"{rel.id}-candidate.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    from workbench.decompose.core import is_decomposed
-
     rel.facts["decomposed"] = is_decomposed(rel.facts["archive"])  # then: a front and one part server per part
     flag = "--decomposed" if rel.facts["decomposed"] else "--model"
     proc = _spawn(rel.facts["python"], [f"{flag}={cfg.model}/{rel.facts['version']}", f"--port={port}",
@@ -208,8 +203,6 @@ def _health(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 def _validate(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     """The running candidate answers the reference rows as stored, and meets the threshold on the holdout."""
-    from workbench.registry.package import compare_predictions, load_package
-
     pkg = load_package(rel.facts["archive"], check=False)
     url = f"http://{cfg.service.host}:{rel.facts['candidate_port']}"
     got = _predict_frame(url, cfg.model, pkg.reference, pkg.model, s)
@@ -228,9 +221,6 @@ def _validate(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 def _promote(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     from mlflow import MlflowClient
-
-    from workbench.registry import repository
-    from workbench.registry.tracking import mlflow_client
 
     mlflow_client(s)
     client = MlflowClient()
@@ -289,8 +279,6 @@ def switch(cfg: DeployConfig, version: str, s: Settings, *, python: str | None =
 
 def rollback(model: str, *, config: str | Path | dict | None = None, settings: Settings | None = None) -> dict:
     """Move ``champion`` back to the version it named before the last promotion, and swap the service back."""
-    from workbench.registry import repository
-
     s = settings or get_settings()
     cfg = read_config(config) if config is not None else DeployConfig(model=model, version="champion")
     promoted = [r for r in releases(cfg, s) if r.outcome == "promoted"]
@@ -418,12 +406,6 @@ def _cleanup_candidate(rel: Release) -> None:
         Path(pidfile).unlink(missing_ok=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _admin_headers() -> dict:
     return _key_header(get_settings().serve_admin_keys)
 
@@ -459,10 +441,6 @@ def _predict_frame(url: str, name: str, df, model, s: Settings):
 
 def _holdout_scores(cfg: DeployConfig, pkg, url: str, s: Settings):
     """The candidate's metric on the holdout (through its service) and the champion's on the same rows."""
-    from workbench.data import load
-    from workbench.models.metrics import DEFAULT_METRIC, score
-    from workbench.models.train import evaluate
-
     df = load(cfg.validation.holdout)
     target = cfg.validation.target or pkg.manifest["target"]
     if target not in df.columns:
@@ -481,8 +459,6 @@ def _holdout_scores(cfg: DeployConfig, pkg, url: str, s: Settings):
     candidate = score(pkg.model.task, y[keep].astype(float) if pkg.model.task == "regression" else y[keep].astype(int),
                       scores[keep])[metric]
     champion = None
-    from workbench.registry import repository
-
     try:
         current = repository.resolve(f"{cfg.model}@champion", s)
     except WorkbenchError:
@@ -494,23 +470,16 @@ def _holdout_scores(cfg: DeployConfig, pkg, url: str, s: Settings):
 
 
 def _meets(metric: str, value: float, threshold: float) -> bool:
-    from workbench.models.metrics import GREATER_IS_BETTER
-
     return value >= threshold if GREATER_IS_BETTER[metric] else value <= threshold
 
 
 def _worse_by(metric: str, candidate: float, champion: float) -> float:
-    from workbench.models.metrics import GREATER_IS_BETTER
-
     return champion - candidate if GREATER_IS_BETTER[metric] else candidate - champion
 
 
 def _version_decomposed(name: str, version: str, s: Settings) -> bool:
     """Is this registered version a decomposed package? (Its files are looked at, not loaded.)"""
     import tempfile
-
-    from workbench.decompose.core import is_decomposed
-    from workbench.registry import repository
 
     with tempfile.TemporaryDirectory() as tmp:
         return is_decomposed(repository.download(f"{name}/{version}", s, dest=tmp)[1])
@@ -523,8 +492,6 @@ def _serving_version(cfg: DeployConfig, s: Settings):
 
 def _log_step(rel: Release, step: str, s: Settings) -> None:
     """The step in the release's MLflow run: a tag with its status, its seconds as a metric, details as JSON."""
-    from workbench.registry.tracking import mlflow_client
-
     mlflow = mlflow_client(s)
     info = rel.steps[step]
     with mlflow.start_run(run_id=rel.mlflow_run_id, run_name=None if rel.mlflow_run_id else f"release {rel.id}") as run:

@@ -11,7 +11,8 @@ from sklearn.model_selection import cross_val_predict
 from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
 from workbench.lookup import Registry
-from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, predict_scores, refit
+from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
+                                      scoring_latency)
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.settings import Settings, get_settings
 
@@ -40,7 +41,7 @@ class EnsembleReport:
         return {k: v for k, v in self.__dict__.items() if k != "correlation"}
 
     def figure(self):
-        from workbench.viz.figures import member_correlation
+        from workbench.viz.figures import member_correlation  # start-up cost: no plotly in the CLI, service or workers
 
         return member_correlation(self.correlation)
 
@@ -85,6 +86,7 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
     cand.name = f"ensemble:{method}"
     if cand.estimator is None:
         refit(cand, X, y, settings=s)
+    cand.latency_ms, cand.latency_100_ms = scoring_latency(cand.estimator, X.iloc[:100], board.task, _k(board))
     metric = board.metric
     best = chosen[0] if chosen else board.best
     sign = 1 if GREATER_IS_BETTER[metric] else -1
@@ -172,22 +174,32 @@ def _vote(members, board, X, y, codes, s, voting="soft", weights=None):
     return _candidate(board, "vote", {"voting": voting, "weights": list(w)}, oof, codes, est), w
 
 
-def _select(members, board, X, y, codes, s, rounds: int = 50):
-    """Greedy ensemble selection with replacement (Caruana et al., 2004) on out-of-fold predictions."""
+def _select(members, board, X, y, codes, s, rounds: int = 50, max_latency_ms: float | None = None):
+    """Greedy ensemble selection with replacement (Caruana et al., 2004) on out-of-fold predictions. With
+    ``max_latency_ms``, a member joins only while the chosen members together still score a row within it (an
+    ensemble scores every member it holds). Members that end with weight 0 are left out of the model."""
     metric, sign = board.metric, (1 if GREATER_IS_BETTER[board.metric] else -1)
+    cost = np.array([c.latency_ms if np.isfinite(c.latency_ms) else 0.0 for c in members])
     counts = np.zeros(len(members))
     total = None
     best_score, best_counts = -np.inf, None
     for _ in range(rounds):
+        spent = cost[counts > 0].sum()
+        fits = [counts[j] > 0 or not max_latency_ms or spent + cost[j] <= max_latency_ms for j in range(len(members))]
         trial = [sign * score(board.task, codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1))[metric]
-                 for c in members]
+                 if fits[j] else -np.inf for j, c in enumerate(members)]
         j = int(np.argmax(trial))
+        if trial[j] == -np.inf:
+            break
         counts[j] += 1
         total = members[j].oof.copy() if total is None else total + members[j].oof
         if trial[j] > best_score + 1e-12:
             best_score, best_counts = trial[j], counts.copy()
+    if best_counts is None:
+        raise ModelError(f"no member scores a row within {max_latency_ms:g} ms; raise max_latency_ms")
     w = best_counts / best_counts.sum()
-    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task, n_classes=_k(board) or 2)
+    kept = [c for c, wi in zip(members, w) if wi > 0]
+    est = WeightedEnsemble.from_fitted(_fitted(kept, X, y, s), w[w > 0], task=board.task, n_classes=_k(board) or 2)
     return _candidate(board, "select", {"weights": list(w), "rounds": rounds}, _scores([c.oof for c in members], w), codes, est), w
 
 

@@ -11,11 +11,13 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from workbench import compute
+from workbench import compute, kinds
+from workbench.data.encode import matrix_of
+from workbench.data.task import check_task
 from workbench.errors import ModelError
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, score
-from workbench.models.task import check_task
 from workbench.models.zoo import get_model, models_for
+from workbench.progress import progress_bar
 from workbench.settings import Settings, get_settings
 
 
@@ -32,13 +34,16 @@ class Candidate:
     cv_std: dict[str, float] = field(default_factory=dict)
     fit_time: float = float("nan")
     predict_time: float = float("nan")
+    latency_ms: float = float("nan")  # one row through the scorer that would serve it (median)
+    latency_100_ms: float = float("nan")  # 100 rows at once
     oof: np.ndarray | None = None
     error: str = ""
     estimator: BaseEstimator | None = None  # fitted on all training rows, once refit
 
     def row(self) -> dict:
         return {"model": self.name, "status": self.status, **self.cv,
-                "fit_time_s": round(self.fit_time, 3), "predict_time_s": round(self.predict_time, 3), "note": self.error}
+                "fit_time_s": round(self.fit_time, 3), "predict_time_s": round(self.predict_time, 3),
+                "latency_ms": round(self.latency_ms, 4), "latency_100_ms": round(self.latency_100_ms, 3), "note": self.error}
 
 
 @dataclass
@@ -71,6 +76,16 @@ class Leaderboard:
         raise ModelError("no model finished; raise the time budget or check the notes: " +
                          "; ".join(f"{c.name}: {c.status} {c.error}" for c in self.candidates))
 
+    def within_latency(self, max_ms: float | None) -> tuple[list[Candidate], dict[str, str]]:
+        """The finished candidates, best first, whose one-row scoring time is at most ``max_ms`` (None or 0: no
+        limit; a candidate never measured passes), and why each other finished one was left out."""
+        done = [c for c in self.candidates if c.status == "ok"]
+        if not max_ms:
+            return done, {}
+        slow = {c.name: f"scores a row in {c.latency_ms:.2f} ms, over the limit of {max_ms:g} ms"
+                for c in done if c.latency_ms > max_ms}
+        return [c for c in done if c.name not in slow], slow
+
     def __getitem__(self, name: str) -> Candidate:
         for c in self.candidates:
             if c.name == name:
@@ -83,7 +98,8 @@ class Leaderboard:
     def to_frame(self) -> pd.DataFrame:
         frame = pd.DataFrame([c.row() for c in self.candidates])
         frame.insert(0, "rank", range(1, len(frame) + 1))
-        cols = ["rank", "model", "status", *[m for m in TASK_METRICS[self.task] if m in frame], "fit_time_s", "predict_time_s", "note"]
+        cols = ["rank", "model", "status", *[m for m in TASK_METRICS[self.task] if m in frame], "fit_time_s",
+                "predict_time_s", "latency_ms", "latency_100_ms", "note"]
         return frame[cols]
 
     def __str__(self) -> str:
@@ -93,6 +109,18 @@ class Leaderboard:
     def _repr_html_(self) -> str:
         return f"<p><b>Leaderboard</b> ({self.task}, ranked by {self.metric})</p>" + self.to_frame().to_html(
             index=False, float_format=lambda v: f"{v:.4f}")
+
+
+def fitting_together(candidates: list[Candidate], max_ms: float | None) -> list[Candidate]:
+    """The candidates, in order, that together score a row within ``max_ms`` (an ensemble scores every member it
+    holds); all of them without a limit. A candidate never measured costs nothing here."""
+    chosen, spent = [], 0.0
+    for c in candidates:
+        cost = c.latency_ms if np.isfinite(c.latency_ms) else 0.0
+        if not max_ms or spent + cost <= max_ms:
+            chosen.append(c)
+            spent += cost
+    return chosen
 
 
 def make_folds(y: pd.Series, task: str, folds: int = 5, *, groups=None, seed: int = 0):
@@ -208,6 +236,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
         frame = pd.DataFrame(scores)
         cand.cv, cand.cv_std = frame.mean().to_dict(), frame.std(ddof=0).to_dict()
         cand.oof = oof
+        cand.latency_ms, cand.latency_100_ms = scoring_latency(est, X.iloc[test_idx[:100]], task, k)
     cand.fit_time, cand.predict_time = fit_time / max(1, len(scores)), predict_time / max(1, len(scores))
     return cand
 
@@ -225,6 +254,24 @@ def predict_scores(est: BaseEstimator, X: pd.DataFrame, task: str, k: int) -> np
     return full
 
 
+def scoring_latency(est, X: pd.DataFrame, task: str, k: int, budget_s: float = 0.5) -> tuple[float, float]:
+    """Median milliseconds to score one row and 100 rows of cleaned ``X`` through ``est``'s scorer — the one that
+    would serve it (``workbench.kinds``) — within about ``budget_s`` of measuring."""
+    M, columns = matrix_of(X)
+    score_matrix = kinds.scorer(est, columns, task, k)
+    batch = np.ascontiguousarray(np.resize(M, (100, M.shape[1])))
+    out = []
+    for rows in (M[:1], batch):
+        score_matrix(rows)  # warm-up: caches, lazy compilation
+        times, end = [], time.perf_counter() + budget_s / 2
+        while len(times) < 50 and (len(times) < 3 or time.perf_counter() < end):
+            t0 = time.perf_counter()
+            score_matrix(rows)
+            times.append(time.perf_counter() - t0)
+        out.append(1000 * float(np.median(times)))
+    return out[0], out[1]
+
+
 def refit(candidate: Candidate, X: pd.DataFrame, y: pd.Series, *, settings: Settings | None = None) -> BaseEstimator:
     """Fit the candidate's model on all training rows, with every core."""
     s = settings or get_settings()
@@ -236,6 +283,4 @@ def refit(candidate: Candidate, X: pd.DataFrame, y: pd.Series, *, settings: Sett
 
 
 def _progress(total: int, enabled: bool):
-    from workbench.progress import progress_bar
-
     return progress_bar(total=total, desc="models", disable=not enabled)

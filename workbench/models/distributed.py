@@ -17,17 +17,18 @@ import logging
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pandas as pd
 
-from workbench.data import Schema, clean, resolve_target
-from workbench.data.profile import profile_sample
+from workbench.compute import client, collect
+from workbench.data import Schema, clean, load, resolve_target
 from workbench.data.lazy import is_lazy, row_counts, sample
+from workbench.data.profile import profile_sample
+from workbench.data.task import check_task
 from workbench.errors import DataError, ModelError
 from workbench.models.compare import Candidate, Leaderboard, predict_scores
 from workbench.models.metrics import DEFAULT_METRIC, score
-from workbench.models.train import TrainResult, log_training, reference_rows
+from workbench.models.train import TrainResult, reference_rows
 from workbench.models.trained import TrainedModel
 from workbench.settings import Settings, get_settings
 
@@ -42,20 +43,18 @@ TIME_OUT_MIN = 1  # LightGBM's socket time-out (minutes): a task waiting on a lo
 
 
 def train_distributed(data, target: str | int, *, task: str | None = None, params: dict | None = None,
-                      holdout: float = HOLDOUT, log_run: bool = True, settings: Settings | None = None) -> TrainResult:
+                      holdout: float = HOLDOUT, settings: Settings | None = None) -> TrainResult:
     """Train LightGBM on every worker of the cluster (``workbench.compute``) and test it on held-out partitions.
 
     ``data`` is a folder or glob of Parquet/CSV files (or a Dask DataFrame); ``params`` are LightGBM's (the zoo's
     defaults otherwise). Returns a ``TrainResult`` whose leaderboard has the one model, tested on the held-out
-    partitions; ``log_run`` logs it to MLflow like ``train`` does.
+    partitions.
 
     Examples
     --------
-    ``train_distributed("big/*.parquet", "churn")`` — then ``package_result(result, "model/")``.
+    ``train_distributed("big/*.parquet", "churn")`` — then ``log_training(result)`` (``workbench.registry.tracking``)
+    to log it to MLflow, and ``package_result(result, "model/")``.
     """
-    from workbench.data import load
-    from workbench.models.task import check_task
-
     s = settings or get_settings()
     check_task(task)
     t0 = time.time()
@@ -91,10 +90,6 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
                           "train_rows": used["rows"], "test_rows": test_rows, "workers": used["workers"],
                           "attempts": used["attempts"], "cleaner_sample_rows": len(raw)}
     result.seconds = time.time() - t0
-    if log_run:
-        result.run_id, result.artifact_uri = log_training(
-            result, data=str(data) if isinstance(data, (str, Path)) else None, settings=s,
-            extra_params={"rows": used["rows"], **{f"distributed.{k}": v for k, v in result.distributed.items()}})
     return result
 
 
@@ -113,8 +108,6 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
     parts: under load it moved a share to the other worker, and the model came out different.)"""
     import lightgbm as lgb
     from distributed import wait
-
-    from workbench.compute import client
 
     c = client(s)
     task = cleaner.target_["task"]
@@ -301,8 +294,6 @@ def _xy(part: pd.DataFrame, cleaner, target: str, attempt: str = "") -> pd.DataF
 
 def evaluate_lazy(model: TrainedModel, test_dd, target: str, test_rows: int, s: Settings) -> dict[str, float]:
     """The task's metrics on the held-out partitions, scored where they lie (at most ``EVAL_ROWS`` rows, uniform)."""
-    from workbench.compute import collect
-
     keep = min(1.0, EVAL_ROWS / max(test_rows, 1))
     k = len(model.classes or [])
     meta = pd.DataFrame({"actual": pd.Series(dtype="float64"),

@@ -1,11 +1,11 @@
-"""Training end to end: load → profile → clean → compare → refit the best → test → log to MLflow."""
+"""Training in two steps: ``prepare`` (load → profile → clean) and ``fit`` (compare → refit the best → test).
+
+``workbench.auto.train`` runs both and logs the result to MLflow (``workbench.registry.tracking.log_training``).
+"""
 from __future__ import annotations
 
-import json
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -13,13 +13,14 @@ import pandas as pd
 
 from workbench.data import Cleaned, Profile, Schema, clean, load, profile, resolve_target
 from workbench.data.load import fingerprint
+from workbench.data.task import check_task
 from workbench.errors import DataError
 from workbench.models.compare import Candidate, Leaderboard, compare, encode_target, refit
 from workbench.models.metrics import score
-from workbench.models.task import check_task
 from workbench.models.trained import TrainedModel
-from workbench.models.zoo import get_model
 from workbench.settings import Settings, get_settings
+
+SAMPLE_ROWS = 2000  # raw training rows a package keeps: its replay check and its monitoring's drift reference
 
 
 @dataclass
@@ -90,8 +91,6 @@ def prepare(data, target: str | int, *, test=None, task: str | None = None, sett
 def reference_rows(df: pd.DataFrame, target: str, seed: int = 0) -> pd.DataFrame:
     """Raw training rows, without the target, drawn at random: a package replays the first few to prove it predicts
     as it did, and keeps all as the reference its monitoring measures drift against."""
-    from workbench.registry.package import SAMPLE_ROWS
-
     return df.drop(columns=[target]).sample(min(SAMPLE_ROWS, len(df)), random_state=seed).reset_index(drop=True)
 
 
@@ -115,33 +114,6 @@ def fit(prepared: Prepared, *, models: list[str] | None = None, metric: str | No
     return result
 
 
-def train(data, target: str | int, *, test=None, task: str | None = None, models: list[str] | None = None,
-          metric: str | None = None, folds: int = 5, time_budget: float | None = 300, model_timeout: float | None = None,
-          log: bool = True, progress: bool = True, settings: Settings | None = None,
-          on_result: Callable[[Candidate, Leaderboard], None] | None = None) -> TrainResult:
-    """Train and compare models on a raw table; refit the best on all rows; score ``test`` if given.
-
-    ``data`` and ``test`` are anything ``load`` takes (a path, ``"demo"``, a DataFrame).
-
-    Examples
-    --------
-    >>> r = train("demo", "churn", models=["linear"], folds=3, log=False, progress=False)
-    >>> r.best.name
-    'linear'
-    """
-    s = settings or get_settings()
-    t0 = time.time()
-    for name in models or []:
-        get_model(name)  # an unknown name fails before any work is done
-    prepared = prepare(data, target, test=test, task=task, settings=s)
-    result = fit(prepared, models=models, metric=metric, folds=folds, time_budget=time_budget,
-                 model_timeout=model_timeout, progress=progress, settings=s, on_result=on_result)
-    result.seconds = time.time() - t0
-    if log:
-        result.run_id, result.artifact_uri = log_training(result, data=data, settings=s)
-    return result
-
-
 def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, float]:
     """The task's metrics of a trained model on a raw labelled table (rows without a label are left out)."""
     if target not in df.columns:
@@ -159,36 +131,6 @@ def evaluate(model: TrainedModel, df: pd.DataFrame, target: str) -> dict[str, fl
     return score(model.task, codes, model.predict_proba(df))
 
 
-def log_training(result: TrainResult, *, data=None, settings: Settings, run_id: str | None = None,
-                 extra_params: dict | None = None) -> tuple[str, str]:
-    """One MLflow run: parameters, CV and test metrics, cleaning report, schema, leaderboard, OOF and the best model."""
-    from workbench.registry.package import package_result
-    from workbench.registry.tracking import log_run, mlflow_client
-
-    board, best = result.leaderboard, result.best
-    metrics = {f"cv_{k}": v for k, v in best.cv.items()} | {f"test_{k}": v for k, v in result.test_metrics.items()}
-    params = {"data": data if isinstance(data, (str, Path)) else "DataFrame"} if data is not None else {}
-    params |= {"target": result.cleaned.target,
-              "task": board.task, "metric": board.metric, "folds": len(board.folds), "rows": len(result.cleaned.X),
-              "features": result.cleaned.X.shape[1], "models": ",".join(c.name for c in board.candidates),
-              "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}} | (extra_params or {})
-    oof = oof_frame(board, result.cleaned.y)
-    artifacts = {
-        "cleaning_report.json": json.dumps(result.cleaned.report.to_dict(), indent=1),
-        "profile.json": json.dumps(result.profile.to_dict(), indent=1, default=str),
-        "schema.json": result.schema.to_json(),
-        "leaderboard.csv": board.to_frame().to_csv(index=False),
-        "result.json": json.dumps(result.to_dict() | {"run_id": None}, indent=1, default=str),
-        "oof.parquet": parquet_bytes(oof),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = package_result(result, Path(tmp) / "package")
-        run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
-                         tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings,
-                         run_id=run_id)
-    return run_id, mlflow_client(settings).get_run(run_id).info.artifact_uri
-
-
 def oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
     """Out-of-fold predictions of every finished candidate, one column per model (and class)."""
     codes, _ = encode_target(y, board.task)
@@ -202,13 +144,3 @@ def oof_frame(board: Leaderboard, y: pd.Series) -> pd.DataFrame:
             for k, label in enumerate(board.classes):
                 cols[f"{c.name}:{label}"] = c.oof[:, k]
     return pd.DataFrame(cols)
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    return buf.getvalue()
-
-

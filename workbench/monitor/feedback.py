@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.data.load import load
 from workbench.monitor.store import MonitorError, PredictionLog
 
 
@@ -77,8 +78,6 @@ def feed_back(model: str, records, *, log: PredictionLog | None = None) -> dict:
 
 def feed_back_file(model: str, path: str | Path, *, log: PredictionLog | None = None) -> dict:
     """``workbench monitor feedback``: a CSV (or any table ``load`` reads) with ``request_id`` and ``actual``."""
-    from workbench.data.load import load
-
     df = load(path)
     missing = [c for c in ("request_id", "actual") if c not in df.columns]
     if missing:

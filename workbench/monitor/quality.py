@@ -15,6 +15,8 @@ from scipy import stats
 
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.monitor.store import MonitorError, PredictionLog
+from workbench.registry import repository
+from workbench.registry.package import load_package
 from workbench.settings import Settings, get_settings
 
 WINDOWS = {"last 15 minutes": 900, "last hour": 3600, "last day": 86400}
@@ -69,11 +71,16 @@ class MonitorStatus:
     thresholds: Thresholds = field(default_factory=Thresholds)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def validation_score(self) -> float:
+        """The headline metric the model had before it was served (test if known, else cross-validated; NaN if none)."""
+        return validation_metric(self.validation, self.headline)
+
     def to_frame(self) -> pd.DataFrame:
         return self.windows
 
     def figures(self) -> dict:
-        from workbench.viz.monitor import monitor_figures
+        from workbench.viz.monitor import monitor_figures  # start-up cost: no plotly in the CLI, service or workers
 
         return monitor_figures(self)
 
@@ -285,8 +292,7 @@ def alerts_of(st: MonitorStatus) -> list[Alert]:
         out.append(Alert("latency", "p95", float(last15["latency_p95_ms"]), th.latency_ms,
                          f"95% of the requests in the last 15 minutes took up to {last15['latency_p95_ms']:.0f} ms "
                          f"(alert over {th.latency_ms:g} ms)"))
-    m = st.headline
-    base = validation_metric(st.validation, m)
+    m, base = st.headline, st.validation_score
     if hour["outcomes"] >= th.min_rows and np.isfinite(base) and np.isfinite(hour[m]):
         drop = (base - hour[m]) if GREATER_IS_BETTER[m] else (hour[m] - base) / abs(base or 1)
         if drop > th.metric_drop:
@@ -346,21 +352,15 @@ def _reference(package) -> pd.DataFrame:
 
 @lru_cache(maxsize=8)
 def _package_cached(path: str):
-    from workbench.registry.package import load_package
-
     return load_package(path)
 
 
 def _package(path: str | None, source: str | None, model: str, version: str):
     """The package the traffic was served from: its folder if it is still there, else the repository's copy."""
-    from pathlib import Path
-
     if path and Path(path).exists():
         return _package_cached(path)
     if source and not Path(source).exists():
         try:
-            from workbench.registry import repository
-
             return repository.fetch(f"{model}/{version}")
         except Exception:  # noqa: BLE001 - no package means no drift; the status says so
             return None

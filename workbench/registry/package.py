@@ -24,6 +24,7 @@ import pandas as pd
 
 from workbench.data.schema import Schema
 from workbench.errors import WorkbenchError
+from workbench.models.train import SAMPLE_ROWS
 from workbench.models.trained import TrainedModel
 from workbench.registry.modelio import _jsonable, load_model, save_model
 
@@ -36,7 +37,6 @@ SAMPLE = "training_sample.json"  # raw training rows: the drift reference of the
 REQUIREMENTS = ("aims-workbench", "numpy", "pandas", "pyarrow", "scikit-learn", "lightgbm", "skops", "scipy", "treelite",
                 "tl2cgen", "onnxruntime")
 REFERENCE_ROWS = 25
-SAMPLE_ROWS = 2000
 TOLERANCE = 1e-9  # reference predictions must agree to this (they agree exactly on the same machine)
 
 

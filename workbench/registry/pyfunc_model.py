@@ -3,11 +3,11 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from workbench.registry.package import load_package
+
 
 class WorkbenchModel(PythonModel):
     def load_context(self, context):
-        from workbench.registry.package import load_package
-
         self.model = load_package(context.artifacts["model"]).model
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

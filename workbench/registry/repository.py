@@ -6,7 +6,6 @@ works too. A reference is ``NAME`` (newest version that is not archived), ``NAME
 """
 from __future__ import annotations
 
-import getpass
 import re
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 
 from workbench.errors import UnknownNameError, WorkbenchError
 from workbench.registry.package import Package, PackageError, load_package, make_archive
+from workbench.registry.tracking import log_model, mlflow_client
 from workbench.settings import Settings, get_settings
 
 ALIASES = ("staging", "champion")  # the usual ones; any name made of letters, digits, - and _ works
@@ -32,10 +32,10 @@ def register(package: str | Path | Package, name: str | None = None, *, descript
         pkg.check_reference()
     else:
         pkg = load_package(package)  # checks the reference predictions too
+    import getpass  # start-up cost: it loads termios (4 ms), and only registering needs it
+
     name = _check_name(name or pkg.name)
     mlflow, client = _client(settings)
-    from workbench.registry.tracking import log_model
-
     m = pkg.manifest
     with mlflow.start_run(run_name=f"package {name}") as run:
         mlflow.set_tags({"workbench.kind": "package", "workbench.package": name})
@@ -186,8 +186,6 @@ def import_package(path: str | Path, name: str | None = None, *, description: st
 
 
 def _client(settings: Settings | None):
-    from workbench.registry.tracking import mlflow_client
-
     mlflow = mlflow_client(settings or get_settings())
     from mlflow import MlflowClient
 

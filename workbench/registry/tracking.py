@@ -1,12 +1,19 @@
 """MLflow tracking in the embedded store (sqlite under the workbench home) or the server in MLFLOW_TRACKING_URI."""
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
 
+import pandas as pd
+
+from workbench.models.train import TrainResult, oof_frame
+from workbench.registry.backup import settle
+from workbench.registry.package import package_result
 from workbench.settings import Settings, get_settings
 
 EXPERIMENT = "workbench"
@@ -22,8 +29,6 @@ def mlflow_client(settings: Settings | None = None):
     # after the import: mlflow sets up its own loggers when imported
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-
-    from workbench.registry.backup import settle
 
     settle(s.home)  # a restore interrupted between its two renames is finished (or undone) first
     s.home.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,36 @@ def log_run(*, params: dict, metrics: dict, artifacts: dict[str, str | bytes], m
         return run.info.run_id
 
 
+def log_training(result: TrainResult, *, data=None, settings: Settings | None = None,
+                 run_id: str | None = None) -> tuple[str, str]:
+    """One MLflow run of a training (``train``, ``train_distributed``, ``auto`` or a pipeline's): parameters, CV and
+    test metrics, cleaning report, schema, leaderboard, OOF and the best model's package; (run id, artifact URI)."""
+    board, best = result.leaderboard, result.best
+    metrics = {f"cv_{k}": v for k, v in best.cv.items()} | {f"test_{k}": v for k, v in result.test_metrics.items()}
+    params = {"data": data if isinstance(data, (str, Path)) else "DataFrame"} if data is not None else {}
+    params |= {"target": result.cleaned.target,
+              "task": board.task, "metric": board.metric, "folds": len(board.folds), "rows": len(result.cleaned.X),
+              "features": result.cleaned.X.shape[1], "models": ",".join(c.name for c in board.candidates),
+              "best_model": best.name, **{f"best.{k}": v for k, v in best.params.items()}}
+    if result.distributed:  # the cleaned rows are the cleaner's sample: the model saw every training row
+        params |= {"rows": result.distributed["train_rows"],
+                   **{f"distributed.{k}": v for k, v in result.distributed.items()}}
+    artifacts = {
+        "cleaning_report.json": json.dumps(result.cleaned.report.to_dict(), indent=1),
+        "profile.json": json.dumps(result.profile.to_dict(), indent=1, default=str),
+        "schema.json": result.schema.to_json(),
+        "leaderboard.csv": board.to_frame().to_csv(index=False),
+        "result.json": json.dumps(result.to_dict() | {"run_id": None}, indent=1, default=str),
+        "oof.parquet": _parquet_bytes(oof_frame(board, result.cleaned.y)),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = package_result(result, Path(tmp) / "package")
+        run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
+                         tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings,
+                         run_id=run_id)
+    return run_id, mlflow_client(settings).get_run(run_id).info.artifact_uri
+
+
 def log_model(mlflow, model_dir: Path):
     """Log saved model files as an MLflow pyfunc model, defined by code so that nothing is pickled."""
     from importlib.metadata import version
@@ -81,3 +116,9 @@ def run_artifacts(run_id: str, settings: Settings | None = None) -> Path:
     mlflow = mlflow_client(settings)
     uri = mlflow.get_run(run_id).info.artifact_uri
     return Path(uri.removeprefix("file://"))
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()

@@ -1,5 +1,5 @@
 """The prediction service: FastAPI app factory, compiled row plans, V2 protocol, metrics."""
-from workbench.serve.app import ServeConfig, create_app
+from workbench.serve.app import CONFIG_ENV, ServeConfig, create_app
 from workbench.serve.models import ModelStore, Served, load_source
 
 __all__ = ["ServeConfig", "create_app", "ModelStore", "Served", "load_source", "serve"]
@@ -11,8 +11,6 @@ def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8000, wor
     import os
 
     import uvicorn
-
-    from workbench.serve.app import CONFIG_ENV
 
     os.environ[CONFIG_ENV] = config.to_env()
     uvicorn.run("workbench.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,

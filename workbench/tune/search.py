@@ -14,6 +14,7 @@ from workbench.models.compare import Candidate, cross_validate, encode_target, m
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS
 from workbench.models.space import Space, check_space
 from workbench.models.zoo import get_model, models_for
+from workbench.registry.tracking import mlflow_client
 from workbench.settings import Settings, get_settings
 from workbench.tune.strategies import STRATEGIES
 
@@ -50,7 +51,7 @@ class TuningResult:
                 "finished": len(ok), "seconds": round(self.seconds, 2), "stopped": self.stopped, "run_id": self.run_id}
 
     def figures(self) -> dict:
-        from workbench.viz import tuning as vt
+        from workbench.viz import tuning as vt  # start-up cost: no plotly in the CLI, service or workers
 
         return {"history": vt.history_line(self.history, self.metric), "importance": vt.parameter_importance_bar(
                 parameter_importance(self.history, self.space)), "parallel": vt.parallel_coordinates(self.history, self.space, self.metric)}
@@ -206,8 +207,6 @@ def parameter_importance(history: pd.DataFrame, space: Space) -> pd.DataFrame:
 def log_tuning(result: TuningResult, parent_run_id: str | None, settings: Settings) -> str:
     """A run for the search (nested under ``parent_run_id`` if given) and one child run per trial."""
     from mlflow.entities import Metric, Param
-
-    from workbench.registry.tracking import mlflow_client
 
     mlflow = mlflow_client(settings)
     client = mlflow.MlflowClient()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from workbench.monitor.quality import validation_metric
 from workbench.viz.figures import METRIC_WORDS, _fig
 
 ALERT, CALM = "#dc2626", "#2563eb"
@@ -41,7 +40,7 @@ def quality(st) -> go.Figure:
     fig = _fig(f"{words.split(' (')[0]} on real outcomes, against validation", "Time (UTC)", words, height=320)
     y = t[m] if m in t.columns else []
     fig.add_scatter(x=t["time"], y=y, mode="lines+markers", name="live", connectgaps=True)
-    base = validation_metric(st.validation, m)
+    base = st.validation_score
     if np.isfinite(base):
         fig.add_hline(y=base, line={"dash": "dash", "color": "#16a34a"}, annotation_text=f"at validation: {base:.3f}")
     return fig

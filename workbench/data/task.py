@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from workbench.data.columns import as_text, to_number
 from workbench.errors import ModelError
 
 TASKS = ("binary", "multiclass", "regression")
@@ -10,8 +11,6 @@ TASKS = ("binary", "multiclass", "regression")
 
 def detect_task(y: pd.Series) -> str:
     """binary for two values, multiclass for labels, regression for numbers with more than two values."""
-    from workbench.data.columns import as_text, to_number
-
     values = y.dropna()
     if pd.api.types.is_bool_dtype(values) or values.nunique() <= 2:
         return "binary"
