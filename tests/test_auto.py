@@ -55,3 +55,19 @@ def test_auto_leaves_out_what_scores_a_row_over_its_limit_and_says_why():
     ok = board[board["status"] == "ok"]
     assert r.best.name == ok[ok["latency_ms"] <= 0.05].index[0]  # the best by CV among the fast ones
     assert r.model.scorer(r.model.cleaner.encoder().frame(df.head(1).drop(columns="churn"))).shape == (1, 2)
+
+
+def test_predict_refuses_to_overwrite_its_input_and_auto_a_used_folder_before_training(tmp_path):
+    import time
+
+    load("demo", n_rows=50, seed=4).to_csv(tmp_path / "rows.csv", index=False)
+    before = (tmp_path / "rows.csv").read_bytes()
+    p = workbench("predict", "--model", "any", "--data", tmp_path / "rows.csv", "--out", tmp_path / "rows.csv")
+    assert p.returncode == 2 and "is the input table itself" in p.stderr
+    assert (tmp_path / "rows.csv").read_bytes() == before
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("keep")
+    t0 = time.time()
+    p = workbench("auto", "--data", "demo:300", "--target", "churn", "--time-budget", "60", "--out", tmp_path / "used")
+    assert p.returncode == 2 and "already exists and is not empty" in p.stderr
+    assert time.time() - t0 < 20 and (tmp_path / "used" / "keep.txt").read_text() == "keep"  # refused before training

@@ -20,7 +20,7 @@ from workbench.models.compare import Candidate, Leaderboard, compare, fitting_to
 from workbench.models.train import TrainResult, evaluate, fit, prepare
 from workbench.models.trained import TrainedModel
 from workbench.models.zoo import get_model
-from workbench.registry.package import load_package, package_result
+from workbench.registry.package import check_free, load_package, package_result
 from workbench.registry.repository import fetch
 from workbench.registry.tracking import log_training
 from workbench.settings import Settings, get_settings
@@ -87,6 +87,8 @@ def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: s
     s = settings or get_settings()
     if time_budget <= 0:
         raise WorkbenchError("the time budget must be a positive number of seconds")
+    if out is not None:
+        check_free(out)  # before the budget is spent, not after
     t0 = time.time()
     end = t0 + time_budget
     max_latency_ms = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
@@ -164,6 +166,8 @@ def open_package(package: str | Path):
 def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
     """Score a raw table with a package (folder or archive, or ``NAME[@alias|/version]`` in the registry);
     write a CSV with ``prediction`` and one probability column per class."""
+    if isinstance(data, (str, Path)) and Path(data).exists() and Path(out).resolve() == Path(data).resolve():
+        raise WorkbenchError(f"--out {out} is the input table itself; write the predictions to another file")
     df = load(data)
     pkg = open_package(package)
     model = pkg.model
@@ -172,5 +176,7 @@ def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
     else:
         pred = model.predict_frame(df)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    pred.to_csv(out, index=False)
+    partial = Path(out).with_name(f".{Path(out).name}.partial")  # a crash or Ctrl-C leaves no half-written file
+    pred.to_csv(partial, index=False)
+    partial.replace(out)
     return pred

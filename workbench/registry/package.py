@@ -78,9 +78,7 @@ def build_package(model: TrainedModel, out: str | Path, *, schema: Schema, refer
 
     The folder appears whole or not at all: it is written beside ``out`` and renamed into place.
     """
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise PackageError(f"{out} already exists and is not empty; choose another folder or remove it")
+    out = check_free(out)
     sample = _records(reference.head(SAMPLE_ROWS).reset_index(drop=True))
     # through JSON and back first, so that the stored predictions are those of exactly the stored rows
     reference = _frame(_records(reference.head(REFERENCE_ROWS).reset_index(drop=True)))
@@ -279,6 +277,14 @@ def _frame(cols: dict) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+
+
+def check_free(out: str | Path) -> Path:
+    """``out`` as a folder a package may be written to: absent or empty (checked before any work is spent on it)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PackageError(f"{out} already exists and is not empty; choose another folder or remove it")
+    return out
 
 
 def package_result(result, out: str | Path, *, name: str | None = None, archive: bool = False) -> Path:
