@@ -132,3 +132,17 @@ def test_a_registration_killed_mid_way_leaves_earlier_versions_intact(churn, del
     # a version exists only once its files are complete: every one, old and new, loads and predicts as stored
     for v in table["version"]:
         assert repo.fetch(f"killed/{v}").check_reference() == 0.0
+
+
+def test_a_registered_version_is_downloaded_once_into_the_home_cache_not_a_new_temporary_folder(churn):
+    import tempfile
+    from pathlib import Path
+
+    leaked = lambda: set(Path(tempfile.gettempdir()).glob("workbench-version-*"))  # noqa: E731
+    before = leaked()
+    _, first = repo.download("repo-churn/1")
+    _, again = repo.download("repo-churn/1")
+    assert first == again and (first / "manifest.json").exists() and "cache" in first.parts
+    assert leaked() == before
+    assert not list([p for p in first.parents if p.name == "versions"][0].glob(".download-*"))  # nothing half-written
+    assert Path(repo.fetch("repo-churn/1").path) == first

@@ -6,7 +6,10 @@ works too. A reference is ``NAME`` (newest version that is not archived), ``NAME
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,26 +79,50 @@ def resolve(ref: str, settings: Settings | None = None):
 
 
 def fetch(ref: str, settings: Settings | None = None, *, dest: str | Path | None = None) -> Package:
-    """Download a registered version's package (into ``dest``, default a new temporary folder) and load it,
+    """Download a registered version's package (into ``dest``, default the home's cache of versions) and load it,
     checksums and reference predictions checked."""
     return load_package(download(ref, settings, dest=dest)[1])
 
 
 def download(ref: str, settings: Settings | None = None, *, dest: str | Path | None = None):
-    """A registered version's package folder, downloaded but not loaded: (model version, folder)."""
-    mv = resolve(ref, settings)
-    import mlflow
+    """A registered version's package folder, downloaded but not loaded: (model version, folder). Without ``dest`` it
+    lands in ``<home>/cache/versions`` under the version's name, number and source — a registered version never
+    changes, so a second fetch reuses it (a temporary folder per fetch filled /tmp: one per service reload)."""
+    s = settings or get_settings()
+    mv = resolve(ref, s)
+    if dest is None:
+        key = hashlib.sha256(f"{s.tracking_uri}|{mv.name}|{mv.version}|{mv.source}".encode()).hexdigest()[:16]
+        final = Path(s.home).resolve() / "cache" / "versions" / f"{re.sub(r'[^0-9A-Za-z_.-]', '_', mv.name)}-{mv.version}-{key}"
+        if not list(final.rglob("manifest.json")):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".download-"))
+            try:
+                _download(mv, tmp)
+                if final.exists() and not list(final.rglob("manifest.json")):  # an incomplete copy left behind
+                    shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)  # whole or not at all; a process that got there first wins
+            except OSError:
+                if not list(final.rglob("manifest.json")):
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        dest = final
+    else:
+        _download(mv, Path(dest))
+    manifests = list(Path(dest).rglob("manifest.json"))
+    if len(manifests) != 1:
+        raise PackageError(f"{mv.name}/{mv.version} holds no workbench package")
+    return mv, manifests[0].parent
 
-    dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="workbench-version-"))
+
+def _download(mv, dest: Path) -> None:
+    import mlflow  # start-up cost: ~3 s, only for a download
+
     try:
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dest))
     except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds for a missing artifact
         raise WorkbenchError(f"{mv.name}/{mv.version}: its files cannot be read from the store ({exc}); "
                              "restore the store from a backup (workbench restore)") from None
-    manifests = list(dest.rglob("manifest.json"))
-    if len(manifests) != 1:
-        raise PackageError(f"{mv.name}/{mv.version} holds no workbench package")
-    return mv, manifests[0].parent
 
 
 def list_models(settings: Settings | None = None) -> pd.DataFrame:
