@@ -149,13 +149,12 @@ def _one_date(t: str):
 def per_distinct(s: pd.Series, read, dtype=np.float64, width: int = 1) -> np.ndarray:
     """``read`` applied once per distinct value of ``s`` (every missing one as None), spread back to every row."""
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    values = [read(u) for u in uniques] + [read(None)]
-    table = np.empty(len(values), dtype=dtype) if width == 1 else None
-    if table is not None and dtype is object:
+    values = [read(u) for u in uniques] + [read(None)]  # code -1 (missing) takes the last
+    if dtype is object:  # filled element by element: numpy would unpack dates or tuples into a second axis
+        table = np.empty(len(values), dtype=object)
         table[:] = values
     else:
-        table = np.array(values, dtype=dtype)
-        table = table.reshape(len(values), width) if width > 1 else table
+        table = np.array(values, dtype=dtype).reshape(len(values), width) if width > 1 else np.array(values, dtype=dtype)
     return table[codes]
 
 
