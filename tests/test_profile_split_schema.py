@@ -43,11 +43,11 @@ def test_schema_round_trips_and_names_bad_fields(demo_df):
     s = Schema.infer(c.cleaner, demo_df)
     assert Schema.from_json(s.to_json()) == s
     assert "customer_id" in s.ignored and s.classes == ["No", "Yes"]
+    encoder = c.cleaner.encoder(s)  # the contract's rules live in the row encoder, for tables and requests alike
     raw = demo_df.drop(columns="churn").head(5).copy()
-    assert s.validate(raw) == []
+    assert encoder.problems(raw.assign(age=40)) == []
     raw["tenure_months"] = raw["tenure_months"].astype(object)
     raw.loc[raw.index[1], "tenure_months"] = "many"
-    raw["surprise"] = 1
-    problems = s.validate(raw.drop(columns=["contract"]))
-    assert "missing column 'contract'" in problems and "unknown column 'surprise'" in problems
-    assert any("'tenure_months' is not a number" in p for p in problems)
+    assert [str(e) for e in encoder.problems(raw.assign(age=40))] == ["row 1: 'tenure_months' is not a number ('many')"]
+    with pytest.raises(DataError, match="columns missing from the table: contract"):
+        encoder.problems(raw.drop(columns=["contract"]))

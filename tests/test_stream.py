@@ -54,7 +54,7 @@ def test_an_interrupted_run_resumes_without_scoring_a_partition_twice(package, p
     assert len(done) == 1
     second = score_partitions(package, folder, out, progress=False)
     assert second | {"out": ""} == {"partitions": 3, "scored": 2, "skipped": 1, "rows": len(df), "complete": True,
-                                    "out": ""}
+                                    "refused_rows": 0, "out": ""}
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in done.items())  # the finished one untouched
     assert (out / SUCCESS).exists() and (out / PROGRESS).exists()
 

@@ -13,6 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from workbench.data import load
+from workbench.data.encode import screen
 from workbench.decompose.core import DecomposedModel, combiner_model, predict_parallel
 from workbench.ensemble import EnsembleReport, ensemble
 from workbench.errors import ModelError, WorkbenchError
@@ -163,20 +164,36 @@ def open_package(package: str | Path):
     return fetch(str(package))
 
 
-def predict_file(package: str | Path, data, out: str | Path) -> pd.DataFrame:
-    """Score a raw table with a package (folder or archive, or ``NAME[@alias|/version]`` in the registry);
-    write a CSV with ``prediction`` and one probability column per class."""
+def predict_file(package: str | Path, data, out: str | Path, *, on_bad_rows: str = "fail") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a raw table with a package (folder or archive, or ``NAME[@alias|/version]`` in the registry); write a
+    CSV with ``prediction`` and one probability column per class. Values the service would refuse are handled as
+    ``on_bad_rows`` says (``workbench.data.encode.screen``; with ``skip`` a ``row`` column gives each prediction's
+    input row) and listed in ``<out>.refused.csv``. Returns the predictions and the refused values."""
     if isinstance(data, (str, Path)) and Path(data).exists() and Path(out).resolve() == Path(data).resolve():
         raise WorkbenchError(f"--out {out} is the input table itself; write the predictions to another file")
     df = load(data)
     pkg = open_package(package)
     model = pkg.model
+    kept, refused = screen(model.cleaner.encoder(pkg.schema), df, on_bad_rows)
     if isinstance(model.estimator, DecomposedModel):
-        pred = model.frame_of(predict_parallel(pkg.path, df), df.index)
+        pred = model.frame_of(predict_parallel(pkg.path, kept), kept.index)
     else:
-        pred = model.predict_frame(df)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(out).with_name(f".{Path(out).name}.partial")  # a crash or Ctrl-C leaves no half-written file
-    pred.to_csv(partial, index=False)
-    partial.replace(out)
-    return pred
+        pred = model.predict_frame(kept)
+    if on_bad_rows == "skip":
+        pred.insert(0, "row", df.index.get_indexer(kept.index))
+    out = Path(out)
+    write_csv(pred, out)
+    refused_file = out.with_name(f"{out.stem}.refused.csv")
+    if len(refused):
+        write_csv(refused, refused_file)
+    else:
+        refused_file.unlink(missing_ok=True)  # an earlier run's list would speak of other rows
+    return pred, refused
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """``df`` as a CSV at ``path``, written beside and renamed: a crash or Ctrl-C leaves no half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    df.to_csv(partial, index=False)
+    partial.replace(path)

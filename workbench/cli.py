@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import warnings
 
+from workbench import compute
 from workbench.auto import auto, predict_file, train
-from workbench.compress import compress, save_variant
-from workbench.compute import describe
+from workbench.compress import METHODS, compress, save_variant
 from workbench.data import load, profile
+from workbench.data.encode import ON_BAD_ROWS
 from workbench.decompose.core import combiner_model, decompose_package
 from workbench.errors import WorkbenchError
-from workbench.models import ZOO, get_model
+from workbench.models import ZOO
+from workbench.models.metrics import TASK_METRICS
 from workbench.models.train import prepare
 from workbench.registry import repository
 from workbench.registry.backup import backup, restore
-from workbench.registry.package import load_package, package_result
+from workbench.registry.package import check_free, load_package, package_result
 from workbench.registry.tracking import log_training
 from workbench.settings import get_settings
 from workbench.tune import STRATEGIES, tune
@@ -29,14 +32,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     warnings.filterwarnings("ignore")
+    previous = signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks remove temporary files
     try:
-        return args.func(args) or 0
+        with compute.closing():  # the embedded cluster's worker processes end with the command, without a word
+            return args.func(args) or 0
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that a command ends as it does on Ctrl-C."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data", required=True)
     c.add_argument("--out", required=True, help="the predictions CSV; with a folder or glob of files: a folder of Parquet")
     c.add_argument("--distributed", action="store_true", help="score the partitions on the Dask workers")
+    c.add_argument("--on-bad-rows", choices=ON_BAD_ROWS, default="fail",
+                   help="a value the service would refuse: fail (default, naming row and column), skip the row, or "
+                        "score it as missing; skipped or changed rows are listed in <out>.refused.csv")
     c.set_defaults(func=_predict)
 
     c = sub.add_parser("cluster", help="where parallel work runs: the scheduler, its workers, threads and memory")
@@ -158,6 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-wait", type=float, default=1.0,
                    help="seconds of queued scoring a request may wait behind; beyond it, 503 with Retry-After at once")
     c.add_argument("--reject-unseen", action="store_true", help="refuse categories never seen in training (422)")
+    c.add_argument("--media-root", default="", help="the folder image and audio paths in requests are read from "
+                                                    "(default: none; images and sounds come as data: URIs)")
     c.add_argument("--watch", type=float, default=0, help="follow moved aliases, polling every this many seconds")
     c.add_argument("--open", action="store_true", help="allow a non-local --host without API keys")
     c.add_argument("--decomposed", help="a decomposed package: one part server per part, and this service as the front")
@@ -365,8 +385,12 @@ def _serve(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and not (keys or admin) and not args.open:
         raise WorkbenchError(f"refusing to serve on {args.host} without API keys: set WORKBENCH_SERVE_KEYS and "
                              "WORKBENCH_SERVE_ADMIN_KEYS, or pass --open to serve openly")
+    if args.media_root and not Path(args.media_root).is_dir():
+        raise WorkbenchError(f"--media-root {args.media_root} is not a folder; give the folder requests' image and "
+                             "audio paths are read from")
     config = ServeConfig(sources, keys, admin, max_body_bytes=int(args.max_body_mb * 1024 * 1024), max_rows=args.max_rows,
                          timeout_s=args.timeout, max_wait_s=args.max_wait, allow_unseen=not args.reject_unseen, watch_s=args.watch,
+                         media_root=str(Path(args.media_root).resolve()) if args.media_root else "",
                          part_timeout_s=args.part_timeout)
     if s.monitor_log and not args.no_log:
         from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it
@@ -398,7 +422,8 @@ def _serve(args) -> int:
         config.parts = {args.decomposed: urls}
     try:
         for src in sources:  # a clear error now, before uvicorn starts workers
-            load_source(src, allow_unseen=config.allow_unseen, parts=config.parts.get(src), part_timeout=args.part_timeout)
+            load_source(src, allow_unseen=config.allow_unseen, media_root=config.media_root, parts=config.parts.get(src),
+                        part_timeout=args.part_timeout)
         serve(config, host=args.host, port=args.port, workers=args.workers)
     finally:
         if fleet is not None:
@@ -420,13 +445,17 @@ def _deploy(args) -> int:
             detail = detail.get("error") or ", ".join(f"{k}={v}" for k, v in list(detail.items())[:4])
             print(f"  {step:12s} {info['status']}{extra} {detail}", flush=True)
 
-        rel = deploy(args.config, restart=args.restart, on_step=show)
+        cfg = read_config(args.config)
+        _check_before(store=True)
+        rel = deploy(cfg, restart=args.restart, on_step=show)
         print(f"release {rel.id}: {rel.outcome}" + (f" ({rel.steps['promote']['details'].get('why')})"
                                                     if rel.outcome == "rejected" else ""))
         return 0 if rel.outcome == "promoted" else 1
     if not args.name and not args.config:
         raise WorkbenchError(f"workbench deploy {args.action} NAME [--config deploy.yaml]")
     name = args.name or read_config(args.config).model
+    if args.action != "stop":  # stopping reads only the serving state under the workbench home
+        _check_before(store=True)
     if args.action == "rollback":
         print(json.dumps(rollback(name, config=args.config), indent=1, default=str))
     elif args.action == "status":
@@ -448,8 +477,10 @@ def _restore(args) -> int:
 
 
 def _profile(args) -> int:
-    prof = profile(load(args.data), args.target)
+    prof = profile(df := load(args.data), args.target)
     print(json.dumps(prof.to_dict(), indent=1, default=str) if args.json else prof)
+    if not args.json and df.attrs.get("encoding", "utf-8") != "utf-8":
+        print(f"read as {df.attrs['encoding']} text (not UTF-8)")
     return 0
 
 
@@ -457,12 +488,14 @@ def _train(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
+    if args.distributed and (models and models != ["lightgbm"] or args.test):
+        raise WorkbenchError("--distributed trains LightGBM and tests it on held-out partitions: "
+                             "leave out --models and --test")
+    _check_before(out=args.out, register=args.register, names={"--models": (ZOO, models)}, metric=args.metric,
+                  store=True)
     if args.distributed:
         from workbench.models.distributed import train_distributed  # start-up cost: only --distributed loads it
 
-        if models and models != ["lightgbm"] or args.test:
-            raise WorkbenchError("--distributed trains LightGBM and tests it on held-out partitions: "
-                                 "leave out --models and --test")
         result = train_distributed(args.data, args.target, task=args.task, holdout=args.holdout)
         result.run_id, result.artifact_uri = log_training(result, data=args.data)
     else:
@@ -500,10 +533,10 @@ def _train(args) -> int:
 
 
 def _tune(args) -> int:
-    get_model(args.model)  # unknown names fail before any work
-    STRATEGIES.get(args.strategy)
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
+    _check_before(names={"--model": (ZOO, [args.model]), "--strategy": (STRATEGIES, [args.strategy])},
+                  metric=args.metric, store=True)
     prepared = prepare(args.data, args.target, task=args.task)
     c = prepared.cleaned
     result = tune(args.model, c.X, c.y, task=c.task, strategy=args.strategy, metric=args.metric, cv=args.cv,
@@ -522,6 +555,7 @@ def _tune(args) -> int:
 def _auto(args) -> int:
     if args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
+    _check_before(out=args.out, register=args.register, store=True)
     result = auto(args.data, args.target, time_budget=args.time_budget, test=args.test, task=args.task, out=args.out,
                   max_latency_ms=args.max_latency_ms, progress=not args.json)
     version = _register(result, args.register, args.out) if args.register else None
@@ -544,6 +578,87 @@ def _auto(args) -> int:
     return 0
 
 
+def _check_before(*, out=None, register: str | None = None, names: dict | None = None, metric: str | None = None,
+                  store: bool = False) -> None:
+    """Refuse now, in milliseconds, what would otherwise fail after the work: a used ``--out`` folder (or its archive),
+    a model name the registry refuses, unknown names (``names``: flag → (registry, names given)) or metric, an MLflow
+    store that cannot be reached or written. The target column is checked as the table loads, before any cleaning
+    or training (``prepare``)."""
+    from pathlib import Path
+
+    if out:
+        if Path(out).is_file():
+            raise WorkbenchError(f"--out {out} is a file; give a folder for the package")
+        try:
+            check_free(out)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"--out {exc}") from None
+        archive = Path(out).with_name(Path(out).name + ".tar.gz")
+        if archive.exists():
+            raise WorkbenchError(f"--out {out}: {archive} already exists and would be replaced; choose another folder "
+                                 "or remove it")
+        _check_writable(Path(out).parent, f"--out {out}", "choose a folder you can write")
+    if register:
+        try:
+            repository.check_name(register)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"--register: {exc}") from None
+    for flag, (registry, given) in (names or {}).items():
+        for name in given or ():
+            try:
+                registry.get(name)
+            except WorkbenchError as exc:
+                raise WorkbenchError(f"{exc} (from {flag})") from None
+    if metric and not any(metric in known for known in TASK_METRICS.values()):
+        known = sorted({m for task_metrics in TASK_METRICS.values() for m in task_metrics})
+        raise WorkbenchError(f"unknown metric '{metric}'. Valid names: {', '.join(known)} (from --metric)")
+    if store:
+        _check_store()
+
+
+def _check_store() -> None:
+    """The MLflow store answers (a server) or can be written (the embedded store under the workbench home), checked
+    before any work: MLflow itself takes seconds to import and minutes to give up on a server that is down."""
+    import os
+    import socket
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    s = get_settings()
+    uri = urlparse(s.tracking_uri)
+    if uri.scheme in ("http", "https"):
+        try:
+            port = uri.port or (443 if uri.scheme == "https" else 80)
+            socket.create_connection((uri.hostname, port), timeout=2).close()
+        except OSError as exc:
+            raise WorkbenchError(f"the MLflow server at {s.tracking_uri} cannot be reached ({exc.strerror or exc}): start "
+                                 f"it, correct MLFLOW_TRACKING_URI, or unset it to use the store in {s.home}") from None
+        return
+    # the artifacts, the caches and (unless MLFLOW_TRACKING_URI names another) the sqlite database live here
+    _check_writable(s.home, f"the workbench store {s.home}", "set WORKBENCH_HOME to a folder you can write")
+    if os.environ.get("MLFLOW_TRACKING_URI") and uri.scheme in ("sqlite", "file", ""):
+        path = Path(uri.path if uri.scheme != "sqlite" else s.tracking_uri.removeprefix("sqlite:///"))
+        _check_writable(path.parent if uri.scheme == "sqlite" else path, f"the MLflow store {s.tracking_uri}",
+                        "correct MLFLOW_TRACKING_URI or unset it")
+
+
+def _check_writable(folder, what: str, todo: str) -> None:
+    """``folder`` exists as a folder this process may write, or can be made so (its nearest existing parent is one)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    p = Path(folder).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        raise WorkbenchError(f"{what} cannot be written: {p} is a file, not a folder; {todo}")
+    try:  # tried, not inferred from permission bits: root ignores them, and read-only or virtual disks do not show them
+        os.rmdir(tempfile.mkdtemp(prefix=".workbench-check-", dir=p))
+    except OSError as exc:
+        raise WorkbenchError(f"{what} cannot be written: {p}: {exc.strerror}; {todo}") from None
+
+
 def _register(result, name: str, out) -> str:
     """Register a result's package (the one in ``out``, or a temporary one)."""
     import tempfile
@@ -560,18 +675,25 @@ def _predict(args) -> int:
     if Path(args.data).is_dir() or any(ch in args.data for ch in "*?["):  # many partitions: streamed, resumable
         from workbench.stream import score_partitions  # start-up cost: only a folder or glob loads it
 
-        r = score_partitions(args.model, args.data, args.out, distributed=args.distributed)
+        r = score_partitions(args.model, args.data, args.out, distributed=args.distributed, on_bad_rows=args.on_bad_rows)
         print(f"{r['rows']} predictions in {r['partitions']} partitions at {r['out']} ({r['scored']} scored now, "
               f"{r['skipped']} done before){'' if r['complete'] else ' — not complete: run again to finish'}")
+        if r["refused_rows"]:
+            print(f"{r['refused_rows']} rows had values the model cannot take; each partition's are listed in its "
+                  "<output>.refused.csv")
         return 0 if r["complete"] else 1
 
-    pred = predict_file(args.model, args.data, args.out)
+    pred, refused = predict_file(args.model, args.data, args.out, on_bad_rows=args.on_bad_rows)
     print(f"{len(pred)} predictions written to {args.out}")
+    if len(refused):
+        what = "left out" if args.on_bad_rows == "skip" else "scored with those values missing"
+        print(f"{refused['row'].nunique()} rows had values the model cannot take ({what}); each is listed in "
+              f"{Path(args.out).with_name(Path(args.out).stem + '.refused.csv')}")
     return 0
 
 
 def _cluster(args) -> int:
-    d = describe()
+    d = compute.describe()
     print(f"{d['kind']} at {d['scheduler']}: {len(d['workers'])} workers, {d['threads']} threads")
     for w in d["workers"]:
         memory = f"{w['memory_gb']:g} GB" if w["memory_gb"] else "no memory limit"
@@ -584,10 +706,13 @@ def _compress(args) -> int:
 
     import numpy as np
 
-    source = _source(args)
+    methods = args.methods.split(",") if args.methods else None
+    _check_before(out=args.out, names={"--methods": (METHODS, methods)}, store=bool(args.register or args.model))
     read = lambda path: load(path) if path else None  # noqa: E731
-    report = compress(source.model, read(args.data), train=read(args.train), test=read(args.test),
-                      methods=args.methods.split(",") if args.methods else None, max_metric_loss=args.max_metric_loss)
+    valid, train_rows, test_rows = read(args.data), read(args.train), read(args.test)  # refused before the model loads
+    source = _source(args)
+    report = compress(source.model, valid, train=train_rows, test=test_rows, methods=methods,
+                      max_metric_loss=args.max_metric_loss)
     out = version = None
     if report.chosen is not None and (args.out or args.register):
         import tempfile

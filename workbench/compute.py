@@ -6,8 +6,10 @@ scheduler. Small jobs (one task, or one core) run in this process and skip the c
 """
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -29,7 +31,10 @@ class Outcome:
 def client(settings: Settings | None = None):
     """The Dask client for these settings (one per process, started on first use)."""
     s = settings or get_settings()
-    return _client(s.dask_address, s.n_threads)
+    key = (s.dask_address, s.n_threads)
+    if key not in _CLIENTS:
+        _connect(*key)
+    return _CLIENTS[key]
 
 
 class ClusterError(WorkbenchError):
@@ -37,6 +42,9 @@ class ClusterError(WorkbenchError):
 
 
 CONNECT_S = 5  # how long to try a scheduler address before saying it is unreachable
+CLOSE_S = 2  # how long closing the embedded cluster may take
+KILL_S = 0.5  # how long a worker busy in a job may take to stop before it is terminated (Dask's default: 5 s)
+_CLIENTS: dict[tuple[str, int], Any] = {}  # (address, threads) → the Client this process opened
 
 
 def describe(settings: Settings | None = None) -> dict:
@@ -50,8 +58,34 @@ def describe(settings: Settings | None = None) -> dict:
             "workers": workers_, "threads": sum(w["threads"] for w in workers_)}
 
 
-@functools.cache
-def _client(address: str, n_threads: int):
+@contextlib.contextmanager
+def closing():
+    """Every cluster started inside the block is closed as it ends, within about a second and without a word from
+    Dask, on Ctrl-C or SIGTERM too (the CLI runs each command so: nothing is left for exit-time handlers to wait on)."""
+    before = set(_CLIENTS)
+    try:
+        yield
+    finally:
+        close(set(_CLIENTS) - before)
+
+
+def close(keys=None) -> None:
+    """Close this process's clients (those of ``keys``, else all) and an embedded cluster with its worker processes."""
+    keys = list(_CLIENTS if keys is None else keys)
+    if not keys:
+        return
+    with _signals_deferred(replay=False), _dask_silenced():  # a second Ctrl-C meanwhile changes nothing
+        for c in filter(None, (_CLIENTS.pop(k, None) for k in keys)):
+            cluster = c.cluster
+            with contextlib.suppress(Exception):
+                c.close(timeout=CLOSE_S / 2)
+            if cluster is not None:  # embedded: its nannies stop their workers, a busy one by SIGTERM after KILL_S
+                with contextlib.suppress(Exception):
+                    cluster.sync(_stop_workers, cluster)
+                    cluster.close(timeout=CLOSE_S)
+
+
+def _connect(address: str, n_threads: int) -> None:
     from distributed import Client, LocalCluster
 
     if address:
@@ -61,13 +95,59 @@ def _client(address: str, n_threads: int):
             raise ClusterError(f"cannot reach the Dask scheduler at {address} within {CONNECT_S} s ({type(exc).__name__}); "
                                "check that it runs and that WORKBENCH_DASK_ADDRESS is right, or empty it to use an "
                                "embedded cluster") from None
+        _CLIENTS[address, n_threads] = c
     else:
-        cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.CRITICAL, memory_limit=0)
-        c = Client(cluster)
+        # SIGINT blocked while the cluster starts its threads: they and every worker process they spawn, now or on a
+        # restart, inherit the block. Ctrl-C (sent to the whole process group) then reaches only this process, which
+        # closes the cluster, instead of printing a KeyboardInterrupt traceback from every worker.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()  # now: started later, by a cluster thread, it would unblock SIGINT there
+        with _signals_deferred(mask=(signal.SIGINT,)):
+            cluster = LocalCluster(n_workers=n_threads, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL, memory_limit=0)
+            c = _CLIENTS[address, n_threads] = Client(cluster)
     # workers import the model libraries now, not inside the first timed job (about 2 s each)
     c.register_plugin(_warm_up_plugin(), name="workbench-warm-up")
-    return c
+
+
+async def _stop_workers(cluster) -> None:
+    import asyncio
+
+    await asyncio.gather(*(w.close(timeout=KILL_S) for w in list(cluster.workers.values())), return_exceptions=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred(mask: tuple = (), replay: bool = True):
+    """Hold SIGINT and SIGTERM until the block ends, then act on them (``replay``) or drop them: a cluster is never
+    left half started or half closed. ``mask`` also blocks those signals in the threads started meanwhile."""
+    held = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        previous = {sig: signal.signal(sig, lambda n, _: held.append(n)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a signal that waited is handled now: held
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(held) if replay else ():
+            signal.raise_signal(sig)
+
+
+@contextlib.contextmanager
+def _dask_silenced():
+    """No log records from Dask and its event loop while the cluster closes (connections closing, workers killed)."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _warm_up_plugin():

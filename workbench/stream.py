@@ -17,7 +17,8 @@ import pandas as pd
 
 from workbench.compute import client
 from workbench.data.load import check_columns, partitions
-from workbench.errors import WorkbenchError
+from workbench.data.encode import screen
+from workbench.errors import DataError, WorkbenchError
 from workbench.progress import progress_bar
 from workbench.registry.package import load_package
 from workbench.registry.repository import fetch
@@ -27,10 +28,13 @@ PROGRESS, SUCCESS = "_progress.json", "_SUCCESS"
 
 
 def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *, distributed: bool = False,
-                     limit: int | None = None, progress: bool = True, settings: Settings | None = None) -> dict:
+                     limit: int | None = None, progress: bool = True, settings: Settings | None = None,
+                     on_bad_rows: str = "fail") -> dict:
     """Score every partition with ``model`` (a package or ``NAME[@alias|/version]``) into ``out``; partitions done
     by an earlier run of the same model on the same files are skipped. ``limit`` scores at most that many this run.
-    ``distributed``: the partitions are scored on the Dask workers (each loads the package once), else here."""
+    ``distributed``: the partitions are scored on the Dask workers (each loads the package once), else here.
+    ``on_bad_rows``: as batch prediction (``workbench.data.encode.screen``); a partition's refused values are listed
+    in ``<its output>.refused.csv``, their rows counted in ``refused_rows``."""
     s = settings or get_settings()
     files = partitions(pattern)
     check_columns(files)
@@ -43,8 +47,8 @@ def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *,
     (out / SUCCESS).unlink(missing_ok=True)
     bar = progress_bar(total=len(files), initial=len(done), desc="partitions", disable=not progress)
     try:
-        for f, rows in _scored(pkg, todo, out, distributed, s):
-            state["partitions"][str(f)] = _fingerprint(f) | {"rows": rows}
+        for f, (rows, refused) in _scored(pkg, todo, out, distributed, s, on_bad_rows):
+            state["partitions"][str(f)] = _fingerprint(f) | {"rows": rows, "refused_rows": refused}
             _write_json(out / PROGRESS, state)
             bar.update(1)
     finally:
@@ -53,8 +57,9 @@ def score_partitions(model: str | Path, pattern: str | Path, out: str | Path, *,
     total = sum(state["partitions"][str(f)]["rows"] for f in files if str(f) in state["partitions"])
     if finished:
         _write_json(out / SUCCESS, {"partitions": len(files), "rows": total, "model": str(model)})
+    refused = sum(state["partitions"][str(f)].get("refused_rows", 0) for f in files if str(f) in state["partitions"])
     return {"partitions": len(files), "scored": len(todo), "skipped": len(done), "rows": total, "complete": finished,
-            "out": str(out)}
+            "refused_rows": refused, "out": str(out)}
 
 
 def open_outputs(out: str | Path) -> pd.DataFrame:
@@ -67,39 +72,41 @@ def open_outputs(out: str | Path) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings):
+def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings, on_bad_rows: str):
     if not distributed:
         for f in todo:
-            yield f, _score_one(pkg.model, f, out)
+            yield f, _score_one(pkg, f, out, on_bad_rows)
         return
     from distributed import as_completed
 
     c = client(s)
     # pure=False: a task per call, never a result remembered from another run (the output file is the point)
-    futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), pure=False, retries=2): f for f in todo}
+    futures = {c.submit(_score_on_worker, str(pkg.path), str(f), str(out), on_bad_rows, pure=False, retries=2): f
+               for f in todo}
     for fut in as_completed(futures):
         yield futures[fut], fut.result()
 
 
-def _score_on_worker(package: str, file: str, out: str) -> int:
-    return _score_one(_worker_model(package), Path(file), Path(out))
+def _score_on_worker(package: str, file: str, out: str, on_bad_rows: str) -> tuple[int, int]:
+    return _score_one(_worker_package(package), Path(file), Path(out), on_bad_rows)
 
 
-_MODELS: dict = {}
+_PACKAGES: dict = {}
 
 
-def _worker_model(package: str):
+def _worker_package(package: str):
     """Each worker loads the package once (from the shared path); no model travels as a pickle."""
-    if package not in _MODELS:
-        _MODELS[package] = load_package(package).model
-    return _MODELS[package]
+    if package not in _PACKAGES:
+        _PACKAGES[package] = load_package(package)
+    return _PACKAGES[package]
 
 
 CHUNK_ROWS = 100_000  # rows in memory at once, whatever the size of a partition
 
 
-def _score_one(model, f: Path, out: Path) -> int:
-    """One partition, ``CHUNK_ROWS`` at a time (Parquet record batches, CSV chunks), appended to one output file."""
+def _score_one(pkg, f: Path, out: Path, on_bad_rows: str = "fail") -> tuple[int, int]:
+    """One partition, ``CHUNK_ROWS`` at a time (Parquet record batches, CSV chunks), appended to one output file;
+    returns its rows scored and its rows refused."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -107,10 +114,19 @@ def _score_one(model, f: Path, out: Path) -> int:
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     chunks = ((b.to_pandas() for b in pq.ParquetFile(f).iter_batches(batch_size=CHUNK_ROWS))
               if f.suffix.lower() == ".parquet" else pd.read_csv(f, chunksize=CHUNK_ROWS))
-    writer, rows = None, 0
+    model, encoder = pkg.model, pkg.model.cleaner.encoder(pkg.schema)
+    writer, rows, start, refused = None, 0, 0, []
     try:
         for df in chunks:
-            pred = model.predict_frame(df)
+            try:
+                kept, bad = screen(encoder, df, on_bad_rows)
+            except DataError as exc:
+                raise DataError(f"{f.name}" + (f" (its rows counted from {start})" if start else "") + f": {exc}") from None
+            refused.append(bad.assign(row=bad["row"] + start))
+            pred = model.predict_frame(kept)
+            if on_bad_rows == "skip":
+                pred.insert(0, "row", start + df.index.get_indexer(kept.index))
+            start += len(df)
             pred.columns = [str(c) for c in pred.columns]
             table = pa.Table.from_pandas(pred, preserve_index=False)
             if writer is None:
@@ -122,8 +138,15 @@ def _score_one(model, f: Path, out: Path) -> int:
             writer.close()
     if writer is None:  # an empty partition: an empty output, so that the run can still be complete
         pd.DataFrame().to_parquet(tmp)
+    refused = pd.concat(refused, ignore_index=True) if refused else pd.DataFrame()
+    listed = dest.with_name(f"{dest.stem}.refused.csv")
+    if len(refused):
+        refused.to_csv(listed.with_name(f".{listed.name}.{os.getpid()}.tmp"), index=False)
+        os.replace(listed.with_name(f".{listed.name}.{os.getpid()}.tmp"), listed)
+    else:
+        listed.unlink(missing_ok=True)
     os.replace(tmp, dest)  # a partition's output is whole or absent
-    return rows
+    return rows, int(refused["row"].nunique()) if len(refused) else 0
 
 
 def _output_name(f: Path) -> str:

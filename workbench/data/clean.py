@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -9,10 +10,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from workbench.data.columns import as_text, association, category_key, infer_kind, to_date, to_number
+from workbench.data.columns import (DAY_FIRST, DECIMAL_COMMAS, as_text, association, category_key, infer_kind,
+                                    to_date, to_number)
 from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
-from workbench.data.task import detect_task
+from workbench.data.task import infer_task, label_key
+from workbench.data.media import KINDS as MEDIA, MediaReader
+from workbench.data.text import fit_text
 from workbench.errors import DataError
 
 
@@ -73,7 +77,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
     ----------
     rare_min_count : categories seen fewer times are grouped into ``"(other)"``.
     max_levels : at most this many levels per category column are kept.
-    outlier_iqr : numbers beyond quartile ± this many interquartile ranges are clipped.
+    outlier_iqr : numbers beyond quartile ± this many interquartile ranges are reported as outliers (and kept; later
+        values are held to the training range).
     leak_threshold : a column that alone predicts the target at least this well is dropped.
 
     Attributes
@@ -109,7 +114,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
             raise DataError("the cleaner takes a pandas DataFrame")
         report = CleaningReport(rows_in=len(X), rows_out=len(X))
         self.plan_, self.dropped_, self.target_ = {}, {}, None
-        yt = None
+        yt, self._oof = None, {}
         if y is not None:
             self.target_ = _fit_target(y, self.task, report)
             yt = self.transform_target(y)
@@ -120,7 +125,11 @@ class Cleaner(TransformerMixin, BaseEstimator):
                             "; ".join(f"{c}: {r}" for c, r in self.dropped_.items()))
         self.feature_names_in_ = np.array([str(c) for c in X.columns], dtype=object)
         self.report_ = report
-        return self.transform(X)
+        out = self.transform(X)
+        for col, features in self._oof.items():  # a text's training score comes from folds that did not see its row
+            out[[f"{col}_{o}" for o in self.plan_[col]["outputs"]]] = features
+        del self._oof
+        return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """The cleaned table; a Dask DataFrame is cleaned lazily, partition by partition, with the same plan."""
@@ -133,25 +142,26 @@ class Cleaner(TransformerMixin, BaseEstimator):
         encoder = self.encoder()
         return encoder.to_frame(encoder.frame(X), X.index)
 
-    def encoder(self, schema=None, *, allow_unseen: bool = True) -> RowEncoder:
+    def encoder(self, schema=None, *, allow_unseen: bool = True, media_root=None) -> RowEncoder:
         """The fitted plan compiled into a row encoder: raw records or a table's columns → the float matrix every
         scorer takes; with a Schema it also checks records against the training ranges and nullability."""
         check_is_fitted(self, "plan_")
-        return RowEncoder(self.plan_, schema, allow_unseen=allow_unseen, ignored=self.dropped_)
+        return RowEncoder(self.plan_, schema, allow_unseen=allow_unseen, ignored=self.dropped_, media_root=media_root)
 
     def transform_target(self, y: pd.Series) -> pd.Series:
         """Target values in their training spelling (classification) or as numbers (regression)."""
         check_is_fitted(self, "plan_")
         if self.target_["task"] == "regression":
             return to_number(y)
-        keys = _label_key(y)
+        keys = label_key(y)
         return keys.map(self.target_["labels"]).astype("object").where(keys.notna(), None)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "plan_")
         names = []
         for col, plan in self.plan_.items():
-            names += [f"{col}_{p}" for p in DATE_PARTS] if plan["kind"] == "date" else [col]
+            names += ([f"{col}_{p}" for p in DATE_PARTS] if plan["kind"] == "date" else
+                      [f"{col}_{o}" for o in plan["outputs"]] if "outputs" in plan else [col])
         return np.array(names, dtype=object)
 
     def to_json(self) -> str:
@@ -175,9 +185,19 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
     def _fit_column(self, col: str, s: pd.Series, y: pd.Series | None, report: CleaningReport) -> None:
         kind, detail = infer_kind(s)
+        if kind == "text" and y is not None:
+            self.plan_[col], self._oof[col] = fit_text(s, y, self.target_["task"])
+            report.add(col, "text → TF-IDF score", int(as_text(s).notna().sum()),
+                       f"{detail}; {len(self.plan_[col]['terms']):,} words and word pairs, a linear model's "
+                       "out-of-fold score and the length in words")
+            return
+        if kind in MEDIA:
+            self.plan_[col] = _fit_media(s, kind, col, report)
+            return
         if kind in {"empty", "constant", "id", "text"}:
             self._drop(col, {"empty": "all values missing", "constant": "constant: one value only",
-                             "id": f"ID-like: {detail}", "text": detail}[kind], report)
+                             "id": f"ID-like: {detail}", "text": f"{detail} (a text column needs a target)"}[kind],
+                       report)
             return
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             t = s.astype("string")
@@ -191,7 +211,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
         if kind == "number":
             plan, values = _fit_number(s, detail, report, col, self.outlier_iqr)
         elif kind == "date":
-            plan = {"kind": "date", "fill": float(_days(to_date(s)).median())}
+            dayfirst = detail == DAY_FIRST
+            plan = {"kind": "date", "fill": float(_days(to_date(s, dayfirst)).median())} | (
+                {"dayfirst": True} if dayfirst else {})
             values = None
             report.add(col, "date → year, month, weekday, days", int(as_text(s).notna().sum()))
         else:
@@ -205,27 +227,49 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
 
 def _fit_number(s, detail, report, col, k):
-    x = to_number(s)
+    comma = detail == DECIMAL_COMMAS
+    x = to_number(s, comma)
     if detail:
         report.add(col, "text → number", int(x.notna().sum()), detail)
     bad = int((as_text(s).notna() & x.isna()).sum()) if detail else 0
     if bad:
         report.add(col, "unreadable numbers → missing", bad)
     q1, q3 = x.quantile([0.25, 0.75])
-    clip = None
-    if q3 > q1:
-        clip = [float(q1 - k * (q3 - q1)), float(q3 + k * (q3 - q1))]
-        n_out = int(((x < clip[0]) | (x > clip[1])).sum())
+    if q3 > q1:  # outliers are reported, not changed: they may be the signal (fraud, a fare's total)
+        fences = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
+        n_out = int(((x < fences[0]) | (x > fences[1])).sum())
         if n_out:
-            report.add(col, "clipped outliers", n_out, f"to [{clip[0]:.4g}, {clip[1]:.4g}]")
-        else:
-            clip = None
-    fill = float(x.clip(*(clip or [None, None])).median())
+            report.add(col, "outliers kept", n_out, f"beyond [{fences[0]:.4g}, {fences[1]:.4g}]; models see them as "
+                                                    "they are")
+    # later values are held to the training range, which changes no training value (the service refuses far beyond)
+    clip = [float(x.min()), float(x.max())] if x.notna().any() else None
+    fill = float(x.median())
     n_missing = int(x.isna().sum())
     if n_missing:
         report.add(col, "imputed missing", n_missing, f"median {fill:.4g}")
-    plan = {"kind": "number", "fill": fill, "clip": clip, "from_text": bool(detail)}
+    plan = {"kind": "number", "fill": fill, "clip": clip, "from_text": bool(detail)} | ({"comma": True} if comma else {})
     return plan, x
+
+
+def _fit_media(s, kind, col, report):
+    """An image or audio column: its features, read from every file once; what cannot be read is missing (its
+    features the training medians), and the report counts it."""
+    reader = MediaReader(kind)
+    texts = as_text(s)
+
+    def read(v):
+        try:
+            return reader(v)
+        except ValueError:
+            return (np.nan,) * reader.width
+
+    features = np.array([read(t) for t in texts.dropna().unique()]) if texts.notna().any() else np.empty((0, 0))
+    fill = np.nanmedian(features, axis=0).tolist() if len(features) and not np.isnan(features).all() else [0.0] * reader.width
+    bad = int(np.isnan(features).any(axis=1).sum()) if len(features) else 0
+    report.add(col, f"{kind} → {reader.width} features", int(texts.notna().sum()), ", ".join(reader.features[:6]) + ", …")
+    if bad:
+        report.add(col, f"unreadable {kind} files → missing", bad, "their features are the training medians")
+    return {"kind": kind, "outputs": list(reader.features), "fill": [0.0 if math.isnan(v) else v for v in fill]}
 
 
 def _fit_category(s, report, col, rare_min_count, max_levels):
@@ -262,32 +306,35 @@ def _days(d: pd.Series) -> pd.Series:
     return (d - pd.Timestamp("1970-01-01")).dt.days.astype("float64")
 
 
-def _label_key(y: pd.Series) -> pd.Series:
-    # adult_test spells labels '<=50K.' where adult_train has '<=50K': the trailing dot and case do not matter
-    t = as_text(y)
-    return t.str.rstrip(".").str.strip().str.casefold()
-
-
 def _fit_target(y: pd.Series, task: str | None, report: CleaningReport) -> dict:
     name = str(y.name)
     if as_text(y).isna().all():
         raise DataError(f"target '{name}' has no values; choose a column that holds the outcome to predict")
-    task = task or detect_task(y)
+    if task is None:
+        task, why = infer_task(y)
+        report.add(name, f"task: {task}", 0, why)
     if task == "regression":
         x = to_number(y)
         if x.notna().sum() == 0:
             raise DataError(f"target '{name}' holds no numbers; use --task binary or multiclass for labels")
         return {"name": name, "task": task}
-    keys = _label_key(y)
+    keys = label_key(y)
     t = as_text(y)
     canon = pd.DataFrame({"k": keys, "t": t.str.rstrip(".").str.strip()}).dropna().groupby("k")["t"].agg(
         lambda v: v.value_counts().index[0])
     if len(canon) < 2:
         raise DataError(f"target '{name}' has only one class ({', '.join(map(str, canon.values)) or 'none'}); "
                         "a classifier needs at least two")
-    changed = int((t.notna() & (t != keys.map(canon))).sum())
-    if changed:
-        report.add(name, "normalized target labels", changed, "case, spaces and trailing '.' ignored")
+    if task == "binary" and len(canon) > 2:
+        raise DataError(f"target '{name}' has {len(canon)} classes ({', '.join(map(str, canon.values[:10]))}); "
+                        "a binary task needs two: use --task multiclass")
+    spelled = pd.DataFrame({"k": keys, "t": t}).dropna()
+    merged = spelled[spelled["t"] != spelled["k"].map(canon)]
+    if len(merged):
+        merges = merged.groupby("k")["t"].agg(lambda v: sorted(set(v))[:4])
+        report.add(name, "merged target labels", len(merged), "; ".join(
+            f"{', '.join(map(repr, v))} → {canon[k]!r}" for k, v in merges.items()) + " (case, spaces, a trailing '.' "
+            "and how a number is written do not matter)")
     labels = {k: _native(v, y) for k, v in canon.items()}
     classes = sorted(set(labels.values()), key=lambda v: (str(type(v)), v))
     return {"name": name, "task": task, "labels": labels, "classes": classes}
@@ -323,19 +370,24 @@ class Cleaned:
         return self.report._repr_html_()
 
 
-def clean(df: pd.DataFrame, target: str | int | None = None, *, task: str | None = None, **params) -> Cleaned:
+def clean(df: pd.DataFrame, target: str | int | None = None, *, task: str | None = None,
+          drop_duplicates: bool = False, **params) -> Cleaned:
     """Fit a Cleaner on a training table and return the cleaned table with the report.
 
-    Duplicate rows and rows without a target are removed here (training data only);
-    the fitted cleaner itself never drops rows, so it can score any later table.
+    Rows without a target are removed here (training data only); repeated rows are observations and stay, counted
+    in the report, unless ``drop_duplicates``. The fitted cleaner itself never drops rows, so it can score any later
+    table.
     """
     report = CleaningReport(rows_in=len(df))
     if target is not None:
         target = resolve_target(df, target)
     dup = df.duplicated()
-    if dup.any():
+    if dup.any() and drop_duplicates:
         report.add("(rows)", "removed duplicate rows", int(dup.sum()))
         df = df[~dup]
+    elif dup.any():
+        report.add("(rows)", "kept duplicate rows", int(dup.sum()), "repeated rows are observations; "
+                   "drop_duplicates=True removes them")
     y = None
     if target is not None:
         missing_y = as_text(df[target]).isna()
@@ -365,13 +417,13 @@ def preview_changes(raw: pd.DataFrame, cleaner: Cleaner, n: int = 3) -> pd.DataF
     """A few rows per column where cleaning changed the value: column, row, before, after."""
     rows = []
     for col, plan in cleaner.plan_.items():
-        if plan["kind"] == "date" or col not in raw.columns:
+        if plan["kind"] not in ("number", "category") or col not in raw.columns:
             continue
         after = _cleaned(col, plan, raw[col]).astype("string")
         before = raw[col].astype("string")
         changed = before.fillna("<missing>") != after.fillna("<missing>")
         if plan["kind"] == "number":  # 3 and 3.0 are the same number
-            changed &= ~(to_number(raw[col]) == to_number(after))
+            changed &= ~(to_number(raw[col], plan.get("comma", False)) == to_number(after))
         for i in before.index[changed][:n]:
             rows.append({"column": col, "row": i, "before": before[i], "after": after[i]})
     return pd.DataFrame(rows, columns=["column", "row", "before", "after"])

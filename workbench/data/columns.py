@@ -15,6 +15,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from workbench.data.media import media_kind
+
 MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none", "-", "--", "missing", "#n/a", "nil", "<na>"})
 _NUMBER = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(?:[A-Za-z%]{1,5})?$")
 _CURRENCY = re.compile(r"^[\$€£¥]\s*|\s*[\$€£¥]$")
@@ -22,6 +24,11 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _GROUPED = re.compile(r"[\$€£¥]?[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")  # "2,673.34", "$1716.65"
 _PLAIN_NUMBER = frozenset("0123456789.+-eE")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
+_DECIMAL_COMMA = re.compile(r"\d,(?:\d{1,2}|\d{4,})(?:\D|$)")  # "7,25", "1.234,5": a comma no thousands group explains
+_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|(?<!\d)(?:1[89]|20)\d\d(?!\d)")  # 3 parts, or a year
+_DAY_MONTH = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}")
+DECIMAL_COMMAS = "numbers with decimal commas"
+DAY_FIRST = "dates stored as text, day first"
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 _EPOCH = date(1970, 1, 1)
 # missing tokens as they are usually written (each is missing for ``read_text`` too: stripped, lowercased, a token)
@@ -36,9 +43,10 @@ def read_text(v) -> str | None:
     return None if t.lower() in MISSING_TOKENS else t
 
 
-def read_number(v) -> float | None:
-    """One raw value as a float ('1,234.50', '$12', '15 USD', '30%' included); None when missing; ValueError saying
-    what is wrong when it is not a finite number."""
+def read_number(v, comma: bool = False) -> float | None:
+    """One raw value as a float ('1,234.50', '$12', '15 USD', '30%' included; with ``comma``, text written with a
+    decimal comma: '7,25', '1.234,50 €'); None when missing; ValueError saying what is wrong when it is not a finite
+    number."""
     if isinstance(v, (bool, np.bool_)):
         return float(v)
     if isinstance(v, (int, float, np.integer, np.floating)):
@@ -51,6 +59,8 @@ def read_number(v) -> float | None:
     t = read_text(v)
     if t is None:
         return None
+    if comma:
+        t = t.replace(".", "").replace(",", ".")
     if _PLAIN_NUMBER.issuperset(t):  # "814.53", "-2e3": float() reads these exactly as the pattern below does
         try:
             x = float(t)
@@ -58,15 +68,21 @@ def read_number(v) -> float | None:
             pass
         else:
             if not math.isfinite(x):
-                raise ValueError(f"is not a finite number ({v!r})")
+                raise ValueError(f"is not a finite number ({shown(v)})")
             return x
     m = _NUMBER.match(_THOUSANDS.sub("", _CURRENCY.sub("", t)))
     if not m:
-        raise ValueError(f"is not a number ({v!r})")
+        raise ValueError(f"is not a number ({shown(v)})")
     x = float(m.group(1))
     if not math.isfinite(x):
-        raise ValueError(f"is not a finite number ({v!r})")
+        raise ValueError(f"is not a finite number ({shown(v)})")
     return x
+
+
+def shown(v, most: int = 60) -> str:
+    """A raw value as a message quotes it: its repr, cut short when long (a request may send a megabyte)."""
+    r = repr(v)
+    return r if len(r) <= most else f"{r[:most - 10]}… ({len(str(v)):,} characters)"
 
 
 def read_number_fast(v) -> float:
@@ -102,9 +118,10 @@ def key_of(t: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def read_date(t: str) -> date | None:
-    """One text value as a date; None when it is not one. ISO dates directly, any other spelling by pandas' parser."""
-    return _dates([t])[0]
+def read_date(t: str, dayfirst: bool = False) -> date | None:
+    """One text value as a date; None when it is not one. ISO dates directly, any other spelling by pandas' parser
+    ("Oct 26 2024", "26/10/2024" with ``dayfirst``)."""
+    return _dates([t], dayfirst)[0]
 
 
 def date_parts(d: date | None, fill: float = math.nan) -> tuple[float, float, float, float]:
@@ -114,7 +131,7 @@ def date_parts(d: date | None, fill: float = math.nan) -> tuple[float, float, fl
     return float(d.year), float(d.month), float(d.weekday()), float((d - _EPOCH).days)
 
 
-def _dates(texts: list[str]) -> list[date | None]:
+def _dates(texts: list[str], dayfirst: bool = False) -> list[date | None]:
     out: list[date | None] = [None] * len(texts)
     rest = []
     for i, t in enumerate(texts):
@@ -131,17 +148,17 @@ def _dates(texts: list[str]) -> list[date | None]:
             warnings.simplefilter("ignore")
             try:
                 found = list(pd.to_datetime(pd.Series([texts[i] for i in rest], dtype=object), errors="coerce",
-                                            format="mixed"))
+                                            format="mixed", dayfirst=dayfirst))
             except (ValueError, OverflowError, NotImplementedError, TypeError):  # mixed time zones: one at a time
-                found = [_one_date(texts[i]) for i in rest]
+                found = [_one_date(texts[i], dayfirst) for i in rest]
         for i, ts in zip(rest, found):
             out[i] = None if ts is None or pd.isna(ts) else ts.date()
     return out
 
 
-def _one_date(t: str):
+def _one_date(t: str, dayfirst: bool):
     try:
-        return pd.to_datetime(t, errors="coerce", format="mixed")
+        return pd.to_datetime(t, errors="coerce", format="mixed", dayfirst=dayfirst)
     except (ValueError, OverflowError, NotImplementedError, TypeError):  # beyond the calendar Python knows
         return None
 
@@ -163,31 +180,31 @@ def as_text(s: pd.Series) -> pd.Series:
     return pd.Series(per_distinct(s, read_text, object), index=s.index, dtype="string", name=s.name)
 
 
-def number_or_nan(v) -> float:
+def number_or_nan(v, comma: bool = False) -> float:
     """``read_number`` that says NaN for a missing or unreadable value (cleaning's rule: it is imputed)."""
     try:
-        x = read_number(v)
+        x = read_number(v, comma)
     except ValueError:
         return math.nan
     return math.nan if x is None else x
 
 
-def to_number(s: pd.Series) -> pd.Series:
-    """A raw column as floats: numbers as they are, text such as '1,234.50', '$12', '15 USD' or '30%' read once per
-    distinct value (NaN where missing or not a number)."""
+def to_number(s: pd.Series, comma: bool = False) -> pd.Series:
+    """A raw column as floats: numbers as they are, text such as '1,234.50', '$12', '15 USD' or '30%' (with
+    ``comma``: '7,25') read once per distinct value (NaN where missing or not a number)."""
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return pd.Series(s.to_numpy(dtype=np.float64, na_value=np.nan), index=s.index, name=s.name)
-    return pd.Series(per_distinct(s, number_or_nan), index=s.index, name=s.name)
+    return pd.Series(per_distinct(s, lambda v: number_or_nan(v, comma)), index=s.index, name=s.name)
 
 
-def date_or_none(v) -> date | None:
+def date_or_none(v, dayfirst: bool = False) -> date | None:
     t = read_text(v)
-    return None if t is None else read_date(t)
+    return None if t is None else read_date(t, dayfirst)
 
 
-def to_date(s: pd.Series) -> pd.Series:
+def to_date(s: pd.Series, dayfirst: bool = False) -> pd.Series:
     """A raw column as dates (NaT where missing or not a date)."""
-    found = per_distinct(s, date_or_none, object)
+    found = per_distinct(s, lambda v: date_or_none(v, dayfirst), object)
     return pd.Series(pd.to_datetime(pd.Series(found, dtype=object), errors="coerce").to_numpy(), index=s.index, name=s.name)
 
 
@@ -198,7 +215,7 @@ def category_key(s: pd.Series) -> pd.Series:
 
 
 def infer_kind(s: pd.Series) -> tuple[str, str]:
-    """(kind, detail) for a raw column: number, category, date, id, text, constant or empty."""
+    """(kind, detail) for a raw column: number, category, date, id, text, image, audio, constant or empty."""
     if pd.api.types.is_bool_dtype(s):
         return ("category", "true/false") if s.nunique() > 1 else ("constant", "one value")
     if pd.api.types.is_numeric_dtype(s):
@@ -218,16 +235,31 @@ def infer_kind(s: pd.Series) -> tuple[str, str]:
     if nunique <= 1:
         return "constant", "one value"
     sample = v.sample(min(len(v), 500), random_state=0) if len(v) > 500 else v
+    if (media := media_kind(sample)) is not None:
+        return media, f"{media} files"
     if to_number(sample).notna().mean() >= 0.95:
         return "number", "numbers stored as text"
-    if sample.str.contains(r"\d[-/.]\d", regex=True).mean() >= 0.95 and to_date(sample).notna().mean() >= 0.95:
-        return "date", "dates stored as text"
+    if sample.str.contains(_DECIMAL_COMMA).any() and to_number(sample, comma=True).notna().mean() >= 0.95:
+        return "number", DECIMAL_COMMAS
+    if sample.str.contains(_DATE_LIKE).mean() >= 0.95:
+        dayfirst = day_first(sample)
+        if to_date(sample, dayfirst).notna().mean() >= 0.95:
+            return "date", DAY_FIRST if dayfirst else "dates stored as text"
     keys = category_key(v).nunique()
+    words = sample.str.count(r"\s+").mean() + 1
+    if words >= 5 and keys >= 0.5 * len(v):  # sentences, not labels: a model reads their words
+        return "text", f"free text: {words:.0f} words on average, {keys / len(v):.0%} distinct"
     if len(v) >= 20 and keys >= 0.9 * len(v):
         return "id", f"{nunique} distinct values in {len(v)} rows (an ID or free text)"
     if keys > 1000 and keys >= 0.5 * len(v):
         return "text", f"{keys} distinct values (free text)"
     return "category", ""
+
+
+def day_first(texts: pd.Series) -> bool:
+    """Whether a column's dates are written day first: some d/m/y date has a first part over 12, none a second."""
+    parts = texts.str.extract(_DAY_MONTH).dropna().astype(int)
+    return bool(len(parts)) and bool((parts[0] > 12).any()) and not bool((parts[1] > 12).any())
 
 
 def association(x: pd.Series, y: pd.Series, task: str) -> float:

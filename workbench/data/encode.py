@@ -16,14 +16,15 @@ import numpy as np
 import pandas as pd
 
 from workbench.data.columns import (date_or_none, date_parts, key_of, per_distinct, read_date, read_number,
-                                    read_number_fast, read_text, to_number)
+                                    read_number_fast, read_text, shown, to_number)
+from workbench.data.media import KINDS as MEDIA, MediaReader
+from workbench.data.text import TextEncoder
 from workbench.errors import DataError
 
 MISSING, OTHER = "(missing)", "(other)"
 DATE_PARTS = ("year", "month", "dayofweek", "days")
 RANGE_MARGIN = 0.5  # numbers may lie this many training spans beyond the training min and max
 _ABSENT = object()  # a column the row does not have
-_NAN_PARTS = (math.nan,) * 4
 _NUMERIC_TYPES = frozenset({float, int, type(None)})
 
 
@@ -63,7 +64,7 @@ class RowEncoder:
     required : the raw columns a row must have.
     """
 
-    def __init__(self, plan: dict, schema=None, *, allow_unseen: bool = True, ignored=()):
+    def __init__(self, plan: dict, schema=None, *, allow_unseen: bool = True, ignored=(), media_root=None):
         self.plan = plan
         self.allow_unseen = allow_unseen
         specs = {c.name: c for c in schema} if schema is not None else {}
@@ -77,6 +78,8 @@ class RowEncoder:
         for col, kind, p, _ in self.raw:
             if kind == "date":
                 self.columns += [(f"{col}_{part}", None) for part in DATE_PARTS]
+            elif "outputs" in p:  # text, image, audio
+                self.columns += [(f"{col}_{output}", None) for output in p["outputs"]]
             else:
                 self.columns.append((col, [*p["levels"], OTHER, MISSING] if kind == "category" else None))
         self.bounds = {}
@@ -88,9 +91,13 @@ class RowEncoder:
                       for col, kind, p, _ in self.raw if kind == "category"}
         self.kinds = {col: kind for col, kind, _, _ in self.raw}
         self.nullable = {col: spec is None or spec.nullable for col, _, _, spec in self.raw}
+        self.max_chars = {col: spec.max_chars if spec is not None and spec.max_chars else math.inf
+                          for col, _, _, spec in self.raw}
         self.caches: dict[str, dict] = {}
-        self.encoders = [(col, 4 if kind == "date" else 1, self._encoder(col, kind, p))
-                         for col, kind, p, _ in self.raw]
+        self.texts = {col: TextEncoder(p) for col, kind, p, _ in self.raw if kind == "text"}
+        self.media = {col: MediaReader(kind, media_root) for col, kind, _, _ in self.raw if kind in MEDIA}
+        self.encoders = [(col, len(DATE_PARTS) if kind == "date" else len(p["outputs"]) if "outputs" in p else 1,
+                          self._encoder(col, kind, p)) for col, kind, p, _ in self.raw]
         # the number features of the matrix (features × rows while it is built), with their limits as columns
         first = np.cumsum([0] + [width for _, width, _ in self.encoders])
         self._num_columns = [j for j, (_, kind, _, _) in enumerate(self.raw) if kind == "number"]
@@ -138,7 +145,7 @@ class RowEncoder:
                 values = self._encoded(col, width, encode, raw, errors)
                 if len(errors) > 50:
                     break
-            if width == 4:
+            if width > 1:
                 features.extend(zip(*values))
             else:
                 features.append(values)
@@ -171,17 +178,14 @@ class RowEncoder:
     def frame(self, df: pd.DataFrame) -> np.ndarray:
         """The matrix of a table, column by column, each distinct raw value read once by the same readers as
         ``records``. Lenient like training's cleaning: an unreadable number or date is missing (then imputed), an
-        unseen category is "(other)"; nothing is range-checked."""
-        missing = [c for c in self.required if c not in df.columns]
-        if missing:
-            raise DataError(f"columns missing from the table: {', '.join(missing)}; "
-                            "give every column the model was trained on")
+        unseen category is "(other)"; nothing is range-checked (``problems`` says what a request would refuse)."""
+        self._require(df)
         out = np.empty((len(df), len(self.columns)), dtype=np.float64)
         j = 0
         for col, kind, p, _ in self.raw:
             s = df[col]
             if kind == "number":
-                x = to_number(s).to_numpy()
+                x = to_number(s, p.get("comma", False)).to_numpy()
                 if p["clip"]:
                     x = np.clip(x, *p["clip"])
                 out[:, j] = np.where(np.isnan(x), p["fill"], x)
@@ -190,11 +194,47 @@ class RowEncoder:
                 codes = self.codes[col]
                 out[:, j] = per_distinct(s, lambda v: _category_code(v, p["keys"], codes))
                 j += 1
+            elif kind == "text":
+                text = self.texts[col]
+                out[:, j:j + text.width] = per_distinct(s, lambda v: text(read_text(v)), width=text.width)
+                j += text.width
+            elif kind in MEDIA:
+                read, fill = self.media[col], tuple(p["fill"])
+                out[:, j:j + read.width] = per_distinct(s, lambda v: _or_fill(read, read_text(v), fill), width=read.width)
+                j += read.width
             else:
-                parts = per_distinct(s, lambda v: date_parts(date_or_none(v), p["fill"]), width=4)
+                parts = per_distinct(s, lambda v: date_parts(date_or_none(v, p.get("dayfirst", False)), p["fill"]),
+                                     width=4)
                 out[:, j:j + 4] = parts
                 j += 4
         return out
+
+    def problems(self, df: pd.DataFrame) -> list[RowError]:
+        """Every value of a table that ``records`` would refuse, by row (0: the first row of ``df``) and column: the
+        service's rules and messages, each distinct value read once (a column of numbers is checked as an array)."""
+        self._require(df)
+        errors = []
+        for (col, kind, _, _), (_, _, encode) in zip(self.raw, self.encoders):
+            s = df[col]
+            if kind == "number" and pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+                low, high = self.bounds.get(col, (-math.inf, math.inf))
+                bad = np.isnan(x) if not self.nullable[col] else np.zeros(len(x), dtype=bool)
+                bad |= ~np.isnan(x) & ~((x >= low) & (x <= high))  # infinities fail here too
+                messages = np.full(len(x), None, dtype=object)
+                messages[bad] = [_refusal(encode, v) for v in x[bad].tolist()]
+            else:  # a table's values have no JSON type: a category, date or text is its text, as ``frame`` reads it
+                read = (lambda v: _refusal(encode, read_text(v))) if kind != "number" else (
+                    lambda v: _refusal(encode, None if v is None or v is pd.NA or v is pd.NaT else v))
+                messages = per_distinct(s, read, object)
+            errors += [RowError(i, col, messages[i]) for i in np.flatnonzero(messages != None).tolist()]  # noqa: E711
+        return sorted(errors, key=lambda e: e.row)
+
+    def _require(self, df: pd.DataFrame) -> None:
+        missing = [c for c in self.required if c not in df.columns]
+        if missing:
+            raise DataError(f"columns missing from the table: {', '.join(missing)}; "
+                            "give every column the model was trained on")
 
     def to_frame(self, X: np.ndarray, index=None) -> pd.DataFrame:
         """The cleaned table of a matrix: numbers as floats, categories as pandas categories with the fixed levels."""
@@ -211,7 +251,7 @@ class RowEncoder:
                 values.append(encode(v))
             except ValueError as exc:
                 errors.append(RowError(i, col, str(exc)))
-                values.append(_NAN_PARTS if width == 4 else math.nan)
+                values.append((math.nan,) * width if width > 1 else math.nan)
         return values
 
     def _one(self, rec: dict) -> np.ndarray:
@@ -222,8 +262,8 @@ class RowEncoder:
                 value = encode(rec.get(col, _ABSENT))
             except ValueError as exc:
                 errors.append(RowError(0, col, str(exc)))
-                value = _NAN_PARTS if width == 4 else math.nan
-            if width == 4:
+                value = (math.nan,) * width if width > 1 else math.nan
+            if width > 1:
                 row.extend(value)
             else:
                 row.append(value)
@@ -237,9 +277,16 @@ class RowEncoder:
         and dates as their codes. None sends the column through its value-by-value encoder, which names what is
         wrong."""
         kind = self.kinds[col]
+        if kind == "text" or kind in MEDIA:  # texts seldom repeat, and a file's content may change: no cache
+            return None
         if kind == "number":
-            if set(map(type, raw)) <= _NUMERIC_TYPES:
+            types = set(map(type, raw))
+            if types <= _NUMERIC_TYPES:
                 return raw
+            if bool in types:  # refused: its encoder says why
+                return None
+            if self.plan[col].get("comma"):  # '1,234' is not what read_number_fast takes it for: value by value
+                return None
             try:  # floats as they are, without a call each
                 return [v if type(v) is float else read_number_fast(v) for v in raw]
             except ValueError:
@@ -252,7 +299,7 @@ class RowEncoder:
 
     def _encoder(self, col, kind, plan):
         """A function from one raw value to its cleaned number(s), raising ValueError with what is wrong."""
-        nullable = self.nullable[col]
+        nullable, max_chars = self.nullable[col], self.max_chars[col]
 
         def absent_or_single(v):
             if v is _ABSENT:
@@ -260,12 +307,19 @@ class RowEncoder:
             if isinstance(v, (dict, list)):
                 raise ValueError(f"must be a single value, not a JSON {type(v).__name__}")
 
+        def short_or_single(v):
+            """A value of a text column: the text within the contract's length, or a single value of another type."""
+            if type(v) is not str:
+                absent_or_single(v)
+            elif len(v) > max_chars:
+                raise ValueError(f"is text of {len(v):,} characters; this column takes at most {max_chars:,}")
+
         def missing():
             if not nullable:
                 raise ValueError("is missing, and training never had it missing")
 
         if kind == "number":
-            fill = plan["fill"]
+            fill, comma = plan["fill"], plan.get("comma", False)
             lo, hi = plan["clip"] or (-math.inf, math.inf)
             low, high = self.bounds.get(col, (-math.inf, math.inf))
 
@@ -279,7 +333,9 @@ class RowEncoder:
                         raise ValueError("is not a finite number")
                 else:
                     absent_or_single(v)
-                    x = read_number(v)
+                    if t is bool or t is np.bool_:
+                        raise ValueError(f"is {_spelled(v)}, a JSON boolean, not a number")
+                    x = read_number(v, comma)
                 if x is None:
                     missing()
                     return fill
@@ -296,39 +352,95 @@ class RowEncoder:
                     code = cache.get(v)
                     if code is not None:
                         return code
-                absent_or_single(v)
+                short_or_single(v)
                 t = read_text(v)
                 if t is None:
                     missing()
                     code = codes[MISSING]
                 elif (level := keys.get(key_of(t))) is not None:
                     code = codes[level]
+                elif (other := _json_type(v)) is not None:  # a number or boolean only as a category's own spelling
+                    shown = ", ".join(map(repr, plan["levels"][:5])) + (", ..." if len(plan["levels"]) > 5 else "")
+                    raise ValueError(f"is {_spelled(v)}, a JSON {other}, not one of its categories ({shown}): "
+                                     "send the category as text")
                 elif self.allow_unseen:
                     code = codes[OTHER]
                 else:
-                    raise ValueError(f"has a category never seen in training ({v!r})")
+                    raise ValueError(f"has a category never seen in training ({shown(v)})")
                 if type(v) is str and len(cache) < 10_000:
                     cache[v] = code
                 return code
             return encode
 
-        absent = date_parts(None, plan["fill"])
+        if kind == "text" or kind in MEDIA:  # a text or a file, read by its column's reader
+            read = self.texts[col] if kind == "text" else self.media[col]
+            absent = read(None) if kind == "text" else tuple(plan["fill"])
+            wanted = "the text" if kind == "text" else "a file's path or a data: URI"
+
+            def encode(v):
+                short_or_single(v)
+                if (other := _json_type(v)) is not None:
+                    raise ValueError(f"is {_spelled(v)}, a JSON {other}: send {wanted}")
+                t = read_text(v)
+                if t is None:
+                    missing()
+                    return absent
+                return read(t)
+            return encode
+
+        absent, dayfirst = date_parts(None, plan["fill"]), plan.get("dayfirst", False)
         cache = self.caches[col] = {None: absent} if nullable else {}
 
         def encode(v):  # dates
-            absent_or_single(v)
+            if type(v) is str:
+                parts = cache.get(v)
+                if parts is not None:
+                    return parts
+            short_or_single(v)
             t = read_text(v)
             if t is None:
                 missing()
                 parts = absent
-            elif (d := read_date(t)) is None:
-                raise ValueError(f"is not a date ({v!r})")
+            elif (other := _json_type(v)) is not None:
+                raise ValueError(f"is {_spelled(v)}, a JSON {other}, not a date: send the date as text, "
+                                 "such as '2024-01-31'")
+            elif (d := read_date(t, dayfirst)) is None:
+                raise ValueError(f"is not a date ({shown(v)})")
             else:
                 parts = date_parts(d)
             if type(v) is str and len(cache) < 10_000:
                 cache[v] = parts
             return parts
         return encode
+
+
+ON_BAD_ROWS = ("fail", "skip", "missing")
+
+
+def screen(encoder: RowEncoder, df: pd.DataFrame, on_bad_rows: str = "fail") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table's rows as batch prediction takes them, by the service's rules (``RowEncoder.problems``), and the refused
+    values (row, column, value, problem). ``on_bad_rows``: ``fail`` raises DataError naming them; ``skip`` leaves
+    their rows out; ``missing`` scores those rows with the refused values missing (imputed as in training)."""
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise DataError(f"unknown policy for bad rows '{on_bad_rows}'; choose one of {', '.join(ON_BAD_ROWS)}")
+    errors = encoder.problems(df)
+    refused = pd.DataFrame([{"row": e.row, "column": e.field, "value": df[e.field].iloc[e.row], "problem": e.message}
+                            for e in errors], columns=["row", "column", "value", "problem"])
+    if not errors:
+        return df, refused
+    rows = sorted({e.row for e in errors})
+    if on_bad_rows == "fail":
+        raise DataError(f"{len(rows)} of {len(df)} rows hold values the model cannot take: {InputError(errors)}. "
+                        "Fix them, or choose --on-bad-rows skip (leave those rows out) or missing (score them with "
+                        "those values missing)")
+    if on_bad_rows == "skip":
+        return df.drop(index=df.index[rows]), refused
+    fixed = df.copy()
+    for col, at in refused.groupby("column")["row"]:
+        values = fixed[col].astype(object) if fixed[col].dtype.kind in "biu" else fixed[col]
+        values.iloc[at.to_numpy()] = None
+        fixed[col] = values
+    return fixed, refused
 
 
 def frame_of(X: np.ndarray, columns: list, index=None) -> pd.DataFrame:
@@ -351,6 +463,37 @@ def matrix_of(frame: pd.DataFrame) -> tuple[np.ndarray, list]:
                          else frame[c].to_numpy(dtype=np.float64, na_value=np.nan)
                          for c, (_, levels) in zip(frame.columns, columns)]) if len(frame.columns) else np.empty((len(frame), 0))
     return np.ascontiguousarray(X), columns
+
+
+def _json_type(v) -> str | None:
+    """JSON's name for a number or boolean value ("number", "boolean"); None for text and anything else."""
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    return "number" if isinstance(v, (int, float, np.number)) else None
+
+
+def _spelled(v) -> str:
+    """A number or boolean as JSON writes it."""
+    return str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v)
+
+
+def _or_fill(read, t: str | None, fill: tuple) -> tuple:
+    """A media value's features as cleaning reads them: missing or unreadable is the training medians."""
+    if t is None:
+        return fill
+    try:
+        return read(t)
+    except ValueError:
+        return fill
+
+
+def _refusal(encode, v) -> str | None:
+    """What ``encode`` says is wrong with ``v``, or None when it takes it."""
+    try:
+        encode(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _category_code(v, keys: dict, codes: dict) -> int:

@@ -1,30 +1,48 @@
 """Read a table from a file, a scikit-learn built-in or the demo generator, or a folder or glob of files lazily."""
 from __future__ import annotations
 
+import bz2
+import codecs
 import csv
 import difflib
 import glob as globbing
+import gzip
+import io
 import re
+import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import pandas as pd
 
 from workbench.data.demo import make_demo
 from workbench.data.lazy import is_lazy
+from workbench.data.media import KINDS as MEDIA, media_kind
 from workbench.errors import DataError
 
-SUFFIXES = (".parquet", ".csv")  # what a folder or glob of partitions may hold
+SUFFIXES = (".parquet", ".csv", ".csv.gz")  # what a folder or glob of partitions may hold
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip"}
+DAMAGED = (OSError, EOFError, zlib.error, zipfile.BadZipFile)  # what decompressing a broken or cut archive raises
+TABLES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx", ".xlsm", ".xls")  # what counts as the table inside a zip
+ENCODINGS = ("utf-8", "cp1252", "latin-1")  # tried in this order, each on every byte; latin-1 reads any byte
 
 
 def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Load a table as a DataFrame.
 
-    ``source`` is a CSV/TSV (delimiter and header sniffed), Parquet or Excel path,
+    ``source`` is a CSV/TSV (delimiter and header sniffed; UTF-8, else cp1252 text),
+    Parquet or Excel path, a CSV/TSV as ``.gz`` or ``.bz2``, a ``.zip`` holding one table,
     ``sklearn:<name>`` (e.g. ``sklearn:breast_cancer``) or ``demo`` (the built-in
     customer-churn table with realistic dirt, ``n_rows`` rows, seeded). When
     ``target`` is given it is checked to exist (a number is a column position).
     A folder or a glob of Parquet/CSV files (``"big/*.parquet"``) opens lazily as a
-    Dask DataFrame, one partition per file (see ``workbench.data.lazy``).
+    Dask DataFrame, one partition per file (see ``workbench.data.lazy``). A table read
+    from text says how in ``df.attrs["encoding"]`` (and ``df.attrs["compression"]``).
+    A folder of class folders of images or WAV sounds (``photos/cat/1.jpg``) is the table
+    of their paths and classes (columns ``image`` or ``audio``, and ``label``); a table's
+    relative image or audio paths are read from the table's own folder.
 
     Examples
     --------
@@ -32,6 +50,8 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
     >>> "churn" in df.columns
     True
     """
+    if isinstance(source, (str, Path)) and (media := media_folder(Path(source))) is not None:
+        source = media
     if is_lazy(source) or names_many(source):
         df = source if is_lazy(source) else open_lazy(source)
         if target is not None:
@@ -46,11 +66,37 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
         elif text.startswith("sklearn:"):
             df = _load_sklearn(text.split(":", 1)[1])
         else:
-            df = _load_file(Path(text))
+            df = _with_media_paths(_load_file(Path(text)), Path(text).resolve().parent)
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"{source}: the table is empty (no rows or no columns); give a file with a header and data rows")
     if target is not None:
         resolve_target(df, target)
+    return df
+
+
+def media_folder(folder: Path) -> pd.DataFrame | None:
+    """The table of a folder of class folders of images or sounds (one row per file: its absolute path and its
+    folder's name as ``label``); None when ``folder`` is not such a folder."""
+    if not folder.is_dir() or any(f.suffix.lower() in SUFFIXES for f in folder.iterdir()):
+        return None
+    for kind, (suffixes, _) in MEDIA.items():
+        rows = [(str(f.resolve()), d.name) for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+                for f in sorted(d.iterdir()) if f.suffix.lower() in suffixes]
+        if rows:
+            return pd.DataFrame(rows, columns=[kind, "label"])
+    return None
+
+
+def _with_media_paths(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """A table whose image or audio paths are relative, with those that exist beside the table made absolute: the
+    paths then mean the same files wherever the table is cleaned or scored."""
+    for col in df.columns:
+        if df[col].dtype.kind not in "OU" and str(df[col].dtype) not in ("str", "string"):
+            continue
+        names = df[col].dropna().astype(str)
+        if len(names) and media_kind(names.head(500)) is not None:
+            df[col] = [str(folder / v) if isinstance(v, str) and not v.startswith("data:") and not Path(v).is_absolute()
+                       and (folder / v).exists() else v for v in df[col]]
     return df
 
 
@@ -77,12 +123,12 @@ def open_lazy(pattern: str | Path):
 
 
 def partitions(pattern: str | Path) -> list[Path]:
-    """The files a folder or glob names (Parquet and CSV), sorted; an empty match is an error that says so."""
+    """The files a folder or glob names (Parquet, CSV, gzipped CSV), sorted; an empty match is an error that says so."""
     p = Path(pattern)
     if p.is_dir():
-        files = [f for f in p.iterdir() if f.suffix.lower() in SUFFIXES]
+        files = [f for f in p.iterdir() if f.name.lower().endswith(SUFFIXES)]
     else:
-        files = [Path(f) for f in globbing.glob(str(pattern), recursive=True) if Path(f).suffix.lower() in SUFFIXES]
+        files = [Path(f) for f in globbing.glob(str(pattern), recursive=True) if f.lower().endswith(SUFFIXES)]
     if not files:
         raise DataError(f"no Parquet or CSV files match {pattern}: check the path or the pattern (quote it in a shell)")
     return sorted(f.resolve() for f in files)
@@ -135,17 +181,56 @@ def _load_file(path: Path) -> pd.DataFrame:
         raise DataError(f"{path} is a folder; give a file (CSV, TSV, Parquet or Excel)")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; give a file with a header and data rows")
-    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix.lower()
+    compression = COMPRESSIONS.get(path.suffix.lower())
+    suffix = Path(path.stem).suffix.lower() if compression else path.suffix.lower()
     try:
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        if suffix in {".xlsx", ".xlsm", ".xls"}:
-            return pd.read_excel(path)
-        return _read_csv(path)
+        member = _zip_member(path) if compression == "zip" else None
+        suffix = Path(member).suffix.lower() if member else suffix
+        if suffix in {".parquet", ".pq", ".xlsx", ".xlsm", ".xls"}:
+            data = path
+            if compression:  # the Parquet and Excel readers seek: the table comes out of the archive whole
+                with _open_bytes(path, compression, member) as fh:
+                    data = io.BytesIO(fh.read())
+            df = pd.read_parquet(data) if suffix in {".parquet", ".pq"} else pd.read_excel(data)
+        else:
+            df = _read_csv(path, compression, member)
     except DataError:
         raise
-    except (OSError, ValueError, ImportError) as exc:
+    except (*DAMAGED, ValueError, ImportError) as exc:
+        if compression and isinstance(exc, DAMAGED):
+            raise DataError(f"{path}: the {compression} archive is damaged or incomplete ({_first_line(exc)}); "
+                            "copy or download it again") from None
         raise DataError(f"{path}: cannot be read as {suffix.lstrip('.') or 'a table'} ({_first_line(exc)})") from None
+    if compression:
+        df.attrs["compression"] = compression
+    return df
+
+
+def _zip_member(path: Path) -> str:
+    """The one table a zip archive holds (``__MACOSX/`` and dot-files aside); none or several is an error."""
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")
+                 and not any(part.startswith(".") for part in n.split("/"))]
+    tables = [n for n in names if n.lower().endswith(TABLES)]
+    if len(tables) == 1:
+        return tables[0]
+    if tables:
+        listed = ", ".join(tables[:10]) + (f" and {len(tables) - 10} more" if len(tables) > 10 else "")
+        raise DataError(f"{path}: the zip archive holds {len(tables)} tables ({listed}); unzip it and load the one "
+                        "you mean (or the folder, when they are parts of one table)")
+    raise DataError(f"{path}: the zip archive holds no table (CSV, TSV, Parquet or Excel)"
+                    + (f", only {', '.join(names[:10])}" if names else "") + "; give the table itself")
+
+
+@contextmanager
+def _open_bytes(path: Path, compression: str | None = None, member: str | None = None) -> Iterator[BinaryIO]:
+    """The table's bytes from the start, decompressed as they are read (never the whole file at once)."""
+    if compression == "zip":
+        with zipfile.ZipFile(path) as z, z.open(member) as fh:
+            yield fh
+    else:
+        with {"gzip": gzip.open, "bz2": bz2.open}.get(compression, open)(path, "rb") as fh:
+            yield fh
 
 
 def _read(f: Path, meta_of: pd.DataFrame | None) -> pd.DataFrame:
@@ -173,27 +258,25 @@ def _columns(f: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(f).names)
-    return list(pd.read_csv(f, nrows=0).columns)
+    return list(_read_csv(f, COMPRESSIONS.get(f.suffix.lower()), nrows=0).columns)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    with open(path, "rb") as fh:
+def _read_csv(path: Path, compression: str | None = None, member: str | None = None,
+              nrows: int | None = None) -> pd.DataFrame:
+    with _open_bytes(path, compression, member) as fh:
         head = fh.read(64 * 1024)
-    try:
-        sample = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if len(head) < 64 * 1024 or exc.start < len(head) - 4:
-            raise DataError(
-                f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
-            ) from None
-        sample = head[: exc.start].decode("utf-8")
-    sample = sample.lstrip("\ufeff")
-    lines = sample.splitlines()[:50]
+    if not head:
+        raise DataError(f"{path}: the archive holds an empty file; give a file with a header and data rows")
+    if b"\x00" in head:
+        raise DataError(f"{path}: binary data, not text (a NUL byte at {head.index(0)}); save the table as "
+                        "UTF-8 CSV, or give the file the suffix of its format (.parquet, .xlsx, .gz, .zip)")
+    sample, encodings = _decode_head(head)
+    lines = sample.lstrip("\ufeff").splitlines()[:50]
     try:
         dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
         sep = dialect.delimiter
     except csv.Error:
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        sep = "\t" if (member or (path.stem if compression else path.name)).lower().endswith(".tsv") else ","
     try:
         has_header = csv.Sniffer().has_header("\n".join(lines)) if len(lines) > 1 else True
     except csv.Error:
@@ -202,19 +285,40 @@ def _read_csv(path: Path) -> pd.DataFrame:
         has_header = False
     elif not has_header and len(lines) > 1 and _looks_like_names(lines[0].split(sep), [r.split(sep) for r in lines[1:]]):
         has_header = True  # the sniffer guesses from value lengths; all-text tables (ids, labels) fool it
-    try:
-        # Raw values on purpose: the cleaner normalizes spellings and reports every change.
-        df = pd.read_csv(path, sep=sep, header=0 if has_header else None, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: ragged rows — {_first_line(exc)}; every row needs the same number of fields as the header") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file has no data; give a file with a header and data rows") from None
+    for encoding in encodings:  # the whole file in one encoding: a byte that does not decode tries the next
+        try:
+            with _open_bytes(path, compression, member) as fh:
+                # Raw values on purpose: the cleaner normalizes spellings and reports every change.
+                df = pd.read_csv(fh, sep=sep, header=0 if has_header else None, nrows=nrows,
+                                 encoding="utf-8-sig" if encoding == "utf-8" else encoding)
+            break
+        except UnicodeDecodeError as exc:
+            if encoding == "utf-8" and not sample.isascii():  # cp1252 would turn its UTF-8 'ü' into 'Ã¼'
+                raise DataError(f"{path}: mixes encodings: it starts as UTF-8 text but a later byte is not UTF-8 "
+                                f"({exc.reason}); save the whole file as UTF-8") from None
+            continue
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{path}: ragged rows — {_first_line(exc)}; every row needs the same number of fields "
+                            "as the header") from None
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the file has no data; give a file with a header and data rows") from None
     if not has_header:
         df.columns = [f"col_{i}" for i in range(df.shape[1])]
     df.columns = [str(c).strip() for c in df.columns]
+    df.attrs["encoding"] = encoding
     return df
+
+
+def _decode_head(head: bytes) -> tuple[str, list[str]]:
+    """A file's first bytes (perhaps cut mid-character) as text, and the encodings the whole file may be in, in the
+    order to try them: UTF-8 (a BOM or not), cp1252, latin-1."""
+    texts = {}
+    for encoding in ENCODINGS:
+        try:
+            texts[encoding] = codecs.getincrementaldecoder(encoding)().decode(head)
+        except UnicodeDecodeError:
+            pass
+    return next(iter(texts.values())), list(texts)
 
 
 def _looks_like_names(first: list[str], rest: list[list[str]]) -> bool:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from workbench.data.columns import as_text, association, infer_kind, to_number
+from workbench.data.columns import DECIMAL_COMMAS, as_text, association, infer_kind, to_number
 from workbench.data.lazy import is_lazy, sample
 from workbench.data.load import resolve_target
 from workbench.data.task import detect_task
@@ -90,7 +90,7 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
         text = as_text(s)
         missing = float(text.isna().mean())
         numbers = s.astype("float64") if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) else (
-            to_number(text) if kind == "number" else None)
+            to_number(text, detail == DECIMAL_COMMAS) if kind == "number" else None)
         outliers = 0
         if numbers is not None:
             q1, q3 = numbers.quantile([0.25, 0.75])
@@ -103,10 +103,10 @@ def profile(df: pd.DataFrame, target: str | int | None = None, *, task: str | No
             strength = round(association(values, y, task), 3)
             if strength >= LEAK_WARNING:
                 warning = f"leaks the target (alone it predicts '{target}' with strength {strength:.3f})"
-        if not warning and kind in {"empty", "constant", "id", "text"}:
-            warning = {"empty": "all values missing", "constant": "one value only", "id": "ID-like", "text": "free text"}[kind]
+        if not warning and kind in {"empty", "constant", "id"}:
+            warning = {"empty": "all values missing", "constant": "one value only", "id": "ID-like"}[kind]
         rows.append({
-            "column": str(col), "type": kind + (f" ({detail})" if detail and kind in {"number", "date"} else ""),
+            "column": str(col), "type": kind + (f" ({detail})" if detail and kind in {"number", "date", "text"} else ""),
             "missing": round(missing, 4), "distinct": int(text.nunique()),
             "examples": ", ".join(map(str, text.dropna().unique()[:3])), "outliers": outliers,
             "target_strength": strength, "warning": warning,

@@ -1,4 +1,5 @@
-"""The input contract of a model: the columns it reads, their types, nullability, categories and ranges."""
+"""The input contract of a model: the columns it reads, their types, nullability, categories, ranges and the length
+of their text."""
 from __future__ import annotations
 
 import json
@@ -7,18 +8,35 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from workbench.data.clean import Cleaner
-from workbench.data.columns import as_text, category_key, to_date, to_number
+from workbench.data.columns import as_text, to_number
+from workbench.data.media import KINDS as MEDIA, MAX_BYTES
+
+# a category or date takes text of at most TEXT_ROOM × its longest training value (room for other spellings of the
+# same value: spaces, a date with its time and zone), at least MIN_CHARS (a one-letter code still takes a padded
+# spelling) and at most MAX_CHARS (a label, not a document: the encoder keeps up to 10,000 spellings a column, and
+# each is read by the key and date parsers)
+TEXT_ROOM, MIN_CHARS, MAX_CHARS = 4, 64, 10_000
+DEFAULT_MAX_CHARS = 1_000  # schemas stored before the limit was inferred
+MAX_DOCUMENT_CHARS = 1_000_000  # a free-text column's documents: reviews, notes, tickets
+MAX_MEDIA_CHARS = MAX_BYTES * 4 // 3 + 64  # an image or sound sent as a data: URI
 
 
 @dataclass
 class ColumnSpec:
+    """One column of the contract; ``max_chars`` is the longest text a category or date takes (None for a number)."""
+
     name: str
-    type: str  # number | category | date
+    type: str  # number | category | date | text | image | audio
     nullable: bool
     categories: list[str] | None = None
     min: float | None = None
     max: float | None = None
     example: object = None
+    max_chars: int | None = None
+
+    def __post_init__(self):
+        if self.max_chars is None and self.type != "number":
+            self.max_chars = DEFAULT_MAX_CHARS
 
 
 @dataclass
@@ -48,39 +66,21 @@ class Schema:
             nullable = bool(as_text(s).isna().any())
             example = as_text(s).dropna().iloc[0] if as_text(s).notna().any() else None
             if plan["kind"] == "number":
-                x = to_number(s)
+                x = to_number(s, plan.get("comma", False))
                 specs.append(ColumnSpec(col, "number", nullable, min=float(x.min()), max=float(x.max()),
                                         example=float(x.dropna().median())))
             elif plan["kind"] == "date":
-                specs.append(ColumnSpec(col, "date", nullable, example=str(example)))
+                specs.append(ColumnSpec(col, "date", nullable, example=str(example), max_chars=_max_chars(s)))
+            elif plan["kind"] in MEDIA:
+                specs.append(ColumnSpec(col, plan["kind"], nullable, example=str(example), max_chars=MAX_MEDIA_CHARS))
+            elif plan["kind"] == "text":
+                specs.append(ColumnSpec(col, "text", nullable, example=str(example),
+                                        max_chars=_max_chars(s, MAX_DOCUMENT_CHARS)))
             else:
-                specs.append(ColumnSpec(col, "category", nullable, categories=list(plan["levels"]), example=str(example)))
+                specs.append(ColumnSpec(col, "category", nullable, categories=list(plan["levels"]),
+                                        example=str(example), max_chars=_max_chars(s)))
         t = cleaner.target_ or {}
         return cls(specs, t.get("name"), t.get("task"), t.get("classes"), dict(cleaner.dropped_))
-
-    def validate(self, df: pd.DataFrame, *, allow_unseen: bool = True) -> list[str]:
-        """Problems with a table against this schema, each naming the column (and row); empty when fine."""
-        problems = [f"missing column '{c.name}'" for c in self if c.name not in df.columns]
-        known = {c.name for c in self} | set(self.ignored) | {self.target}
-        problems += [f"unknown column '{c}'" for c in df.columns if c not in known]
-        for c in self:
-            if c.name not in df.columns:
-                continue
-            text = as_text(df[c.name])
-            if not c.nullable:
-                problems += [f"row {i}: '{c.name}' is missing" for i in text.index[text.isna()][:5]]
-            if c.type == "number":
-                x = to_number(df[c.name])
-                problems += [f"row {i}: '{c.name}' is not a number ({df[c.name][i]!r})" for i in x.index[text.notna() & x.isna()][:5]]
-            elif c.type == "date":
-                d = to_date(text)
-                problems += [f"row {i}: '{c.name}' is not a date ({df[c.name][i]!r})" for i in d.index[text.notna() & d.isna()][:5]]
-            elif not allow_unseen:
-                allowed = set(category_key(pd.Series(c.categories, dtype="string")))
-                keys = category_key(text)
-                bad = keys.notna() & ~keys.isin(allowed)
-                problems += [f"row {i}: '{c.name}' has a category never seen in training ({df[c.name][i]!r})" for i in keys.index[bad][:5]]
-        return problems
 
     def __iter__(self):
         return iter(self.columns)
@@ -99,3 +99,9 @@ class Schema:
 
     def _repr_html_(self) -> str:
         return self.to_frame().to_html(index=False)
+
+
+def _max_chars(s: pd.Series, most: int = MAX_CHARS) -> int:
+    """The longest text a column takes: TEXT_ROOM × its longest training value, within [MIN_CHARS, ``most``]."""
+    longest = as_text(s).str.len().max()
+    return min(most, max(MIN_CHARS, TEXT_ROOM * (0 if pd.isna(longest) else int(longest))))

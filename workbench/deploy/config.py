@@ -6,6 +6,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.errors import WorkbenchError
+from workbench.registry.repository import check_name
 
 
 class Service(BaseModel):
@@ -55,6 +56,11 @@ class DeployConfig(BaseModel):
                                  "(a registered version number or alias)")
         if self.package and not Path(self.package).exists():
             raise WorkbenchError(f"deploy config: package {self.package} does not exist")
+        if self.package:  # uploaded as a new version of `model`: a name the registry takes, refused now, not at upload
+            try:
+                check_name(self.model)
+            except WorkbenchError as exc:
+                raise WorkbenchError(f"deploy config: model: {exc}") from None
         if self.validation.holdout and not Path(self.validation.holdout).exists():
             raise WorkbenchError(f"deploy config: holdout table {self.validation.holdout} does not exist")
         return self

@@ -189,19 +189,19 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     timeout = model_timeout or (time_budget and min(time_budget, 2 * time_budget * compute.workers(s) / len(names)))
     board = Leaderboard([], task, metric, classes, split)
     jobs = [(name, (params or {}).get(name, {}), task, split, n_jobs, s.seed, timeout, deadline) for name in names]
-    bar = _progress(len(jobs), progress)
-    for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, settings=s):
-        name = names[out.key]
-        if out.status == "ok":
-            cand = out.value
-        else:
-            cand = Candidate(name, name, (params or {}).get(name, {}), task, status=out.status, error=out.error)
-        board.add(cand)
-        bar.update(1)
-        bar.set_postfix_str(f"{name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok" else f"{name}: {cand.status}")
-        if on_result:
-            on_result(cand, board)
-    bar.close()
+    with _progress(len(jobs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
+        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, settings=s):
+            name = names[out.key]
+            if out.status == "ok":
+                cand = out.value
+            else:
+                cand = Candidate(name, name, (params or {}).get(name, {}), task, status=out.status, error=out.error)
+            board.add(cand)
+            bar.update(1)
+            bar.set_postfix_str(f"{name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok"
+                                else f"{name}: {cand.status}")
+            if on_result:
+                on_result(cand, board)
     return board
 
 

@@ -71,9 +71,10 @@ class TrainedModel(BaseEstimator):
             return self.scores(X)
         return self.classes_[self.scores(X).argmax(axis=1)]
 
-    def plan(self, schema=None, *, allow_unseen: bool = True) -> "ScoringPlan":
-        """What a service needs: records checked against ``schema`` and encoded, then scored."""
-        return ScoringPlan(self, schema, allow_unseen=allow_unseen)
+    def plan(self, schema=None, *, allow_unseen: bool = True, media_root="") -> "ScoringPlan":
+        """What a service needs: records checked against ``schema`` and encoded, then scored. ``media_root``: the
+        folder image and audio paths are read from ("": data: URIs only)."""
+        return ScoringPlan(self, schema, allow_unseen=allow_unseen, media_root=media_root)
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """A ``prediction`` column and, for classification, one probability column per class, named after it."""
@@ -99,11 +100,12 @@ class ScoringPlan:
     ----------
     model : the TrainedModel.  schema : its Schema (ranges, nullability, ignored columns) or None.
     allow_unseen : categories never seen in training map to "(other)" (True) or are refused (False).
+    media_root : the folder image and audio paths are read from ("": only data: URIs; None: any path).
     """
 
-    def __init__(self, model: TrainedModel, schema=None, *, allow_unseen: bool = True):
+    def __init__(self, model: TrainedModel, schema=None, *, allow_unseen: bool = True, media_root=""):
         self.model = model
-        self.encoder = model.cleaner.encoder(schema, allow_unseen=allow_unseen)
+        self.encoder = model.cleaner.encoder(schema, allow_unseen=allow_unseen, media_root=media_root)
         self.required = self.encoder.required
         self.check = self.encoder.records
         self._scorer = model.scorer

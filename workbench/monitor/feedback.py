@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.data.columns import read_number
 from workbench.data.load import load
+from workbench.data.task import key_of_label
 from workbench.monitor.store import MonitorError, PredictionLog
 
 
@@ -47,17 +49,17 @@ def check_outcomes(records, task: str, labels: list[str]) -> list[tuple[str, str
 
 
 def _outcome(actual, task: str, labels: list[str]) -> str | None:
-    if isinstance(actual, bool) or actual is None or isinstance(actual, (list, dict)):
-        return str(actual) if isinstance(actual, bool) and task != "regression" and str(actual) in labels else None
+    """An outcome as the log stores it: a class in its training spelling ("yes", "YES " and "Yes." are "Yes"; 1.0 is
+    "1"), or a number's repr; None when it is neither (the cleaner's rules for target labels)."""
+    if actual is None or isinstance(actual, (list, dict)) or (isinstance(actual, bool) and task == "regression"):
+        return None
     if task == "regression":
         try:
-            v = float(actual)
-        except (TypeError, ValueError):
+            v = read_number(actual)
+        except ValueError:
             return None
-        return repr(v) if math.isfinite(v) else None
-    if isinstance(actual, float) and actual.is_integer():
-        actual = int(actual)  # 1.0 from a CSV is the class "1"
-    return str(actual) if str(actual) in labels else None
+        return repr(v) if v is not None and math.isfinite(v) else None
+    return {key_of_label(c): c for c in labels}.get(key_of_label(actual))
 
 
 def feed_back(model: str, records, *, log: PredictionLog | None = None) -> dict:

@@ -37,7 +37,7 @@ def register(package: str | Path | Package, name: str | None = None, *, descript
         pkg = load_package(package)  # checks the reference predictions too
     import getpass  # start-up cost: it loads termios (4 ms), and only registering needs it
 
-    name = _check_name(name or pkg.name)
+    name = check_name(name or pkg.name)
     mlflow, client = _client(settings)
     m = pkg.manifest
     with mlflow.start_run(run_name=f"package {name}") as run:
@@ -229,7 +229,8 @@ def _split_ref(ref: str) -> tuple[str, str, str]:
     return ref, "", ""
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` when the repository takes it as a model name; WorkbenchError saying the rule when not."""
     if not _NAME.match(name):
         raise WorkbenchError(f"model name '{name}' is not valid: start with a letter or digit, then letters, "
                              "digits, '.', '-' or '_' (at most 100)")

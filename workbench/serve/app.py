@@ -3,9 +3,10 @@
 Endpoints: ``/v1/models/{name}[/versions/{v}]/predict`` (JSON records of raw business values),
 ``/v1/models/{name}/feedback`` (true outcomes, by the request ids the predictions returned), the Open Inference
 Protocol V2 (``/v2/...``), ``/healthz``, ``/readyz``, ``/metrics`` and, behind the admin key, ``/admin/models`` and
-``/admin/reload``. Bodies are parsed with orjson and checked on the event loop; the model scores there only when
-its measured cost is a few microseconds (a LightGBM row), else on one scoring thread beside the loop, within the
-request's deadline, and a request that would queue behind more than ``max_wait_s`` of scoring is refused at once (503).
+``/admin/reload``. Bodies may come gzip- or deflate-compressed (the size limit counts decoded bytes); they are parsed
+with orjson and checked on the event loop; the model scores there only when its measured cost is a few microseconds
+(a LightGBM row), else on one scoring thread beside the loop, within the request's deadline, and a request that would
+queue behind more than ``max_wait_s`` of scoring is refused at once (503).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import math
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
@@ -55,6 +57,8 @@ CHUNK_S = 0.25  # the scoring thread splits a model's queued rows into calls of 
 # ~400 of 100 rows): a check costs the same at any traffic and batch size
 CHECK_ROWS = 40_000
 _SCORED: contextvars.ContextVar = contextvars.ContextVar("scored", default=None)  # this request's rows, for the log
+# the request encodings a body may come in, as zlib's wbits ("deflate" is the zlib format, as RFC 9110 defines it)
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 @dataclass
@@ -69,6 +73,7 @@ class ServeConfig:
     timeout_s: float = 30.0
     max_wait_s: float = 1.0  # a request that would queue behind more scoring than this (estimated seconds) gets 503 at once
     allow_unseen: bool = True
+    media_root: str = ""  # the folder image and audio paths are read from; empty = data: URIs only
     threads: int = 1
     watch_s: float = 0.0  # poll the repository every this many seconds for moved aliases (0 = never)
 
@@ -100,8 +105,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     store = store or ModelStore()
     if not store.names():
         for src in config.sources:
-            store.add(load_source(src, allow_unseen=config.allow_unseen, parts=config.parts.get(src),
-                                  part_timeout=config.part_timeout_s))
+            store.add(load_source(src, allow_unseen=config.allow_unseen, media_root=config.media_root,
+                                  parts=config.parts.get(src), part_timeout=config.part_timeout_s))
     if not store.names():
         raise ValueError("nothing to serve: give at least one --model or --package")
     metrics = Metrics()
@@ -145,14 +150,20 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         if not ok:
             raise ApiError(403, "this API key is not allowed here" + (" (admin key needed)" if admin else ""))
 
-    async def read_body(request: Request, *, untyped_ok: bool = False) -> bytes:
+    async def read_body(request: Request, *, untyped_ok: bool = False, binary: bool = False) -> bytes:
+        """The body, decoded when it comes gzip- or deflate-compressed; the limit holds for the decoded bytes.
+        ``binary``: any Content-Type (V2's binary tensors), else JSON's (or none, with ``untyped_ok``)."""
         ctype = request.headers.get("content-type", "")
-        if not ctype.startswith("application/json") and not (untyped_ok and not ctype):  # V2 clients send none
+        is_json = ctype.startswith("application/json") or (untyped_ok and not ctype)  # V2 clients send none
+        if not (binary or is_json):
             raise ApiError(415, f"send JSON with Content-Type: application/json (got '{ctype or 'none'}')")
         size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > config.max_body_bytes:
+            raise ApiError(413, f"the body has {size} bytes; the limit is {config.max_body_bytes}")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            return await _inflated(request.stream(), encoding, config.max_body_bytes)
         if size is not None and size.isdigit():
-            if int(size) > config.max_body_bytes:
-                raise ApiError(413, f"the body has {size} bytes; the limit is {config.max_body_bytes}")
             return await request.body()
         body = bytearray()  # no length given (chunked): count while reading
         async for chunk in request.stream():
@@ -351,7 +362,8 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
 
     async def swap(source: str) -> dict:
         try:
-            served = await run_in_threadpool(load_source, source, allow_unseen=config.allow_unseen)
+            served = await run_in_threadpool(load_source, source, allow_unseen=config.allow_unseen,
+                                             media_root=config.media_root)
         except WorkbenchError as exc:
             raise ApiError(404 if "no registered model" in str(exc) or "has no" in str(exc) else 422, str(exc)) from None
         if served.name not in store.names():
@@ -365,7 +377,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     app.state.swap = swap
     app.state.fast_lane = _FastLane(app, store, predict)
     _document_names(app, store)
-    v2.add_routes(app, store, respond, read_json, score, metrics, lookup)
+    v2.add_routes(app, store, respond, read_body, parse, score, metrics, lookup)
     _error_handlers(app)
 
     @app.on_event("startup")
@@ -401,6 +413,31 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             asyncio.get_running_loop().create_task(_watch_aliases(config, store, swap))
 
     return app
+
+
+async def _inflated(chunks, encoding: str, limit: int) -> bytes:
+    """A compressed body decoded as it arrives, never more than ``limit`` bytes of it in or out: a few kilobytes that
+    would inflate to gigabytes (a zip bomb) are refused at the limit, not held."""
+    if encoding not in ENCODINGS:
+        raise ApiError(415, f"Content-Encoding '{encoding}' is not accepted: send the body uncompressed, or with "
+                            f"Content-Encoding {' or '.join(ENCODINGS)}")
+    inflate, body, read = zlib.decompressobj(ENCODINGS[encoding]), bytearray(), 0
+    try:
+        async for chunk in chunks:
+            read += len(chunk)
+            while chunk:  # at most one byte past the limit at a time: what is left waits in unconsumed_tail
+                body += inflate.decompress(chunk, limit + 1 - len(body))
+                if len(body) > limit or read > limit:
+                    raise ApiError(413, f"the body is over the limit of {limit} bytes (decoded from {encoding})")
+                chunk = inflate.unconsumed_tail
+        body += inflate.flush()
+    except zlib.error as exc:
+        raise ApiError(400, f"the body is not valid {encoding} data ({exc})") from None
+    if len(body) > limit:
+        raise ApiError(413, f"the body is over the limit of {limit} bytes (decoded from {encoding})")
+    if not inflate.eof or inflate.unused_data:
+        raise ApiError(400, f"the {encoding} body is " + ("cut short" if not inflate.eof else "followed by other data"))
+    return bytes(body)
 
 
 def _recorder(config: ServeConfig, metrics: Metrics):
@@ -488,11 +525,10 @@ def _bind_version(fn, name):
 
 def _row_schema(served) -> dict:
     props = {}
-    for c in served.package.schema:
-        if c.type == "number":
-            t = {"type": ["number", "string", "null"] if c.nullable else ["number", "string"]}
-        else:
-            t = {"type": ["string", "number", "boolean", "null"] if c.nullable else ["string", "number", "boolean"]}
+    for c in served.package.schema:  # a category or date is text (a number or boolean only as a category's spelling)
+        t = {"type": ["number", "string"]} if c.type == "number" else {"type": ["string"], "maxLength": c.max_chars}
+        if c.nullable:
+            t["type"].append("null")
         if c.type == "category":
             t["description"] = f"one of {', '.join(map(str, c.categories[:20]))}" + (" ..." if len(c.categories) > 20 else "")
         props[c.name] = t

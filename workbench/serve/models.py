@@ -160,11 +160,12 @@ class ModelStore:
         return [s for name in self.names() for s in self._versions[name].values()]
 
 
-def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | None = None,
+def load_source(source: str, *, allow_unseen: bool = True, media_root: str = "", settings: Settings | None = None,
                 parts: list[str] | None = None, part_timeout: float = 5.0) -> Served:
     """A package folder or archive, or ``NAME[@alias|/version]`` from the model repository, loaded and checked.
-    ``parts``: the addresses of a decomposed package's part servers (the front holds only cleaner and combiner,
-    and checks the reference predictions through the parts)."""
+    ``media_root``: the folder image and audio paths are read from ("": data: URIs only). ``parts``: the addresses
+    of a decomposed package's part servers (the front holds only cleaner and combiner, and checks the reference
+    predictions through the parts)."""
     s = settings or get_settings()
     if parts:
         folder, name, version = source, None, None
@@ -173,7 +174,7 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
             name, version = mv.name, str(mv.version)
         pkg = load_package(folder, model_loader=lambda f: front_model(f, parts, part_timeout))
         name, version = name or pkg.manifest["name"], version or str(pkg.manifest["version"])
-        plan = pkg.model.plan(pkg.schema, allow_unseen=allow_unseen)
+        plan = pkg.model.plan(pkg.schema, allow_unseen=allow_unseen, media_root=media_root)
         fanout = Fanout(pkg.model.estimator)
         fanout.matrix = takes_matrix(pkg.path, plan.encoder)
         return Served(name, version, source, pkg, plan, fanout=fanout)
@@ -184,4 +185,5 @@ def load_source(source: str, *, allow_unseen: bool = True, settings: Settings | 
         mv = repository.resolve(source, s)
         pkg = repository.fetch(f"{mv.name}/{mv.version}", s)
         name, version = mv.name, str(mv.version)
-    return Served(name, version, source, pkg, pkg.model.plan(pkg.schema, allow_unseen=allow_unseen))
+    return Served(name, version, source, pkg, pkg.model.plan(pkg.schema, allow_unseen=allow_unseen,
+                                                             media_root=media_root))

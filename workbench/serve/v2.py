@@ -1,6 +1,11 @@
 """The Open Inference Protocol (V2) over REST: one named input tensor per column, so existing clients such as
 ``tritonclient.http`` work unchanged (JSON tensors, and the binary tensor data extension for inputs).
 
+Inputs, as the model metadata advertises them: a number column is FP64 (any number datatype but BOOL is taken, and
+BYTES too: its items are read as text numbers, "1,234.50" included, and one the number reader cannot read is a 422
+naming input and row), a category or date column is BYTES; any other datatype is a 422 naming the input. BYTES items
+are strings, number items numbers; null is a missing value in any tensor.
+
 Outputs: ``prediction`` (BYTES labels, or FP64 values), ``probabilities`` (FP64, rows × classes, classification),
 ``request_id`` (BYTES, one per row: the monitoring feedback key).
 """
@@ -19,9 +24,13 @@ from workbench.serve.errors import ERROR_DOC, ApiError
 NUMERIC = {"FP64": "<f8", "FP32": "<f4", "FP16": "<f2", "INT64": "<i8", "INT32": "<i4", "INT16": "<i2", "INT8": "<i1",
            "UINT64": "<u8", "UINT32": "<u4", "UINT16": "<u2", "UINT8": "<u1", "BOOL": "?"}
 HEADER = "inference-header-content-length"
+TAKES = {"FP64": {*NUMERIC, "BYTES"} - {"BOOL"}, "BYTES": {"BYTES"}}  # the datatypes an advertised datatype takes
+# the JSON types of a datatype's items (null: missing), and what the error calls them
+ITEMS = {"BYTES": ({str, type(None)}, "strings"), "BOOL": ({bool, type(None)}, "booleans"),
+         **{dt: ({int, float, type(None)}, "numbers") for dt in NUMERIC if dt != "BOOL"}}
 
 
-def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) -> None:
+def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, lookup) -> None:
     found = {404: ERROR_DOC}
     infer_errors = {code: ERROR_DOC for code in (400, 401, 403, 404, 413, 415, 422, 500, 503, 504)}
 
@@ -38,8 +47,7 @@ def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) 
         return {"ready": bool(store.names())}
 
     def metadata(served) -> dict:
-        inputs = [{"name": c.name, "datatype": "FP64" if c.type == "number" else "BYTES", "shape": [-1]}
-                  for c in served.package.schema]
+        inputs = [{"name": c.name, "datatype": datatype(c), "shape": [-1]} for c in served.package.schema]
         outputs = [{"name": "prediction", "datatype": "FP64" if served.task == "regression" else "BYTES", "shape": [-1]},
                    {"name": "request_id", "datatype": "BYTES", "shape": [-1]}]
         if served.task != "regression":
@@ -65,8 +73,8 @@ def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) 
 
     async def infer(request: Request, name: str, version: str | None) -> Response:
         async def build(served):
-            body = await _read_infer(request, read_json, ApiError)
-            rows, scores, missing = await score(served, _records(body, ApiError))
+            body = await _read_infer(request, read_body, parse)
+            rows, scores, missing = await score(served, _records(body, served.package.schema))
             metrics.observe(served, scores, len(rows))
             n = len(rows)
             outputs = [{"name": "prediction", "shape": [n],
@@ -96,13 +104,18 @@ def add_routes(app: FastAPI, store, respond, read_json, score, metrics, lookup) 
         return await infer(request, name, version)
 
 
-async def _read_infer(request: Request, read_json, ApiError) -> dict:
+def datatype(spec) -> str:
+    """The datatype the model metadata advertises for a schema column."""
+    return "FP64" if spec.type == "number" else "BYTES"
+
+
+async def _read_infer(request: Request, read_body, parse) -> dict:
     """The inference request: plain JSON, or a JSON header followed by binary tensor data."""
     header_len = request.headers.get(HEADER)
+    raw = await read_body(request, untyped_ok=True, binary=header_len is not None)
     if header_len is None:
-        body = await read_json(request, untyped_ok=True)
+        body = parse(raw)
     else:
-        raw = await request.body()
         if not header_len.isdigit() or int(header_len) > len(raw):
             raise ApiError(400, f"{HEADER} is {header_len!r} but the body has {len(raw)} bytes")
         n = int(header_len)
@@ -111,13 +124,13 @@ async def _read_infer(request: Request, read_json, ApiError) -> dict:
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the inference header is not valid JSON ({exc})") from None
         if isinstance(body, dict):
-            _attach_binary(body, memoryview(raw)[n:], ApiError)
+            _attach_binary(body, memoryview(raw)[n:])
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise ApiError(422, 'an inference request is {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     return body
 
 
-def _attach_binary(body: dict, blob: memoryview, ApiError) -> None:
+def _attach_binary(body: dict, blob: memoryview) -> None:
     pos = 0
     for inp in body.get("inputs") or []:
         if not isinstance(inp, dict):
@@ -136,7 +149,11 @@ def _attach_binary(body: dict, blob: memoryview, ApiError) -> None:
                 if i + 4 > len(chunk):
                     raise ApiError(400, f"input '{inp.get('name')}': a BYTES element is cut short")
                 (k,) = struct.unpack_from("<I", chunk, i)
-                items.append(chunk[i + 4:i + 4 + k].decode("utf-8", "replace"))
+                try:
+                    items.append(chunk[i + 4:i + 4 + k].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise ApiError(400, f"input '{inp.get('name')}': BYTES element {len(items)} is not UTF-8 "
+                                        "text") from None
                 i += 4 + k
             inp["data"] = items
         elif dt in NUMERIC:
@@ -148,8 +165,10 @@ def _attach_binary(body: dict, blob: memoryview, ApiError) -> None:
             raise ApiError(400, f"input '{inp.get('name')}': unknown datatype {dt!r}")
 
 
-def _records(body: dict, ApiError) -> list[dict]:
-    """Column tensors → row records, after checking every tensor's shape against its data."""
+def _records(body: dict, schema) -> list[dict]:
+    """Column tensors → row records, after checking every tensor's datatype against the model metadata's and its
+    shape and items against its data (the values themselves are the row encoder's to check)."""
+    specs = {c.name: c for c in schema}
     columns, n = {}, None
     for inp in body["inputs"]:
         if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
@@ -157,6 +176,13 @@ def _records(body: dict, ApiError) -> list[dict]:
         name, shape, data, dt = inp["name"], inp.get("shape"), inp.get("data"), inp.get("datatype")
         if dt != "BYTES" and dt not in NUMERIC:
             raise ApiError(422, f"input '{name}': datatype {dt!r} is not a V2 datatype (BYTES, FP64, INT64, ...)")
+        if name in columns:
+            raise ApiError(422, f"input '{name}' is given twice")
+        spec = specs.get(name)  # an input the model does not read: the row encoder names it
+        if spec is not None and dt not in TAKES[datatype(spec)]:
+            raise ApiError(422, f"input '{name}': datatype {dt} contradicts the model metadata: '{name}' is a "
+                                f"{spec.type} input of datatype {datatype(spec)}" +
+                                (" (or BYTES of text numbers)" if datatype(spec) == "FP64" else ""))
         if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ApiError(422, f"input '{name}': shape must be a list of non-negative integers, e.g. [3] or [3, 1]")
         data = _flatten(data)
@@ -169,8 +195,11 @@ def _records(body: dict, ApiError) -> list[dict]:
         if n is not None and len(data) != n:
             raise ApiError(422, f"input '{name}' has {len(data)} rows, the others have {n}")
         n = len(data)
-        if dt in NUMERIC and dt != "BOOL" and any(isinstance(v, str) for v in data):
-            raise ApiError(422, f"input '{name}': {dt} data must be numbers")
+        types, what = ITEMS[dt]
+        if not set(map(type, data)) <= types:
+            row, v = next((i, v) for i, v in enumerate(data) if type(v) not in types)
+            raise ApiError(422, f"input '{name}' row {row}: {dt} data are {what} (or null), not "
+                                f"{orjson.dumps(v).decode()[:100]}")
         columns[name] = data
     return [{c: v[i] for c, v in columns.items()} for i in range(n or 0)]
 

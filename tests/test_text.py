@@ -1,0 +1,111 @@
+"""Free-text columns: profiled as text, encoded by TF-IDF and a linear model's out-of-fold score, packaged as JSON and
+served from the request's text with the same numbers as batch prediction."""
+import json
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from servers import Server
+from workbench.data import clean, load, profile
+from workbench.data.text import TextEncoder, fit_text, normalize
+from workbench.registry.package import load_package, package_result
+
+GOOD = "great wonderful superb moving brilliant delightful".split()
+BAD = "dull awful boring clumsy tedious dreadful".split()
+FILLER = "the film story actor scene plot camera music ending director script".split()
+
+
+def _notes(n: int, seed: int = 0) -> pd.DataFrame:
+    """Tickets whose words carry the outcome, and a number column that does not."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    notes = []
+    for label in y:
+        words = list(rng.choice(FILLER, 12)) + list(rng.choice(GOOD if label else BAD, 2)) + list(
+            rng.choice(GOOD + BAD, 1))
+        rng.shuffle(words)
+        notes.append(" ".join(words) + f" see https://example.com/{rng.integers(1e6)} ref {rng.integers(1e4)}")
+    return pd.DataFrame({"note": notes, "amount": rng.normal(100, 20, n).round(2),
+                         "outcome": np.where(y == 1, "happy", "unhappy")})
+
+
+def test_profile_and_cleaner_read_sentences_as_text_and_say_why():
+    df = _notes(300)
+    row = profile(df, "outcome").to_frame().set_index("column").loc["note"]
+    assert row["type"].startswith("text (free text:") and "words on average" in row["type"] and not row["warning"]
+    c = clean(df, "outcome")
+    assert c.cleaner.plan_["note"]["kind"] == "text"
+    assert {"note_score", "note_words"} <= set(c.X.columns)
+    assert any(ch.action == "text → TF-IDF score" for ch in c.report.changes)
+    assert json.loads(c.cleaner.to_json())["plan"]["note"]["terms"]  # the whole state is JSON
+
+
+def test_training_scores_are_out_of_fold_and_later_rows_use_the_full_fit():
+    df = _notes(300)
+    c = clean(df, "outcome")
+    in_sample = c.cleaner.transform(df.drop(columns="outcome"))["note_score"]
+    y = (c.y == "unhappy").to_numpy()  # the score is the second class's (decision_function)
+    assert roc_auc_score(y, c.X["note_score"]) < roc_auc_score(y, in_sample)  # no row's score saw its own label
+    assert roc_auc_score(y, c.X["note_score"]) > 0.8
+    replayed = c.cleaner.transform(df.drop(columns="outcome"))["note_words"]
+    assert (c.X["note_words"] == replayed).all()  # the length in words is counted alike at training and later
+
+
+def test_the_text_encoder_equals_scikit_learns_tfidf_and_linear_model():
+    df = _notes(400, seed=3)
+    plan, _ = fit_text(df["note"], df["outcome"], "binary")
+    vec = TfidfVectorizer(preprocessor=normalize, ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)
+    vec.fit(df["note"])
+    assert sorted(vec.vocabulary_, key=vec.vocabulary_.get) == plan["terms"]
+    fresh = _notes(50, seed=4)["note"].tolist() + ["", "unseen words only", None]
+    expected = vec.transform([t or "" for t in fresh]) @ np.asarray(plan["coef"]).T + np.asarray(plan["intercept"])
+    enc = TextEncoder(plan)
+    got = np.array([enc(t)[0] for t in fresh])
+    assert np.abs(got - expected[:, 0]).max() < 1e-12
+    assert enc(None) == enc("") == (plan["intercept"][0], 0.0)
+
+
+def test_movie_reviews_are_read_from_their_words(datasets, manifest):
+    spec = manifest["movie_reviews"]
+    from workbench import train
+
+    df = load(datasets / spec["file"])
+    tr, te = train_test_split(df, test_size=0.25, random_state=0)
+    r = train(tr, spec["target"], test=te, models=["lightgbm", "linear"], folds=3, log=False, progress=False,
+              time_budget=120)
+    assert r.cleaned.cleaner.plan_["review"]["kind"] == "text"
+    assert r.test_metrics["roc_auc"] >= 0.93, r.test_metrics  # the word count alone: 0.54
+
+
+@pytest.fixture(scope="module")
+def text_package(tmp_path_factory):
+    from workbench import train
+
+    r = train(_notes(400), "outcome", models=["lightgbm"], folds=3, log=False, progress=False, time_budget=60)
+    return package_result(r, tmp_path_factory.mktemp("text") / "notes", name="notes")
+
+
+def test_a_text_column_is_served_with_batch_predictions_numbers(text_package, tmp_path):
+    pkg = load_package(text_package)
+    assert next(c for c in pkg.schema if c.name == "note").type == "text"
+    rows = _notes(20, seed=9).drop(columns="outcome")
+    server = Server("--package", text_package)
+    try:
+        records = rows.to_dict(orient="records")
+        r = httpx.post(f"{server.url}/v1/models/notes/predict", json=records, timeout=30)
+        assert r.status_code == 200, r.text
+        served = np.array([[p["probabilities"]["happy"] for p in r.json()["predictions"]]])
+        assert np.allclose(served, pkg.model.predict_proba(rows)[:, list(pkg.model.classes).index("happy")],
+                           atol=1e-12)
+        long = httpx.post(f"{server.url}/v1/models/notes/predict",
+                          json=records[:1] + [records[1] | {"note": "word " * 300_000}], timeout=30)
+        assert long.status_code == 422 and "row 1: 'note'" in long.text and "characters" in long.text
+        number = httpx.post(f"{server.url}/v1/models/notes/predict", json=[records[0] | {"note": 42}], timeout=30)
+        assert number.status_code == 422 and "'note'" in number.text
+    finally:
+        server.stop()
