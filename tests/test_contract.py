@@ -228,3 +228,26 @@ def test_outcomes_fed_back_are_read_like_training_labels():
         check_outcomes({"request_id": "e", "actual": "maybe"}, "binary", ["No", "Yes"])
     with pytest.raises(FeedbackError, match="row 0"):
         check_outcomes({"request_id": "f", "actual": True}, "regression", [])
+
+
+def test_a_columns_conventions_never_misread_the_other_spelling():
+    from workbench.data.columns import read_date, read_number
+
+    assert read_number("0.5", comma=True) == 0.5 and read_number("1.234,5", comma=True) == 1234.5
+    assert read_number("12,75", comma=True) == 12.75
+    for year_first in ("2024-01-05T10:00:00Z", "2024-01-05T10:00:00+01:00", "2024/01/05", "2024-01-05"):
+        assert str(read_date(year_first, True)) == "2024-01-05", year_first  # day first only for d/m/y
+    assert str(read_date("05/01/2024", True)) == "2024-01-05" and str(read_date("05/01/2024")) == "2024-05-01"
+
+
+def test_skipping_bad_rows_goes_by_position_when_the_index_repeats(package, base_rows):
+    from workbench.data.encode import screen
+
+    pkg = load_package(package)
+    df = pd.DataFrame([dict(r) for r in base_rows] + [dict(base_rows[0])], index=[7, 7, 8, 9])
+    df["age"] = df["age"].astype(object)
+    df.iloc[1, df.columns.get_loc("age")] = "forty"  # the second of two rows labelled 7
+    kept, refused = screen(pkg.model.cleaner.encoder(pkg.schema), df, "skip")
+    assert refused["row"].tolist() == [1] and len(kept) == 3 and kept.iloc[0].equals(df.iloc[0])
+    everything, _ = screen(pkg.model.cleaner.encoder(pkg.schema), df.iloc[1:2], "skip")
+    assert len(everything) == 0 and len(pkg.model.predict_frame(everything)) == 0

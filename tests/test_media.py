@@ -1,6 +1,7 @@
 """Image and audio columns: a folder of class folders becomes a table, the files become classical features, and the
 same numbers come out of training, batch prediction and the service (a data: URI, or a path in its media folder)."""
 import base64
+import io
 import wave
 
 import httpx
@@ -129,3 +130,33 @@ def test_a_pure_tone_has_its_pitch_as_spectral_centroid(tmp_path):
     assert abs(features["duration"] - 1.0) < 1e-3 and 400 < features["centroid_mean"] < 600
     with pytest.raises(ValueError, match="not a readable audio"):
         MediaReader("audio", root=tmp_path)("data:audio/wav;base64," + base64.b64encode(b"RIFF0000WAVE").decode())
+
+
+def test_a_package_carries_its_reference_images_and_bad_files_are_named(image_package, pictures, tmp_path):
+    import json
+    import shutil
+
+    reference = json.loads((image_package / "reference.json").read_text())["inputs"]
+    assert all(v.startswith("data:image/") for v in reference["image"]["values"])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(image_package, moved)
+    hidden = pictures.with_name(pictures.name + "-away")
+    pictures.rename(hidden)  # the training files gone: the package still checks its reference predictions
+    try:
+        assert load_package(moved).check_reference() <= 1e-9
+    finally:
+        hidden.rename(pictures)
+    reader = MediaReader("image", root=pictures)
+    for bad, says in [("disc/0.png/x.png", "cannot be read"), ("x" * 300 + ".png", "cannot be read"),
+                      ("disc", "not a .png"), ("data:image/png;base64,!!", "base64")]:
+        with pytest.raises(ValueError, match=says):
+            reader(bad)
+
+
+def test_a_sound_with_an_absurd_sample_rate_is_refused_before_any_work(tmp_path):
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(9_999_991)
+        w.writeframes(np.zeros(1000, dtype="<i2").tobytes())
+    with pytest.raises(ValueError, match="sample rate"):
+        audio_features(b.getvalue())

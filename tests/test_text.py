@@ -109,3 +109,16 @@ def test_a_text_column_is_served_with_batch_predictions_numbers(text_package, tm
         assert number.status_code == 422 and "'note'" in number.text
     finally:
         server.stop()
+
+
+def test_awkward_targets_and_wordless_texts_do_not_stop_training():
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(GOOD + BAD + FILLER, 8)) for _ in range(100)]
+    y = [str(v) for v in rng.normal(size=100).round(2)]
+    y[3] = "unknown value"  # a regression target that is not a number: the row goes, the text is still learnt
+    assert len(clean(pd.DataFrame({"note": texts, "y": y}), "y", task="regression").X) == 99
+    once = clean(pd.DataFrame({"note": texts, "y": ["a"] * 50 + ["b"] * 49 + ["c"]}), "y")  # a class seen once
+    assert {"note_score_a", "note_score_c"} <= set(once.X.columns) and once.X.notna().all().all()
+    codes = [" ".join(str(v) for v in rng.integers(100, 999, 6)) for _ in range(100)]  # no word to learn from
+    dropped = clean(pd.DataFrame({"basket": codes, "x": rng.normal(size=100), "y": ["a", "b"] * 50}), "y")
+    assert "basket" in dropped.cleaner.dropped_

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from workbench.data import load
@@ -180,7 +181,7 @@ def predict_file(package: str | Path, data, out: str | Path, *, on_bad_rows: str
     else:
         pred = model.predict_frame(kept)
     if on_bad_rows == "skip":
-        pred.insert(0, "row", df.index.get_indexer(kept.index))
+        pred.insert(0, "row", np.setdiff1d(np.arange(len(df)), refused["row"].to_numpy()))
     out = Path(out)
     write_csv(pred, out)
     refused_file = out.with_name(f"{out.stem}.refused.csv")

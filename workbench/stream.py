@@ -13,10 +13,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from workbench.compute import client
-from workbench.data.load import check_columns, partitions
+from workbench.data.load import check_columns, partitions, with_media_paths
 from workbench.data.encode import screen
 from workbench.errors import DataError, WorkbenchError
 from workbench.progress import progress_bar
@@ -119,13 +120,13 @@ def _score_one(pkg, f: Path, out: Path, on_bad_rows: str = "fail") -> tuple[int,
     try:
         for df in chunks:
             try:
-                kept, bad = screen(encoder, df, on_bad_rows)
+                kept, bad = screen(encoder, with_media_paths(df, f.parent), on_bad_rows)
             except DataError as exc:
                 raise DataError(f"{f.name}" + (f" (its rows counted from {start})" if start else "") + f": {exc}") from None
             refused.append(bad.assign(row=bad["row"] + start))
             pred = model.predict_frame(kept)
             if on_bad_rows == "skip":
-                pred.insert(0, "row", start + df.index.get_indexer(kept.index))
+                pred.insert(0, "row", start + np.setdiff1d(np.arange(len(df)), bad["row"].to_numpy()))
             start += len(df)
             pred.columns = [str(c) for c in pred.columns]
             table = pa.Table.from_pandas(pred, preserve_index=False)

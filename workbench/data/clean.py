@@ -186,7 +186,12 @@ class Cleaner(TransformerMixin, BaseEstimator):
     def _fit_column(self, col: str, s: pd.Series, y: pd.Series | None, report: CleaningReport) -> None:
         kind, detail = infer_kind(s)
         if kind == "text" and y is not None:
-            self.plan_[col], self._oof[col] = fit_text(s, y, self.target_["task"])
+            fitted = fit_text(s, y, self.target_["task"])
+            if fitted is None:
+                self._drop(col, f"{detail}, but no word of two letters or more is in two texts with a known target",
+                           report)
+                return
+            self.plan_[col], self._oof[col] = fitted
             report.add(col, "text → TF-IDF score", int(as_text(s).notna().sum()),
                        f"{detail}; {len(self.plan_[col]['terms']):,} words and word pairs, a linear model's "
                        "out-of-fold score and the length in words")

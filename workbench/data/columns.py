@@ -24,6 +24,7 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
 _GROUPED = re.compile(r"[\$€£¥]?[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")  # "2,673.34", "$1716.65"
 _PLAIN_NUMBER = frozenset("0123456789.+-eE")
 _KEY_SPACES = re.compile(r"[\s_\-]+")
+_THOUSANDS_DOT = re.compile(r"(?<=\d)\.(?=\d{3}(?:\D|$))")
 _DECIMAL_COMMA = re.compile(r"\d,(?:\d{1,2}|\d{4,})(?:\D|$)")  # "7,25", "1.234,5": a comma no thousands group explains
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|(?<!\d)(?:1[89]|20)\d\d(?!\d)")  # 3 parts, or a year
 _DAY_MONTH = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}")
@@ -59,8 +60,8 @@ def read_number(v, comma: bool = False) -> float | None:
     t = read_text(v)
     if t is None:
         return None
-    if comma:
-        t = t.replace(".", "").replace(",", ".")
+    if comma:  # a dot before a group of three digits separates thousands; any other is a decimal point
+        t = _THOUSANDS_DOT.sub("", t).replace(",", ".")
     if _PLAIN_NUMBER.issuperset(t):  # "814.53", "-2e3": float() reads these exactly as the pattern below does
         try:
             x = float(t)
@@ -143,17 +144,28 @@ def _dates(texts: list[str], dayfirst: bool = False) -> list[date | None]:
             out[i] = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
             pass
-    if rest:  # every other spelling by pandas' parser, each value read on its own ("mixed")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                found = list(pd.to_datetime(pd.Series([texts[i] for i in rest], dtype=object), errors="coerce",
-                                            format="mixed", dayfirst=dayfirst))
-            except (ValueError, OverflowError, NotImplementedError, TypeError):  # mixed time zones: one at a time
-                found = [_one_date(texts[i], dayfirst) for i in rest]
-        for i, ts in zip(rest, found):
-            out[i] = None if ts is None or pd.isna(ts) else ts.date()
+    if dayfirst:  # only a day/month/year spelling is read day first ("2024-01-05T10:00Z" stays year first)
+        first = [i for i in rest if _DAY_MONTH.match(texts[i])]
+        _parse(texts, [i for i in rest if not _DAY_MONTH.match(texts[i])], False, out)
+        _parse(texts, first, True, out)
+    else:
+        _parse(texts, rest, False, out)
     return out
+
+
+def _parse(texts: list[str], at: list[int], dayfirst: bool, out: list) -> None:
+    """The spellings at ``at`` by pandas' parser, each value read on its own ("mixed"), into ``out``."""
+    if not at:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            found = list(pd.to_datetime(pd.Series([texts[i] for i in at], dtype=object), errors="coerce",
+                                        format="mixed", dayfirst=dayfirst))
+        except (ValueError, OverflowError, NotImplementedError, TypeError):  # mixed time zones: one at a time
+            found = [_one_date(texts[i], dayfirst) for i in at]
+    for i, ts in zip(at, found):
+        out[i] = None if ts is None or pd.isna(ts) else ts.date()
 
 
 def _one_date(t: str, dayfirst: bool):

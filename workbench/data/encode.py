@@ -433,8 +433,10 @@ def screen(encoder: RowEncoder, df: pd.DataFrame, on_bad_rows: str = "fail") -> 
         raise DataError(f"{len(rows)} of {len(df)} rows hold values the model cannot take: {InputError(errors)}. "
                         "Fix them, or choose --on-bad-rows skip (leave those rows out) or missing (score them with "
                         "those values missing)")
-    if on_bad_rows == "skip":
-        return df.drop(index=df.index[rows]), refused
+    if on_bad_rows == "skip":  # by position: a table's index may repeat labels
+        keep = np.ones(len(df), dtype=bool)
+        keep[rows] = False
+        return df.iloc[keep], refused
     fixed = df.copy()
     for col, at in refused.groupby("column")["row"]:
         values = fixed[col].astype(object) if fixed[col].dtype.kind in "biu" else fixed[col]

@@ -66,7 +66,7 @@ def load(source: str | Path | pd.DataFrame, target: str | int | None = None, *, 
         elif text.startswith("sklearn:"):
             df = _load_sklearn(text.split(":", 1)[1])
         else:
-            df = _with_media_paths(_load_file(Path(text)), Path(text).resolve().parent)
+            df = with_media_paths(_load_file(Path(text)), Path(text).resolve().parent)
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise DataError(f"{source}: the table is empty (no rows or no columns); give a file with a header and data rows")
     if target is not None:
@@ -87,7 +87,7 @@ def media_folder(folder: Path) -> pd.DataFrame | None:
     return None
 
 
-def _with_media_paths(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+def with_media_paths(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """A table whose image or audio paths are relative, with those that exist beside the table made absolute: the
     paths then mean the same files wherever the table is cleaned or scored."""
     for col in df.columns:

@@ -28,6 +28,7 @@ MAX_BYTES = 20 * 1024 * 1024  # one image or sound, as a file or decoded from a 
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, made an error
 SIDE, HUES, ORIENTATIONS = 64, 8, 9
 RATE, FRAME, HOP, MELS, MFCCS = 16_000, 512, 256, 40, 13
+MIN_RATE, MAX_RATE, MAX_SECONDS = 1_000, 384_000, 600
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 IMAGE_FEATURES = (["width", "height", "aspect"] + [f"{c}_{s}" for c in "rgb" for s in ("mean", "std")]
@@ -80,26 +81,49 @@ class MediaReader:
         if self.root == "":
             raise ValueError(f"is a path; this service takes {self.kind}s only as data: URIs (or start it with "
                              "--media-root FOLDER to read files from there)")
-        path = Path(value)
-        if self.root is not None:
-            path = (self.root / path).resolve()
-            if not path.is_relative_to(self.root):
-                raise ValueError(f"is a path outside the folder this service reads {self.kind}s from")
-        if path.suffix.lower() not in KINDS[self.kind][0]:
-            raise ValueError(f"is not a {'/'.join(KINDS[self.kind][0])} file ({path.name})")
         try:
+            path = Path(value)
+            if self.root is not None:
+                path = (self.root / path).resolve()
+                if not path.is_relative_to(self.root):
+                    raise ValueError(f"is a path outside the folder this service reads {self.kind}s from")
+            if path.suffix.lower() not in KINDS[self.kind][0]:
+                raise ValueError(f"is not a {'/'.join(KINDS[self.kind][0])} file ({path.name[:60]})")
             if path.stat().st_size > MAX_BYTES:
                 raise ValueError(f"is a {self.kind} of more than {MAX_BYTES // 2**20} MB")
             return path.read_bytes()
         except FileNotFoundError:
-            raise ValueError(f"names a file that does not exist ({path.name})") from None
-        except (IsADirectoryError, PermissionError) as exc:
+            raise ValueError(f"names a file that does not exist ({Path(value).name[:60]})") from None
+        except (OSError, RuntimeError) as exc:  # a folder, no permission, a name too long, a symlink loop
             raise ValueError(f"cannot be read ({type(exc).__name__})") from None
+
+
+def embedded(df, kinds: dict):
+    """``df`` with the files its image and audio columns (``{column: kind}``) name put in as data: URIs: rows that
+    mean the same wherever they travel (a package's reference rows). A value that cannot be read stays as it is."""
+    out = df.copy()
+    for col, kind in kinds.items():
+        if col in out.columns:
+            out[col] = [_data_uri(v, kind) for v in out[col]]
+    return out
+
+
+def _data_uri(value, kind: str):
+    if not isinstance(value, str) or value.startswith("data:"):
+        return value
+    try:
+        data = MediaReader(kind)._bytes(value)
+    except ValueError:
+        return value
+    subtype = {".jpg": "jpeg", ".tif": "tiff"}.get(Path(value).suffix.lower(), Path(value).suffix.lower().lstrip("."))
+    return f"data:{kind}/{subtype};base64,{base64.b64encode(data).decode()}"
 
 
 def image_features(data: bytes) -> tuple[float, ...]:
     """``IMAGE_FEATURES`` of an image file's bytes."""
     with Image.open(io.BytesIO(data)) as im:
+        if im.size[0] * im.size[1] > MAX_PIXELS:  # before decoding: Pillow itself only warns below twice its limit
+            raise ValueError(f"{im.size[0]} × {im.size[1]} pixels; at most {MAX_PIXELS:,}")
         im = ImageOps.exif_transpose(im).convert("RGB")
     border = Image.new("RGB", im.size, im.getpixel((0, 0)))
     box = ImageChops.difference(im, border).getbbox()
@@ -127,6 +151,10 @@ def audio_features(data: bytes) -> tuple[float, ...]:
     """``AUDIO_FEATURES`` of a WAV file's bytes (PCM, 8 to 32 bits, any rate and channel count)."""
     with wave.open(io.BytesIO(data)) as w:
         rate, width, channels, n = w.getframerate(), w.getsampwidth(), w.getnchannels(), w.getnframes()
+        if not MIN_RATE <= rate <= MAX_RATE:  # resampling cost grows with the rate's ratio to 16 kHz
+            raise ValueError(f"a sample rate of {rate} Hz; read are {MIN_RATE:,} to {MAX_RATE:,} Hz")
+        if n > MAX_SECONDS * rate:
+            raise ValueError(f"{n / rate:.0f} s of sound; at most {MAX_SECONDS} s")
         raw = w.readframes(n)
     if width == 3:  # 24-bit: pad each sample to 32 bits
         b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)

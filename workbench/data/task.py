@@ -7,7 +7,7 @@ from workbench.data.columns import per_distinct, read_text, to_number
 from workbench.errors import ModelError
 
 TASKS = ("binary", "multiclass", "regression")
-MAX_CODES = 10  # at most this many integer codes, counted from 0 or 1, are taken for classes
+MAX_CODES = 10  # at most this many integer codes, counted from -1, 0 or 1, are taken for classes
 
 
 def detect_task(y: pd.Series) -> str:
@@ -19,7 +19,7 @@ def infer_task(y: pd.Series) -> tuple[str, str]:
     """(task, why) for a raw target, as a careful analyst would decide.
 
     Two distinct labels (case, spaces, a trailing '.' and "1" against "1.0" ignored) are binary. Numbers are a
-    regression, except a few integer codes counted from 0 or 1 (1, 2, 3; 0…4): those are classes. Text labels are
+    regression, except a few integer codes counted from -1, 0 or 1 (1, 2, 3; 0…4; -1, 0, 1): those are classes. Text labels are
     multiclass, unless nearly all of them are many distinct numbers. AutoGluon's ``infer_problem_type`` also takes
     integers for classes, by their share of distinct values; codes from 0 or 1 keep a measured integer such as a
     quality score from 3 to 8 a regression.
@@ -40,7 +40,7 @@ def infer_task(y: pd.Series) -> tuple[str, str]:
     if n <= 2:
         return "binary", f"{n} distinct values"
     codes = sorted(numbers.unique())
-    if n <= MAX_CODES and all(c == int(c) for c in codes) and codes[0] in (0, 1) and codes[-1] - codes[0] == n - 1:
+    if n <= MAX_CODES and all(c == int(c) for c in codes) and codes[0] in (-1, 0, 1) and codes[-1] - codes[0] == n - 1:
         return "multiclass", (f"{n} integer codes ({', '.join(f'{c:g}' for c in codes)}) are taken for classes; "
                               "use --task regression for a quantity")
     return "regression", f"numbers with {n} distinct values"
@@ -58,7 +58,7 @@ def key_of_label(v) -> str | None:
     if t is None:
         return None
     t = t.rstrip(".").strip()
-    if t.lstrip("+-").replace(".", "", 1).isdecimal():  # "1", "1.0", "-2": the number's key
+    if t[1:].lstrip("+-") == t[1:] and t.lstrip("+-").replace(".", "", 1).isdecimal():  # "1", "1.0", "-2"
         x = float(t)
         return str(int(x)) if x.is_integer() else repr(x)
     return t.casefold()

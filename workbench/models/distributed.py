@@ -74,6 +74,10 @@ def train_distributed(data, target: str | int, *, task: str | None = None, param
     train_dd, test_dd = ddf.partitions[train_idx], ddf.partitions[test_idx]
     raw, rows = sample(train_dd, seed=s.seed, counts=[counts[i] for i in train_idx], settings=s)
     cleaned = clean(raw, target, task=task)
+    texts = [c for c, p in cleaned.cleaner.plan_.items() if p["kind"] == "text"]
+    if texts:  # its score is out-of-fold only on the cleaner's sample: on the partitions it would have seen the labels
+        raise DataError(f"free-text columns ({', '.join(texts)}) are not trained distributed: train on one table "
+                        "(`workbench train` without --distributed), or leave them out")
     prof = profile_sample(raw, rows, target, task=cleaned.task)
     params = {"n_estimators": 100, **(params or {})}
     t_fit = time.time()

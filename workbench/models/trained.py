@@ -78,6 +78,10 @@ class TrainedModel(BaseEstimator):
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """A ``prediction`` column and, for classification, one probability column per class, named after it."""
+        if len(X) == 0:  # every row refused, say: an empty answer, not a model asked about nothing
+            if self.task != "regression" and hasattr(self.estimator, "predict_proba"):
+                return self.frame_of(np.zeros((0, len(self.classes))), X.index)
+            return pd.DataFrame({"prediction": np.zeros(0)}, index=X.index)
         if self.task == "regression" or not hasattr(self.estimator, "predict_proba"):
             return pd.DataFrame({"prediction": self.predict(X)}, index=X.index)
         return self.frame_of(self.predict_proba(X), X.index)

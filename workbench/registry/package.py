@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.data.media import KINDS as MEDIA, embedded
 from workbench.data.schema import Schema
 from workbench.errors import WorkbenchError
 from workbench.models.train import SAMPLE_ROWS
@@ -81,7 +82,8 @@ def build_package(model: TrainedModel, out: str | Path, *, schema: Schema, refer
     out = check_free(out)
     sample = _records(reference.head(SAMPLE_ROWS).reset_index(drop=True))
     # through JSON and back first, so that the stored predictions are those of exactly the stored rows
-    reference = _frame(_records(reference.head(REFERENCE_ROWS).reset_index(drop=True)))
+    media = {c: p["kind"] for c, p in model.cleaner.plan_.items() if p["kind"] in MEDIA}  # files travel inside
+    reference = _frame(_records(embedded(reference.head(REFERENCE_ROWS), media).reset_index(drop=True)))
     if reference.empty:
         raise PackageError("a package needs at least one reference row to check its predictions against")
     out.parent.mkdir(parents=True, exist_ok=True)
