@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 import warnings
 
 from workbench import compute
@@ -33,17 +36,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     warnings.filterwarnings("ignore")
     previous = signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks remove temporary files
+    said = threading.Event()
     try:
-        with compute.closing():  # the embedded cluster's worker processes end with the command, without a word
+        # the embedded cluster's worker processes end with the command, without a word; and on Ctrl-C or SIGTERM
+        # the process ends within END_S whatever the close or the interpreter's exit might wait on
+        with compute.closing(), _ending(said):
             return args.func(args) or 0
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+        print(_word(exc), file=sys.stderr)
+        said.set()
+        return _code(exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+END_S = 3.0
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,6 +62,31 @@ class Terminated(KeyboardInterrupt):
 
 def _terminated(signum, frame):
     raise Terminated()
+
+
+def _word(exc: KeyboardInterrupt) -> str:
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
+
+
+def _code(exc: KeyboardInterrupt) -> int:
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _ending(said: threading.Event):
+    """On Ctrl-C or SIGTERM, a daemon timer that ends the process END_S later (saying so, unless ``said``)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        def end():
+            if not said.is_set():
+                print(_word(exc), file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(_code(exc))
+        timer = threading.Timer(END_S, end)
+        timer.daemon = True
+        timer.start()
+        raise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -619,7 +654,6 @@ def _check_before(*, out=None, register: str | None = None, names: dict | None =
 def _check_store() -> None:
     """The MLflow store answers (a server) or can be written (the embedded store under the workbench home), checked
     before any work: MLflow itself takes seconds to import and minutes to give up on a server that is down."""
-    import os
     import socket
     from pathlib import Path
     from urllib.parse import urlparse
@@ -644,7 +678,6 @@ def _check_store() -> None:
 
 def _check_writable(folder, what: str, todo: str) -> None:
     """``folder`` exists as a folder this process may write, or can be made so (its nearest existing parent is one)."""
-    import os
     import tempfile
     from pathlib import Path
 
@@ -817,7 +850,6 @@ def _dashboard(args) -> int:
 
 def _voila(name: str, port: int, env: dict) -> int:
     """Become Voila serving notebooks/``name`` on 127.0.0.1:``port``, code hidden."""
-    import os
     from pathlib import Path
 
     from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it

@@ -14,8 +14,8 @@ from workbench.data.columns import (DAY_FIRST, DECIMAL_COMMAS, as_text, associat
                                     to_date, to_number)
 from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
-from workbench.data.task import infer_task, label_key
 from workbench.data.media import KINDS as MEDIA, MediaReader
+from workbench.data.task import infer_task, label_key
 from workbench.data.text import fit_text
 from workbench.errors import DataError
 

@@ -360,8 +360,8 @@ class RowEncoder:
                 elif (level := keys.get(key_of(t))) is not None:
                     code = codes[level]
                 elif (other := _json_type(v)) is not None:  # a number or boolean only as a category's own spelling
-                    shown = ", ".join(map(repr, plan["levels"][:5])) + (", ..." if len(plan["levels"]) > 5 else "")
-                    raise ValueError(f"is {_spelled(v)}, a JSON {other}, not one of its categories ({shown}): "
+                    levels = ", ".join(map(repr, plan["levels"][:5])) + (", ..." if len(plan["levels"]) > 5 else "")
+                    raise ValueError(f"is {_spelled(v)}, a JSON {other}, not one of its categories ({levels}): "
                                      "send the category as text")
                 elif self.allow_unseen:
                     code = codes[OTHER]

@@ -88,6 +88,11 @@ def deploy(config: str | Path | dict | DeployConfig, *, restart: bool = False, s
             status = "ok"
         except WorkbenchError as exc:
             details, status = {"error": str(exc)}, "failed"
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: no candidate server left behind; a rerun continues here
+            rel.steps[step] |= {"status": "interrupted", "seconds": round(time.time() - t0, 2)}
+            _cleanup_candidate(rel)
+            rel.save(releases)
+            raise
         rel.steps[step] |= {"status": status, "seconds": round(time.time() - t0, 2), "details": details}
         if step == "promote" and status == "ok":
             rel.outcome = details["outcome"]
