@@ -24,7 +24,10 @@ def test_a_signal_ends_the_command_at_once_with_one_line_and_nothing_left(tmp_pa
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", command[0], "--data", "demo", "--target", "churn",
                              *command[1:], "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             cwd=tmp_path, env=os.environ | {"WORKBENCH_HOME": str(tmp_path / "home")},
-                            start_new_session=True)  # a process group of its own, as a shell gives a command
+                            start_new_session=True,  # a process group of its own, as a shell gives a command
+                            # started with SIGINT ignored, as a non-interactive shell starts a background job (CI's
+                            # runner did): Ctrl-C must stop it all the same
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     stderr = _Reader(proc.stderr)
     try:
         deadline = time.time() + 90

@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     warnings.filterwarnings("ignore")
+    # Ctrl-C stops a command even when it was started with SIGINT ignored or blocked (a shell's background job, a
+    # parent's thread): a long job has no other way to be stopped cleanly
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     previous = signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks remove temporary files
     said = threading.Event()
     try:
