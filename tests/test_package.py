@@ -153,6 +153,11 @@ def test_archives_round_trip_and_corrupt_or_escaping_archives_are_refused(one_pa
         tar.add(one_package / "manifest.json", arcname="pkg/../../escape.json")
     with pytest.raises(PackageError, match="not a plain file inside the package"):
         load_package(evil)
+    from workbench.settings import get_settings
+
+    cache = get_settings().home.resolve() / "cache" / "packages"
+    assert load_package(archive).path == load_package(archive).path  # unpacked once, then reused
+    assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []  # refused ones left nothing
 
 
 def test_changed_predictions_fail_the_reference_check(one_package):

@@ -28,6 +28,7 @@ from workbench.errors import WorkbenchError
 from workbench.models.train import SAMPLE_ROWS
 from workbench.models.trained import TrainedModel
 from workbench.registry.modelio import _jsonable, load_model, save_model
+from workbench.settings import get_settings
 
 FORMAT = "aims-workbench-package"
 FORMAT_VERSION = 1
@@ -225,25 +226,37 @@ def requirements() -> dict[str, str]:
 
 
 def _load_archive(path: Path, check: bool, model_loader=None) -> Package:
-    """Unpack into a private folder, refusing links, absolute paths and paths that climb out."""
+    """Unpack once into ``<home>/cache/packages/<the archive's sha256>`` (beside, then renamed: whole or absent),
+    refusing links, absolute paths and paths that climb out; later loads of the same archive reuse the folder."""
     try:
         tar = tarfile.open(path, "r:gz")
+        digest = sha256(path)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise PackageError(f"{path} is not a readable .tar.gz package ({exc})") from None
-    dest = Path(tempfile.mkdtemp(prefix="workbench-package-"))
+    cache = Path(get_settings().home).resolve() / "cache" / "packages"
+    dest = cache / digest[:32]
     with tar:
-        try:
-            members = tar.getmembers()
-            tops = {Path(m.name).parts[0] for m in members if m.name}
-            for m in members:
-                if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or ".." in Path(m.name).parts:
-                    raise PackageError(f"{path}: member {m.name} is not a plain file inside the package; refusing it")
-            if len(tops) != 1:
-                raise PackageError(f"{path}: a package archive holds one folder, this one holds {sorted(tops)}")
-            tar.extractall(dest, filter="data")
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise PackageError(f"{path} is damaged or truncated ({exc}); export the package again") from None
-    return load_package(dest / tops.pop(), check=check, model_loader=model_loader)
+        if not dest.is_dir():
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=cache))
+            try:
+                members = tar.getmembers()
+                tops = {Path(m.name).parts[0] for m in members if m.name}
+                for m in members:
+                    if not (m.isfile() or m.isdir()) or Path(m.name).is_absolute() or ".." in Path(m.name).parts:
+                        raise PackageError(f"{path}: member {m.name} is not a plain file inside the package; refusing it")
+                if len(tops) != 1:
+                    raise PackageError(f"{path}: a package archive holds one folder, this one holds {sorted(tops)}")
+                tar.extractall(tmp, filter="data")
+                os.replace(tmp, dest)
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not dest.is_dir():  # else another process unpacked the same archive meanwhile
+                    raise PackageError(f"{path} is damaged or truncated ({exc}); export the package again") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    return load_package(dest / next(dest.iterdir()).name, check=check, model_loader=model_loader)
 
 
 def _files(folder: Path) -> list[str]:
