@@ -19,7 +19,7 @@ bench-serving: $(VENV)/.installed  ## HTTP cost of a prediction against the floo
 	$(BIN)/python benchmarks/serving.py
 
 lab: $(VENV)/.installed  ## JupyterLab on the notebooks (the panels live in explore.ipynb)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab workbench/notebooks/
 
 dashboard: $(VENV)/.installed  ## the results dashboard (Voila) of the newest run
 	$(BIN)/workbench dashboard

@@ -854,14 +854,13 @@ def _dashboard(args) -> int:
 
 
 def _voila(name: str, port: int, env: dict) -> int:
-    """Become Voila serving notebooks/``name`` on 127.0.0.1:``port``, code hidden."""
-    from pathlib import Path
-
+    """Become Voila serving the packaged notebook ``name`` on 127.0.0.1:``port``, code hidden."""
     from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it
+    from workbench.runner import NOTEBOOKS
 
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / name
+    notebook = NOTEBOOKS / name
     s = get_settings()
-    # Voila starts the kernel in notebooks/: hand it absolute paths to this store, log and these reports
+    # Voila starts the kernel in the notebooks' folder: hand it absolute paths to this store, log and these reports
     env = os.environ | env | {"WORKBENCH_HOME": str(s.home.resolve()), "WORKBENCH_REPORTS": str(s.reports.resolve()),
                               "WORKBENCH_MONITOR_STORE": str(store_path(s).resolve())}
     print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)

@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
@@ -13,7 +14,7 @@ from workbench.pipeline import run_folder
 from workbench.registry.tracking import start_run
 from workbench.settings import Settings, get_settings
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(str(resources.files("workbench.notebooks")))
 PIPELINE = ["01_data.ipynb", "02_train.ipynb", "03_tune.ipynb", "04_ensemble.ipynb", "05_compress.ipynb", "06_package.ipynb",
             "07_deploy.ipynb", "08_monitor.ipynb"]
 FROM_RUNNER = {"data", "target", "run_dir", "mlflow_run_id"}  # parameters the runner fills in itself
