@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
 from PIL import Image, ImageDraw
 
 from servers import Server
@@ -34,11 +35,15 @@ def _picture(path, shape: str, rng) -> None:
 
 
 def _tone(path, hz: float, rng, rate: int = 22_050, seconds: float = 0.4) -> None:
+    """A tone in noise: 16-bit WAV written by the standard library, or FLAC by libsndfile."""
     t = np.arange(int(rate * seconds)) / rate
-    x = 0.4 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.normal(size=len(t))
+    x = np.clip(0.4 * np.sin(2 * np.pi * hz * t) + 0.05 * rng.normal(size=len(t)), -1, 1)
+    if path.suffix == ".flac":
+        soundfile.write(path, x, rate, subtype="PCM_24")
+        return
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+        w.writeframes((x * 32767).astype("<i2").tobytes())
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +52,7 @@ def pictures(tmp_path_factory):
     rng = np.random.default_rng(0)
     for shape in ("disc", "square"):
         (root / shape).mkdir()
-        for i in range(40):
+        for i in range(60):
             _picture(root / shape / f"{i}.{'jpg' if i % 2 else 'png'}", shape, rng)
     return root
 
@@ -56,14 +61,17 @@ def pictures(tmp_path_factory):
 def image_package(pictures, tmp_path_factory):
     from workbench import train
 
-    r = train(load(pictures), "label", models=["lightgbm"], folds=3, log=False, progress=False, time_budget=60)
-    assert r.leaderboard.best.cv["roc_auc"] >= 0.95, r.leaderboard
+    df = load(pictures)
+    held = df.index % 4 == 0  # a quarter held out, both shapes and both file types in it
+    r = train(df[~held], "label", test=df[held], models=["lightgbm"], folds=3, log=False, progress=False,
+              time_budget=60)
+    assert r.leaderboard.best.cv["roc_auc"] >= 0.95 and r.test_metrics["accuracy"] >= 0.9, r.test_metrics  # chance: 0.5
     return package_result(r, tmp_path_factory.mktemp("image") / "shapes", name="shapes")
 
 
 def test_a_folder_of_class_folders_is_a_table_of_images(pictures):
     df = load(pictures)
-    assert list(df.columns) == ["image", "label"] and len(df) == 80 and set(df["label"]) == {"disc", "square"}
+    assert list(df.columns) == ["image", "label"] and len(df) == 120 and set(df["label"]) == {"disc", "square"}
     assert profile(df, "label").to_frame().set_index("column").loc["image", "type"].startswith("image")
     c = clean(df, "label")
     assert c.cleaner.plan_["image"]["kind"] == "image" and "image_hue_0" in c.X.columns
@@ -107,21 +115,37 @@ def test_the_service_takes_a_data_uri_or_a_path_in_its_media_folder(image_packag
         served.stop()
 
 
-def test_sounds_are_told_apart_by_their_spectrum(tmp_path):
+def test_sounds_are_told_apart_and_served_as_predicted(tmp_path):
     rng = np.random.default_rng(1)
     for pitch, (lo, hi) in {"low": (150, 400), "high": (1500, 3000)}.items():
         (tmp_path / pitch).mkdir()
-        for i in range(30):
-            _tone(tmp_path / pitch / f"{i}.wav", rng.uniform(lo, hi), rng, rate=[22_050, 16_000, 44_100][i % 3])
+        for i in range(40):
+            _tone(tmp_path / pitch / f"{i}.{'flac' if i % 2 else 'wav'}", rng.uniform(lo, hi), rng,
+                  rate=[22_050, 16_000, 44_100][i % 3])
     df = load(tmp_path)
-    assert list(df.columns) == ["audio", "label"]
+    assert list(df.columns) == ["audio", "label"] and df["audio"].str.endswith(".flac").sum() == 40
     c = clean(df, "label")
     centroid = c.X["audio_centroid_mean"].groupby(c.y.to_numpy()).median()
     assert centroid["high"] > 3 * centroid["low"]
     from workbench import train
 
-    r = train(df, "label", models=["lightgbm", "linear"], folds=3, log=False, progress=False, time_budget=60)
-    assert r.leaderboard.best.cv["roc_auc"] >= 0.95
+    held = df.index % 4 == 0
+    r = train(df[~held], "label", test=df[held], models=["lightgbm", "linear"], folds=3, log=False, progress=False,
+              time_budget=60)
+    assert r.leaderboard.best.cv["roc_auc"] >= 0.95 and r.test_metrics["accuracy"] >= 0.9, r.test_metrics
+    pkg_dir = package_result(r, tmp_path / "pkg" / "tones", name="tones")
+    pkg = load_package(pkg_dir)
+    file = next((tmp_path / "high").glob("*.flac"))
+    expected = pkg.model.predict_proba(pd.DataFrame({"audio": [str(file)]}))[0]
+    server = Server("--package", pkg_dir)
+    try:
+        uri = "data:audio/flac;base64," + base64.b64encode(file.read_bytes()).decode()
+        got = httpx.post(f"{server.url}/v1/models/tones/predict", json={"audio": uri}, timeout=30)
+        assert got.status_code == 200, got.text
+        assert got.json()["predictions"][0]["prediction"] == "high"
+        assert np.allclose(list(got.json()["predictions"][0]["probabilities"].values()), expected, atol=1e-12)
+    finally:
+        server.stop()
 
 
 def test_a_pure_tone_has_its_pitch_as_spectral_centroid(tmp_path):

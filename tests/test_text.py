@@ -1,6 +1,8 @@
 """Free-text columns: profiled as text, encoded by TF-IDF and a linear model's out-of-fold score, packaged as JSON and
 served from the request's text with the same numbers as batch prediction."""
 import json
+import subprocess
+import sys
 
 import httpx
 import numpy as np
@@ -70,16 +72,32 @@ def test_the_text_encoder_equals_scikit_learns_tfidf_and_linear_model():
     assert enc(None) == enc("") == (plan["intercept"][0], 0.0)
 
 
-def test_movie_reviews_are_read_from_their_words(datasets, manifest):
+def test_movie_reviews_through_auto_in_60_s_and_served_as_predicted(datasets, manifest, tmp_path):
+    """As a user meets it: `workbench auto --time-budget 60` on the 75/25 split, then a raw review over HTTP."""
     spec = manifest["movie_reviews"]
-    from workbench import train
-
     df = load(datasets / spec["file"])
     tr, te = train_test_split(df, test_size=0.25, random_state=0)
-    r = train(tr, spec["target"], test=te, models=["lightgbm", "linear"], folds=3, log=False, progress=False,
-              time_budget=120)
-    assert r.cleaned.cleaner.plan_["review"]["kind"] == "text"
-    assert r.test_metrics["roc_auc"] >= 0.93, r.test_metrics  # the word count alone: 0.54
+    tr.to_csv(tmp_path / "train.csv", index=False)
+    te.to_csv(tmp_path / "test.csv", index=False)
+    p = subprocess.run([sys.executable, "-m", "workbench.cli", "auto", "--data", tmp_path / "train.csv", "--test",
+                        tmp_path / "test.csv", "--target", spec["target"], "--time-budget", "60", "--out",
+                        tmp_path / "reviews", "--json"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["test_metrics"]["roc_auc"] >= 0.93, result["test_metrics"]  # the word count alone: 0.54
+    pkg = load_package(tmp_path / "reviews")
+    assert next(c for c in pkg.schema if c.name == "review").type == "text"
+    rows = te.drop(columns=spec["target"]).head(5)
+    expected = pkg.model.predict_proba(rows)
+    server = Server("--package", tmp_path / "reviews")
+    try:
+        r = httpx.post(f"{server.url}/v1/models/{pkg.name}/predict", json=rows.to_dict(orient="records"),
+                       timeout=30)
+        assert r.status_code == 200, r.text
+        served = np.array([list(p["probabilities"].values()) for p in r.json()["predictions"]])
+        assert np.allclose(served, expected, atol=1e-12)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +140,17 @@ def test_awkward_targets_and_wordless_texts_do_not_stop_training():
     codes = [" ".join(str(v) for v in rng.integers(100, 999, 6)) for _ in range(100)]  # no word to learn from
     dropped = clean(pd.DataFrame({"basket": codes, "x": rng.normal(size=100), "y": ["a", "b"] * 50}), "y")
     assert "basket" in dropped.cleaner.dropped_
+
+
+def test_the_reviews_notebook_trains_and_shows_the_words_that_weigh(datasets, tmp_path):
+    import nbformat
+
+    from workbench.runner import NOTEBOOKS, _execute
+
+    out = tmp_path / "text_reviews.ipynb"
+    entry = _execute(NOTEBOOKS / "text_reviews.ipynb", out, {"data": str(datasets / "movie_reviews.csv"),
+                                                              "time_budget": 20})
+    assert entry["status"] == "ok", entry
+    shown = "".join(str(o.get("data", {}).get("text/plain", "")) for c in nbformat.read(out, 4).cells
+                    if c.cell_type == "code" for o in c.outputs)
+    assert "roc_auc" in shown and "raises" in shown and "lowers" in shown

@@ -11,7 +11,9 @@ def make_demo(n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     Dirt: missing values spelled several ways, numbers stored as text with units
     and thousands separators, category spellings that differ in case and spaces,
     duplicate rows, outliers, a signup date, a customer ID and ``churn_reason``,
-    a column that leaks the target (it is only filled in after a customer left).
+    a column that leaks the target (it is only filled in after a customer left). ``ticket_notes`` is free text: the
+    support desk's notes (none for a customer who never called), whose words tell the customer's mood, a part of
+    churn no other column holds.
 
     Examples
     --------
@@ -33,7 +35,9 @@ def make_demo(n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
 
     logit = (-1.0 + 1.4 * (contract == "Month-to-month") - 0.9 * (contract == "Two year")
              + 0.7 * (internet == "Fiber optic") - 0.035 * tenure + 0.35 * support_calls
-             + 0.4 * (payment == "Electronic check") + 0.01 * (monthly - 60) + rng.normal(0, 0.6, n))
+             + 0.4 * (payment == "Electronic check") + 0.01 * (monthly - 60))
+    mood = rng.normal(0, 0.6, n)  # unhappiness no other column records; the ticket notes tell it
+    logit = logit + mood
     churn = np.where(rng.uniform(size=n) < 1 / (1 + np.exp(-logit)), "Yes", "No")
     reason = np.where(churn == "Yes", rng.choice(["Price", "Competitor", "Service", "Moved"], n), "")
 
@@ -49,6 +53,7 @@ def make_demo(n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
         "monthly_charges": monthly,
         "total_charges": total,
         "support_calls": support_calls,
+        "ticket_notes": _notes(mood, support_calls, np.random.default_rng([seed, 1])),
         "churn_reason": reason,
         "churn": churn,
     })
@@ -74,3 +79,28 @@ def make_demo(n_rows: int = 2000, seed: int = 0) -> pd.DataFrame:
     dup = rng.choice(n, max(1, n // 50), replace=False)
     obj = pd.concat([obj, obj.iloc[dup]], ignore_index=True)
     return obj.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+_TOPICS = ["asked about the invoice", "router kept dropping", "moved the payment date", "wanted a faster plan",
+           "set up a second line", "reported slow speeds at night", "asked for a paper bill", "changed the address",
+           "installation was rescheduled", "could not log in to the portal", "asked about roaming fees",
+           "tv channels missing"]
+_UNHAPPY = ["very frustrated", "threatened to cancel", "says a competitor is cheaper", "wants a refund",
+            "angry about the price increase", "third call this month", "asked how to end the contract",
+            "unhappy with the wait"]
+_HAPPY = ["thanked the agent", "issue resolved on the call", "happy with the service", "polite and patient",
+          "said the new plan works well", "no further action needed", "will recommend us", "quick fix, satisfied"]
+
+
+def _notes(mood: np.ndarray, calls: np.ndarray, rng: np.random.Generator) -> list[str | None]:
+    """A support note per customer who called: a topic, then two remarks, each unhappy with a probability that grows
+    with ``mood`` (from its own generator, so the other columns stay as they were)."""
+    unhappy = 1 / (1 + np.exp(-3 * mood / 0.6))
+    notes = []
+    for m, c in zip(unhappy, calls):
+        if c == 0:
+            notes.append(None)
+            continue
+        remarks = [rng.choice(_UNHAPPY) if rng.uniform() < m else rng.choice(_HAPPY) for _ in range(2)]
+        notes.append(f"Customer {rng.choice(_TOPICS)}; {remarks[0]}, {remarks[1]}.")
+    return notes

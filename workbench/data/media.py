@@ -3,8 +3,8 @@ classical features — no pretrained weights.
 
 Images (Pillow): turned upright by their EXIF orientation, cropped to content (a uniform border goes), then size,
 colour (mean and spread per channel, a hue histogram, saturation, brightness), edges and a histogram of gradient
-orientations (HOG's idea, over the whole picture) on a 64 × 64 grey copy. Audio (WAV, PCM): mixed to mono, resampled
-to 16 kHz, then duration, loudness (RMS), zero-crossing rate, spectral centroid, bandwidth and roll-off (mean and
+orientations (HOG's idea, over the whole picture) and of local binary patterns (texture: rotation-invariant uniform
+LBP, 8 neighbours) on a 64 × 64 grey copy. Audio (WAV, FLAC, OGG, MP3; libsndfile): mixed to mono, resampled to 16 kHz, then duration, loudness (RMS), zero-crossing rate, spectral centroid, bandwidth and roll-off (mean and
 spread over 32 ms frames) and 13 MFCCs (mean and spread).
 """
 from __future__ import annotations
@@ -13,27 +13,27 @@ import base64
 import binascii
 import io
 import math
-import wave
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 from scipy.fft import dct
 from scipy.signal import resample_poly
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-AUDIO_SUFFIXES = (".wav",)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_BYTES = 20 * 1024 * 1024  # one image or sound, as a file or decoded from a data: URI
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, made an error
-SIDE, HUES, ORIENTATIONS = 64, 8, 9
+SIDE, HUES, ORIENTATIONS, LBP_BINS = 64, 8, 9, 10
 RATE, FRAME, HOP, MELS, MFCCS = 16_000, 512, 256, 40, 13
 MIN_RATE, MAX_RATE, MAX_SECONDS = 1_000, 384_000, 600
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 IMAGE_FEATURES = (["width", "height", "aspect"] + [f"{c}_{s}" for c in "rgb" for s in ("mean", "std")]
                   + [f"hue_{i}" for i in range(HUES)] + ["saturation", "brightness", "contrast", "edges"]
-                  + [f"gradient_{i}" for i in range(ORIENTATIONS)])
+                  + [f"gradient_{i}" for i in range(ORIENTATIONS)] + [f"texture_{i}" for i in range(LBP_BINS)])
 _SPECTRAL = ["rms", "zcr", "centroid", "bandwidth", "rolloff"]
 AUDIO_FEATURES = (["duration"] + [f"{f}_{s}" for f in _SPECTRAL for s in ("mean", "std")]
                   + [f"mfcc{i}_{s}" for s in ("mean", "std") for i in range(MFCCS)])
@@ -61,13 +61,15 @@ class MediaReader:
         self.root = None if root is None else (Path(root).resolve() if root != "" else "")
 
     def __call__(self, value: str) -> tuple[float, ...]:
-        data = self._bytes(value)
+        data = self.raw(value)
         try:
             return image_features(data) if self.kind == "image" else audio_features(data)
-        except (UnidentifiedImageError, Image.DecompressionBombError, wave.Error, EOFError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, sf.SoundFileError, EOFError, OSError,
+                ValueError) as exc:
             raise ValueError(f"is not a readable {self.kind} ({type(exc).__name__}: {str(exc)[:80]})") from None
 
-    def _bytes(self, value: str) -> bytes:
+    def raw(self, value: str) -> bytes:
+        """The file's bytes a value names or carries, within the size limit; ValueError saying what is wrong."""
         if value.startswith("data:"):
             head, _, payload = value.partition(",")
             if not head.endswith(";base64") or not head[5:].startswith(f"{self.kind}/"):
@@ -112,7 +114,7 @@ def _data_uri(value, kind: str):
     if not isinstance(value, str) or value.startswith("data:"):
         return value
     try:
-        data = MediaReader(kind)._bytes(value)
+        data = MediaReader(kind).raw(value)
     except ValueError:
         return value
     subtype = {".jpg": "jpeg", ".tif": "tiff"}.get(Path(value).suffix.lower(), Path(value).suffix.lower().lstrip("."))
@@ -144,28 +146,32 @@ def image_features(data: bytes) -> tuple[float, ...]:
     orient = np.bincount(bins.ravel(), weights=magnitude.ravel(), minlength=ORIENTATIONS)
     orient = orient / orient.sum() if orient.sum() > 0 else orient
     return (float(w), float(h), w / h, *colour, *hues.tolist(), float(hsv[..., 1].mean()), float(hsv[..., 2].mean()),
-            float(grey.std()), float(magnitude.mean()), *orient.tolist())
+            float(grey.std()), float(magnitude.mean()), *orient.tolist(), *_texture(grey).tolist())
+
+
+def _texture(grey: np.ndarray) -> np.ndarray:
+    """Shares of rotation-invariant uniform local binary patterns: for each inner pixel, which of its 8 neighbours are
+    at least as bright; a pattern with at most two changes around the circle is binned by its count of brighter
+    neighbours (0–8: spots, edges, corners, flat), every other pattern in the last bin (noise)."""
+    centre = grey[1:-1, 1:-1]
+    h, w = grey.shape
+    ring = [(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0)]  # the neighbours in order around
+    bits = np.stack([grey[dy:h - 2 + dy, dx:w - 2 + dx] >= centre for dy, dx in ring]).astype(np.int8)
+    changes = np.abs(np.diff(np.concatenate([bits, bits[:1]]), axis=0)).sum(axis=0)
+    codes = np.where(changes <= 2, bits.sum(axis=0), LBP_BINS - 1)
+    return np.bincount(codes.ravel(), minlength=LBP_BINS) / codes.size
 
 
 def audio_features(data: bytes) -> tuple[float, ...]:
-    """``AUDIO_FEATURES`` of a WAV file's bytes (PCM, 8 to 32 bits, any rate and channel count)."""
-    with wave.open(io.BytesIO(data)) as w:
-        rate, width, channels, n = w.getframerate(), w.getsampwidth(), w.getnchannels(), w.getnframes()
+    """``AUDIO_FEATURES`` of a sound file's bytes: WAV, FLAC, OGG or MP3 (libsndfile, through soundfile), any sample
+    format, rate and channel count."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        rate, n = f.samplerate, f.frames
         if not MIN_RATE <= rate <= MAX_RATE:  # resampling cost grows with the rate's ratio to 16 kHz
             raise ValueError(f"a sample rate of {rate} Hz; read are {MIN_RATE:,} to {MAX_RATE:,} Hz")
         if n > MAX_SECONDS * rate:
             raise ValueError(f"{n / rate:.0f} s of sound; at most {MAX_SECONDS} s")
-        raw = w.readframes(n)
-    if width == 3:  # 24-bit: pad each sample to 32 bits
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
-        samples = (np.pad(b, ((0, 0), (1, 0))).view("<i4").ravel() >> 8).astype(np.float64) / 2**23
-    elif width in (1, 2, 4):
-        dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}[width]
-        samples = np.frombuffer(raw, dtype=dtype).astype(np.float64)
-        samples = (samples - 128) / 128 if width == 1 else samples / 2 ** (8 * width - 1)
-    else:
-        raise ValueError(f"{8 * width}-bit samples")
-    x = samples.reshape(-1, channels).mean(axis=1)
+        x = f.read(dtype="float64", always_2d=True).mean(axis=1)
     if rate != RATE:
         g = math.gcd(rate, RATE)
         x = resample_poly(x, RATE // g, rate // g)
