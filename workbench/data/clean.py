@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,9 +13,8 @@ from workbench.data.columns import (DAY_FIRST, DECIMAL_COMMAS, as_text, associat
                                     to_date, to_number)
 from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
-from workbench.data.media import KINDS as MEDIA, MediaReader
+from workbench.data.readers import READERS
 from workbench.data.task import infer_task, label_key
-from workbench.data.text import fit_text
 from workbench.errors import DataError
 
 
@@ -185,24 +183,22 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
     def _fit_column(self, col: str, s: pd.Series, y: pd.Series | None, report: CleaningReport) -> None:
         kind, detail = infer_kind(s)
-        if kind == "text" and y is not None:
-            fitted = fit_text(s, y, self.target_["task"])
-            if fitted is None:
-                self._drop(col, f"{detail}, but no word of two letters or more is in two texts with a known target",
-                           report)
+        if kind in READERS:
+            def add(action: str, rows: int, more: str) -> None:  # the profile's reason first: "free text: 13 words…"
+                report.add(col, action, rows, "; ".join(filter(None, [detail, more])))
+
+            try:
+                task = self.target_["task"] if y is not None else None
+                self.plan_[col], features = READERS.get(kind).fit(s, y, task, add)
+            except ValueError as exc:
+                self._drop(col, f"{detail}: {exc}", report)
                 return
-            self.plan_[col], self._oof[col] = fitted
-            report.add(col, "text → TF-IDF score", int(as_text(s).notna().sum()),
-                       f"{detail}; {len(self.plan_[col]['terms']):,} words and word pairs, a linear model's "
-                       "out-of-fold score and the length in words")
+            if features is not None:
+                self._oof[col] = features
             return
-        if kind in MEDIA:
-            self.plan_[col] = _fit_media(s, kind, col, report)
-            return
-        if kind in {"empty", "constant", "id", "text"}:
+        if kind in {"empty", "constant", "id"}:
             self._drop(col, {"empty": "all values missing", "constant": "constant: one value only",
-                             "id": f"ID-like: {detail}", "text": f"{detail} (a text column needs a target)"}[kind],
-                       report)
+                             "id": f"ID-like: {detail}"}[kind], report)
             return
         if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             t = s.astype("string")
@@ -254,27 +250,6 @@ def _fit_number(s, detail, report, col, k):
         report.add(col, "imputed missing", n_missing, f"median {fill:.4g}")
     plan = {"kind": "number", "fill": fill, "clip": clip, "from_text": bool(detail)} | ({"comma": True} if comma else {})
     return plan, x
-
-
-def _fit_media(s, kind, col, report):
-    """An image or audio column: its features, read from every file once; what cannot be read is missing (its
-    features the training medians), and the report counts it."""
-    reader = MediaReader(kind)
-    texts = as_text(s)
-
-    def read(v):
-        try:
-            return reader(v)
-        except ValueError:
-            return (np.nan,) * reader.width
-
-    features = np.array([read(t) for t in texts.dropna().unique()]) if texts.notna().any() else np.empty((0, 0))
-    fill = np.nanmedian(features, axis=0).tolist() if len(features) and not np.isnan(features).all() else [0.0] * reader.width
-    bad = int(np.isnan(features).any(axis=1).sum()) if len(features) else 0
-    report.add(col, f"{kind} → {reader.width} features", int(texts.notna().sum()), ", ".join(reader.features[:6]) + ", …")
-    if bad:
-        report.add(col, f"unreadable {kind} files → missing", bad, "their features are the training medians")
-    return {"kind": kind, "outputs": list(reader.features), "fill": [0.0 if math.isnan(v) else v for v in fill]}
 
 
 def _fit_category(s, report, col, rare_min_count, max_levels):

@@ -17,8 +17,7 @@ import pandas as pd
 
 from workbench.data.columns import (date_or_none, date_parts, key_of, per_distinct, read_date, read_number,
                                     read_number_fast, read_text, shown, to_number)
-from workbench.data.media import KINDS as MEDIA, MediaReader
-from workbench.data.text import TextEncoder
+from workbench.data.readers import READERS
 from workbench.errors import DataError
 
 MISSING, OTHER = "(missing)", "(other)"
@@ -94,8 +93,7 @@ class RowEncoder:
         self.max_chars = {col: spec.max_chars if spec is not None and spec.max_chars else math.inf
                           for col, _, _, spec in self.raw}
         self.caches: dict[str, dict] = {}
-        self.texts = {col: TextEncoder(p) for col, kind, p, _ in self.raw if kind == "text"}
-        self.media = {col: MediaReader(kind, media_root) for col, kind, _, _ in self.raw if kind in MEDIA}
+        self.readers = {col: READERS.get(kind).reader(p, media_root) for col, kind, p, _ in self.raw if kind in READERS}
         self.encoders = [(col, len(DATE_PARTS) if kind == "date" else len(p["outputs"]) if "outputs" in p else 1,
                           self._encoder(col, kind, p)) for col, kind, p, _ in self.raw]
         # the number features of the matrix (features × rows while it is built), with their limits as columns
@@ -194,13 +192,9 @@ class RowEncoder:
                 codes = self.codes[col]
                 out[:, j] = per_distinct(s, lambda v: _category_code(v, p["keys"], codes))
                 j += 1
-            elif kind == "text":
-                text = self.texts[col]
-                out[:, j:j + text.width] = per_distinct(s, lambda v: text(read_text(v)), width=text.width)
-                j += text.width
-            elif kind in MEDIA:
-                read, fill = self.media[col], tuple(p["fill"])
-                out[:, j:j + read.width] = per_distinct(s, lambda v: _or_fill(read, read_text(v), fill), width=read.width)
+            elif kind in READERS:
+                read = self.readers[col]
+                out[:, j:j + read.width] = per_distinct(s, lambda v: read.lenient(read_text(v)), width=read.width)
                 j += read.width
             else:
                 parts = per_distinct(s, lambda v: date_parts(date_or_none(v, p.get("dayfirst", False)), p["fill"]),
@@ -277,7 +271,7 @@ class RowEncoder:
         and dates as their codes. None sends the column through its value-by-value encoder, which names what is
         wrong."""
         kind = self.kinds[col]
-        if kind == "text" or kind in MEDIA:  # texts seldom repeat, and a file's content may change: no cache
+        if kind in READERS:  # texts seldom repeat, and a file's content may change: no cache
             return None
         if kind == "number":
             types = set(map(type, raw))
@@ -372,10 +366,9 @@ class RowEncoder:
                 return code
             return encode
 
-        if kind == "text" or kind in MEDIA:  # a text or a file, read by its column's reader
-            read = self.texts[col] if kind == "text" else self.media[col]
-            absent = read(None) if kind == "text" else tuple(plan["fill"])
-            wanted = "the text" if kind == "text" else "a file's path or a data: URI"
+        if kind in READERS:  # a text or a file, read by its column's reader
+            read = self.readers[col]
+            absent, wanted = read.absent, read.wanted
 
             def encode(v):
                 short_or_single(v)
@@ -477,16 +470,6 @@ def _json_type(v) -> str | None:
 def _spelled(v) -> str:
     """A number or boolean as JSON writes it."""
     return str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v)
-
-
-def _or_fill(read, t: str | None, fill: tuple) -> tuple:
-    """A media value's features as cleaning reads them: missing or unreadable is the training medians."""
-    if t is None:
-        return fill
-    try:
-        return read(t)
-    except ValueError:
-        return fill
 
 
 def _refusal(encode, v) -> str | None:

@@ -55,9 +55,12 @@ class MediaReader:
     ``root``: a relative path is read from there, and no path may leave it (the service's allowed folder); None reads
     any path (batch prediction of the user's own files); "" takes no path at all, only data: URIs."""
 
-    def __init__(self, kind: str, root: str | Path | None = None):
+    wanted = "a file's path or a data: URI"
+
+    def __init__(self, kind: str, root: str | Path | None = None, fill: list[float] | None = None):
         self.kind, self.features = kind, KINDS[kind][1]
         self.width = len(self.features)
+        self.absent = tuple(fill) if fill is not None else (math.nan,) * self.width  # a missing file's features
         self.root = None if root is None else (Path(root).resolve() if root != "" else "")
 
     def __call__(self, value: str) -> tuple[float, ...]:
@@ -67,6 +70,15 @@ class MediaReader:
         except (UnidentifiedImageError, Image.DecompressionBombError, sf.SoundFileError, EOFError, OSError,
                 ValueError) as exc:
             raise ValueError(f"is not a readable {self.kind} ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+    def lenient(self, value: str | None, absent: tuple | None = None) -> tuple[float, ...]:
+        """Cleaning's reading: a missing or unreadable value has the features ``absent`` (default: ``self.absent``)."""
+        if value is not None:
+            try:
+                return self(value)
+            except ValueError:
+                pass
+        return self.absent if absent is None else absent
 
     def raw(self, value: str) -> bytes:
         """The file's bytes a value names or carries, within the size limit; ValueError saying what is wrong."""

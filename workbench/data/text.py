@@ -132,20 +132,27 @@ def _quality(y: np.ndarray, oof: np.ndarray, task: str, classes: list) -> float:
 
 
 class TextEncoder:
-    """A fitted text plan as a function: one raw text → its features (the full fit's scores, the length in words)."""
+    """A fitted text plan as a function: one raw text → its features (the full fit's scores, the length in words);
+    a column reader (``workbench.data.readers``)."""
+
+    wanted = "the text"
 
     def __init__(self, plan: dict):
+        self.features = plan["outputs"]
         self.terms = plan["terms"]
         self.index = {t: i for i, t in enumerate(self.terms)}
         self.idf = np.asarray(plan["idf"], dtype=np.float64)
         self.coef = np.asarray(plan["coef"], dtype=np.float64).T  # terms × outputs
         self.intercept = np.asarray(plan["intercept"], dtype=np.float64)
         self.width = len(plan["outputs"])
+        self.absent = self(None)
 
     def __call__(self, t: str | None) -> tuple[float, ...]:
         words = words_of(t)
         at, weights = self._weights(words)
         return (*(weights @ self.coef[at] + self.intercept).tolist(), float(len(words)))
+
+    lenient = __call__  # every text is readable; a missing one has no words
 
     def reasons(self, t: str | None, k: int = 5, output: int = 0) -> list[tuple[str, float]]:
         """The ``k`` words or word pairs that move a text's score (``output``: which score) most, with how much
