@@ -26,14 +26,17 @@ def score(task: str, y_true, pred) -> dict[str, float]:
     --------
     >>> score("regression", [1.0, 2.0], [1.0, 2.0])["rmse"]
     0.0
+    >>> "mape" in score("regression", [0.0, 2.0], [1.0, 2.0])  # no percentage of a zero
+    False
     """
     y = np.asarray(y_true)
     p = np.asarray(pred, dtype="float64")
     if task == "regression":
-        return {
-            "rmse": float(np.sqrt(skm.mean_squared_error(y, p))), "mae": float(skm.mean_absolute_error(y, p)),
-            "r2": float(skm.r2_score(y, p)), "mape": float(skm.mean_absolute_percentage_error(y, p)),
-        }
+        out = {"rmse": float(np.sqrt(skm.mean_squared_error(y, p))), "mae": float(skm.mean_absolute_error(y, p)),
+               "r2": float(skm.r2_score(y, p))}
+        if (y != 0).all():  # a percentage of zero is no number (scikit-learn divides by 2e-16 and says 4e14)
+            out["mape"] = float(skm.mean_absolute_percentage_error(y, p))
+        return out
     k = p.shape[1]
     labels = np.arange(k)
     hard = p.argmax(axis=1)
