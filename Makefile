@@ -19,7 +19,8 @@ bench-serving: $(VENV)/.installed  ## HTTP cost of a prediction against the floo
 	$(BIN)/python benchmarks/serving.py
 
 lab: $(VENV)/.installed  ## JupyterLab on the notebooks (the panels live in explore.ipynb)
-	$(BIN)/jupyter lab workbench/notebooks/
+	@if [ "$$(id -u)" = 0 ]; then echo "running as root: JupyterLab refuses root without --allow-root, so it is added (a normal user needs neither)"; fi
+	$(BIN)/jupyter lab workbench/notebooks/$(if $(filter 0,$(shell id -u)), --allow-root)
 
 dashboard: $(VENV)/.installed  ## the results dashboard (Voila) of the newest run
 	$(BIN)/workbench dashboard
@@ -27,7 +28,7 @@ dashboard: $(VENV)/.installed  ## the results dashboard (Voila) of the newest ru
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[all,test]'
 	touch $@
 
 clean:

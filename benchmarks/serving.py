@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pandas as pd
+
+from workbench.child import ChildServer, Service, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -85,15 +86,15 @@ def main() -> None:
     results = []
     servers = {k: v for k, v in servers.items() if k[0] in args.only.split(",")}
     for name, (cmd, path, kind) in servers.items():
-        port = _free_port()
+        port = free_port()
         full = cmd + (["--host", "127.0.0.1", "--port", str(port)] if kind != "mlflow" else ["-h", "127.0.0.1", "-p", str(port)])
         extra = {"FLOOR_MODEL": str(work / "model.txt"),
                  "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'home' / 'mlflow.db'}"} if kind in ("floor", "mlflow") else {}
-        proc = subprocess.Popen(full, env=env | extra, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = ChildServer(full, f"http://127.0.0.1:{port}", ready="/ping" if kind in ("floor", "mlflow") else "/readyz",
+                           env=env | extra, cwd=ROOT).start()
         try:
-            url = f"http://127.0.0.1:{port}"
-            _wait(url, "/ping" if kind in ("floor", "mlflow") else "/readyz")
+            url = proc.url
+            proc.wait_ready()
             check = httpx.post(url + path, content=bodies[kind]["one"], headers={"content-type": "application/json"})
             assert check.status_code == 200, (name, check.status_code, check.text[:300])
             row = {"server": name}
@@ -108,7 +109,7 @@ def main() -> None:
             results.append(row)
             print(pd.DataFrame([row]).to_string(index=False), flush=True)
         finally:
-            _stop(proc)
+            proc.stop()
     _compare(args, results, package, bodies, env, work)
     if args.kinds:
         _kinds(bodies["floor"], env, work, args)
@@ -344,19 +345,18 @@ def _batch_rounds(package: Path, bodies: dict, env: dict, work: Path, rounds: in
 def _servers(servers: dict, env: dict):
     """``{name: (command, ready path)}`` each started on a free port of 127.0.0.1 and waited for; yields their URLs by
     name and stops them all at the end."""
-    procs, urls = {}, {}
+    procs = {}
     try:
-        for name, (cmd, _) in servers.items():
-            port = _free_port()
-            procs[name] = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            urls[name] = f"http://127.0.0.1:{port}"
-        for name, (_, ready) in servers.items():
-            _wait(urls[name], ready)
-        yield urls
+        for name, (cmd, ready) in servers.items():
+            port = free_port()
+            procs[name] = ChildServer(cmd + ["--host", "127.0.0.1", "--port", str(port)], f"http://127.0.0.1:{port}",
+                                      ready=ready, env=env, cwd=ROOT).start()
+        for p in procs.values():
+            p.wait_ready()
+        yield {name: p.url for name, p in procs.items()}
     finally:
         for p in procs.values():
-            _stop(p)
+            p.stop()
 
 
 def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds: float) -> dict:
@@ -367,12 +367,10 @@ def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds:
     first = repository.register(package, "churn")
     repository.promote("churn", first.version, "champion")
     second = repository.register(package, "churn")
-    port = _free_port()
-    proc = subprocess.Popen([PY, "-m", "workbench.cli", "serve", "--model", "churn@champion", "--port", str(port)],
-                            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = Service("--model", "churn@champion", python=PY, env=env).start()
     try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(url, "/readyz")
+        url = proc.url
+        proc.wait_ready()
         result = {}
         import threading
 
@@ -386,19 +384,7 @@ def _swap_under_load(package: Path, body: bytes, env: dict, work: Path, seconds:
         return {"seconds": seconds, "requests_per_s": result["rps"], "p99_ms": result["p99"], "errors": result["errors"],
                 "swapped": f"{swap.get('previous')} → {swap.get('version')}", "answering": after.json()["version"]}
     finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to a server's process group (it and whatever it started); SIGKILL when it is not gone in 30 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.stop()
 
 
 def _prepare(work: Path, n_rows: int):
@@ -502,24 +488,6 @@ def _ms(text: str) -> float:
     if not m:
         return float("nan")
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, path: str, timeout: float = 120) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if httpx.get(url + path, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} did not start")
 
 
 if __name__ == "__main__":

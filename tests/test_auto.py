@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from test_cli import workbench
 from workbench.data import load
@@ -9,13 +10,15 @@ from workbench.data import load
 
 def test_auto_keeps_its_budget_and_saves_a_model_that_predicts_raw_rows(tmp_path):
     load("demo", n_rows=300, seed=5).to_csv(tmp_path / "test.csv", index=False)
-    p = workbench("auto", "--data", "demo:600", "--target", "churn", "--time-budget", "30", "--test", tmp_path / "test.csv",
+    p = workbench("auto", "--data", "demo:600", "--target", "churn", "--time-budget", "45", "--test", tmp_path / "test.csv",
                   "--out", tmp_path / "model", "--register", "auto-churn", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert out["seconds"] <= 30 * 1.1, out["stages"]
-    names = [r["model"] for r in out["leaderboard"]]
-    assert any(n.startswith("ensemble:") for n in names) and any(n.endswith(":tpe") for n in names)
+    # the budget counts from the process start, so auto's own part (the command's wall clock is benchmarks/budget.py's)
+    assert out["seconds"] <= 45 * 1.1, out["stages"]
+    finished = [r["model"] for r in out["leaderboard"] if r["status"] == "ok"]
+    assert any(n.startswith("ensemble:") for n in finished)
+    assert any(n.endswith(":tpe") or ":p" in n for n in finished)  # beyond the defaults: the portfolio or the search
     fast = [r["model"] for r in out["leaderboard"] if r["status"] == "ok" and r["latency_ms"] <= out["max_latency_ms"]]
     assert out["best_model"] == fast[0] and 0.6 < out["test_metrics"]["roc_auc"] <= 1  # the best that serves fast
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
@@ -48,7 +51,8 @@ def test_auto_leaves_out_what_scores_a_row_over_its_limit_and_says_why():
     df = load("demo", n_rows=500, seed=2)
     r = auto(df, "churn", time_budget=20, log=False, progress=False, max_latency_ms=0.05)
     board = r.leaderboard.to_frame().set_index("model")
-    assert board["latency_ms"].notna().all() and (board["latency_100_ms"] >= 0).all()
+    done = board[board["status"] == "ok"]
+    assert done["latency_ms"].notna().all() and (done["latency_100_ms"] >= 0).all()
     assert r.too_slow and all(board.loc[name, "latency_ms"] > 0.05 and "over the limit of 0.05 ms" in why
                               for name, why in r.too_slow.items())
     assert r.best.latency_ms <= 0.05 and r.best.name not in r.too_slow
@@ -71,3 +75,34 @@ def test_predict_refuses_to_overwrite_its_input_and_auto_a_used_folder_before_tr
     p = workbench("auto", "--data", "demo:300", "--target", "churn", "--time-budget", "60", "--out", tmp_path / "used")
     assert p.returncode == 2 and "already exists and is not empty" in p.stderr
     assert time.time() - t0 < 20 and (tmp_path / "used" / "keep.txt").read_text() == "keep"  # refused before training
+
+
+def test_a_deadline_counts_from_the_process_start_and_its_shares_never_outlast_it():
+    import subprocess
+    import sys
+    import time
+
+    from workbench.deadline import Deadline
+
+    # a second spent before the deadline is made is already spent: the user's clock starts with the process
+    code = "import time; time.sleep(1); from workbench.deadline import Deadline; print(Deadline.since_process_start(10).left())"
+    left = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0 < left <= 9.0
+    d = Deadline.after(20)
+    assert d.share(0.5).at <= d.at and d.share(2.0).at == d.at and d.before(5).at == pytest.approx(d.at - 5)
+    assert d.before(50).left() == 0 and d.within(3).left() <= 3 and not d.expired()
+    spent = Deadline.after(1, start=time.time() - 2)
+    assert spent.expired() and spent.left() == 0 and not spent.fits(0.1)
+    assert Deadline.of(None).left() == float("inf") and Deadline.of(d) is d
+
+
+def test_auto_ends_by_a_deadline_already_partly_spent():
+    import time
+
+    from workbench.auto import auto
+    from workbench.deadline import Deadline
+
+    d = Deadline.after(20, start=time.time() - 5)  # as the CLI's: its start-up has used five seconds
+    r = auto(load("demo", n_rows=800, seed=3), "churn", time_budget=d, log=False, progress=False)
+    assert time.time() <= d.at + 2 and r.best.status == "ok"
+    assert any(":p" in c.name for c in r.leaderboard.candidates)  # the portfolio was tried

@@ -1,7 +1,7 @@
 """The Voila dashboard, served for real and looked at in a real headless Chromium."""
+import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import need
+from servers import free_port
+from workbench.child import wait_listening
+from workbench.errors import WorkbenchError
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "reports"
@@ -19,9 +22,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 @pytest.fixture(scope="module")
 def dashboard(pipeline_run):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--run-id", pipeline_run["run_id"],
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
@@ -33,14 +34,10 @@ def dashboard(pipeline_run):
 
 def wait_for_port(port: int, proc: subprocess.Popen) -> None:
     """Until a Voila server listens on ``port``; its output if it exits first."""
-    for _ in range(120):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"the dashboard exited: {proc.stdout.read()}")
-            time.sleep(0.5)
+    try:
+        wait_listening(port, 60, pid=proc.pid)
+    except WorkbenchError as exc:
+        pytest.fail(f"{exc}: {proc.stdout.read() if proc.poll() is not None else ''}")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +54,73 @@ def browser():
 CHART_TITLES = "els => els.map(e => (e.layout && e.layout.title && e.layout.title.text) || '')"
 
 
+def test_dashboard_asks_for_a_login_and_shows_nothing_before_it(pipeline_run, browser):
+    import httpx
+
+    from workbench.login import hash_password
+
+    port = free_port()
+    users = {"WORKBENCH_DASHBOARD_USERS": json.dumps({"ann": hash_password("s3cret")})}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "dashboard", "--run-id", pipeline_run["run_id"],
+                             "--port", str(port)], env=os.environ | users, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_port(port, proc)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url, timeout=120_000)
+        assert "/login" in page.url and "Sign in" in page.inner_text("body")
+        assert page.locator(".js-plotly-plot").count() == 0 and pipeline_run["metrics"]["best_model"] not in page.content()
+        kernels = httpx.get(f"{url}api/kernels", timeout=30)  # nor the kernels behind the page: sent to the login
+        assert kernels.status_code in (302, 403) and "/login" in kernels.headers.get("location", "/login")
+        page.fill("#username", "ann")
+        page.fill("#password", "wrong")
+        page.click("#login_submit")
+        assert "Invalid credentials" in page.inner_text("body") and page.locator(".js-plotly-plot").count() == 0
+        page.fill("#username", "ann")
+        page.fill("#password", "s3cret")
+        page.click("#login_submit")
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5 && "
+                               "[...document.querySelectorAll('.js-plotly-plot')].every(e => e.data && e.data.length)",
+                               timeout=120_000)
+        assert pipeline_run["metrics"]["best_model"] in page.inner_text("body")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_the_trust_report_opens_offline_with_every_chart_and_has_its_pdf(pipeline_run, browser):
+    """The pipeline's last stage wrote it: every section, every chart drawn with the network cut, under 5 MB."""
+    page_file = Path(pipeline_run["report_dir"]) / "trust_report.html"
+    assert page_file.stat().st_size < 5e6
+    pdf = page_file.with_suffix(".pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 20_000
+    context = browser.new_context(offline=True, viewport={"width": 1000, "height": 1200})
+    page = context.new_page()
+    asked, errors = [], []
+    page.on("request", lambda r: asked.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(page_file.as_uri(), timeout=60_000)
+    page.wait_for_function("document.body.dataset.ready === 'yes'", timeout=60_000)
+    charts = page.locator(".chart").count()
+    assert charts >= 4 and page.locator(".chart.js-plotly-plot").count() == charts
+    assert page.evaluate("[...document.querySelectorAll('.chart')].every(e => e.data && e.data.length)")
+    text = page.inner_text("body")
+    for words in ("The data and its contract", "What cleaning changed", "Columns left out", "The models compared",
+                  "The chosen model", "Can its probabilities", "The decision threshold", "What drives the predictions",
+                  "compression trade-off", "The release gate", "SHA-256", pipeline_run["metrics"]["best_model"]):
+        assert words in text, words
+    assert [u for u in asked if not u.startswith(("file:", "data:", "blob:"))] == [] and not errors, (asked, errors)
+    context.close()
+
+
+def test_a_dashboard_beyond_this_machine_needs_credentials(pipeline_run):
+    p = subprocess.run([sys.executable, "-m", "workbench.cli", "dashboard", "--run-id", pipeline_run["run_id"], "--host",
+                        "0.0.0.0"], capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k not in {"WORKBENCH_SERVE_KEYS", "WORKBENCH_SERVE_ADMIN_KEYS"}})
+    assert p.returncode == 2 and "open to anyone" in p.stderr and "WORKBENCH_DASHBOARD_USERS" in p.stderr
+
+
 def test_dashboard_shows_charts_with_data_and_switches_model(dashboard, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     errors = []
@@ -71,6 +135,9 @@ def test_dashboard_shows_charts_with_data_and_switches_model(dashboard, browser)
     before = page.eval_on_selector_all(".js-plotly-plot", CHART_TITLES)
     points = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.data.reduce((n, t) => n + ((t.x && t.x.length) || (t.z && t.z.length) || 0), 0))")
     assert min(points) > 0
+    # the run's model explained: what drives it, and one held-out row's reasons (column = value, its push)
+    assert any(t.startswith("What drives the predictions") for t in before), before
+    assert any(t.startswith("Why the model answers") for t in before), before
 
     model_select = page.locator("select").nth(1)
     current = model_select.input_value()

@@ -59,9 +59,11 @@ def test_a_release_installs_validates_promotes_and_serves(setup):
     seen = []
     rel = deploy(config(first), on_step=lambda step, info: seen.append((step, info["status"])))
     assert rel.outcome == "promoted" and [s for s, st in seen if st == "ok"] == list(rel.steps)
-    assert rel.steps["environment"]["details"]["installed"] == ["inflection==0.5.1"]  # from the index, into its venv
+    assert rel.steps["environment"]["details"]["requirements"] == ["inflection==0.5.1"]  # from the index, into its venv
     venv_python = Path(rel.facts["python"])
     assert subprocess.run([str(venv_python), "-c", "import inflection, workbench"]).returncode == 0
+    for extra in ("mlflow", "dask", "papermill", "pyarrow", "plotly"):  # the serving runtime holds the core only
+        assert subprocess.run([str(venv_python), "-c", f"import {extra}"], capture_output=True).returncode == 1, extra
     assert rel.steps["validate"]["details"]["max_difference"] == 0.0 and rel.steps["validate"]["details"]["passed"]
     version = rel.facts["version"]
     assert str(repository.resolve(f"{MODEL}@champion").version) == version

@@ -11,12 +11,15 @@ import time
 
 import pytest
 
+from workbench.auto import CLUSTER_S
+
 EXIT_S = 3  # required: 2 s from the signal to the exit; 1 s of slack for a machine busy with other tests
 BAR = re.compile(r"\w+: +\d+%\|[^|]*\|[^\]\n]*\]")  # a tqdm progress bar's state, e.g. "models:  44%|███  | 4/9 [...]"
 
 
 @pytest.mark.parametrize("command,sig,to", [
-    (["auto", "--time-budget", "60"], signal.SIGINT, "group"),  # Ctrl-C: the terminal signals the whole process group
+    # Ctrl-C: the terminal signals the whole process group; a budget long enough for auto to train on Dask workers
+    (["auto", "--time-budget", str(CLUSTER_S + 100)], signal.SIGINT, "group"),
     (["train"], signal.SIGTERM, "main"),  # a supervisor (systemd, docker stop, kill) signals the main process
 ])
 def test_a_signal_ends_the_command_at_once_with_one_line_and_nothing_left(tmp_path, command, sig, to):
@@ -59,6 +62,30 @@ def test_a_signal_ends_the_command_at_once_with_one_line_and_nothing_left(tmp_pa
 
         verify_files(out)
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+INTERRUPT_AT_IMPORT = """
+import os, signal, sys
+
+class CtrlC:  # a Ctrl-C just as the module named on the command line starts to load
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+
+sys.meta_path.insert(0, CtrlC())
+from workbench.cli import main
+sys.exit(main(["train", "--data", "demo", "--target", "churn"]))
+"""
+
+
+@pytest.mark.parametrize("module", ["pandas", "sklearn", "lightgbm"])
+def test_ctrl_c_while_a_command_loads_its_modules_ends_it_with_one_line(tmp_path, module):
+    """Commands load their modules once the command line is parsed: a Ctrl-C then is a Ctrl-C like any other."""
+    p = subprocess.run([sys.executable, "-c", INTERRUPT_AT_IMPORT, module], capture_output=True, text=True, cwd=tmp_path,
+                       env=os.environ | {"WORKBENCH_HOME": str(tmp_path / "home")}, timeout=120)
+    assert p.returncode == 128 + signal.SIGINT, p.stderr[-3000:]
+    assert p.stderr.split() == ["interrupted"], p.stderr[-3000:]
 
 
 class _Reader(threading.Thread):

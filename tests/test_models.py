@@ -94,3 +94,29 @@ def test_metrics_cover_each_task():
     assert m["accuracy"] == 0.75 and m["roc_auc"] == 1.0 and m["recall"] == 1.0
     r = score("regression", [1, 2, 4], [1, 2, 3])
     assert r["mae"] == pytest.approx(1 / 3) and r["rmse"] == pytest.approx(np.sqrt(1 / 3))
+
+
+def test_the_portfolio_comes_after_the_defaults_and_early_stopping_learns_the_trees(cleaned):
+    from workbench.models.compare import refit
+    from workbench.models.zoo import EARLY_STOP, portfolio
+
+    entries = portfolio("binary", ["lightgbm", "linear"])
+    assert [e[0] for e in entries[:2]] == ["lightgbm:p1", "linear:p1"]  # in rounds: every family's first, then ...
+    assert all(e[0] != "linear:p2" or "class_weight" in e[2] for e in entries)
+    assert not any("class_weight" in p for _, _, p in portfolio("regression", ["lightgbm", "linear"]))
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["lightgbm"], folds=3, portfolio=True, progress=False)
+    assert {c.name for c in lb.candidates} == {"lightgbm"} | {e[0] for e in portfolio("binary", ["lightgbm"])}
+    stopped = lb["lightgbm:p1"]
+    # each fold stopped where its held-out rows stopped improving; the refit repeats the folds' mean
+    assert stopped.status == "ok" and EARLY_STOP not in stopped.params and 1 <= stopped.params["n_estimators"] < 2000
+    assert refit(stopped, cleaned.X, cleaned.y).n_estimators == stopped.params["n_estimators"]
+
+
+def test_a_model_asked_for_alone_runs_while_the_budget_lasts(cleaned):
+    from workbench.models.compare import fair_share
+
+    assert fair_share(0, 1, 1) is None and fair_share(1, 2, 2) is None  # the first on each worker: the deadline only
+    assert fair_share(5, 10, 1) == pytest.approx(0.4) and fair_share(8, 30, 1) == pytest.approx(0.25)
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["random_forest"], folds=5, time_budget=120,
+                 params={"random_forest": {"n_estimators": 300}}, progress=False)
+    assert lb["random_forest"].status == "ok"

@@ -45,6 +45,19 @@ def test_the_run_ends_with_its_model_packaged_and_registered_as_staging(pipeline
     assert staged.manifest["files"] == pkg.manifest["files"]
 
 
+def test_the_stages_hand_on_one_train_result_whose_model_the_package_stage_packed(pipeline_run):
+    from workbench.pipeline import load_result
+    from workbench.registry.package import load_package
+
+    root = Path(pipeline_run["report_dir"])
+    result = load_result(root)
+    packed = load_package(root / "package")
+    assert result.best.name == result.model.name == packed.manifest["model"]
+    assert result.best.oof is not None  # what compression distills from
+    assert packed.manifest["metrics"] == ({f"cv_{k}": v for k, v in result.best.cv.items()}
+                                          | {f"test_{k}": v for k, v in result.test_metrics.items()})
+
+
 def test_the_run_compresses_its_model_and_packages_the_chosen_variant(pipeline_run):
     import pandas as pd
 

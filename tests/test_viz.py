@@ -28,7 +28,7 @@ def test_confusion_matrix_counts_every_row():
 def test_score_distribution_has_one_cloud_per_class():
     y, p = _binary()
     fig = viz.score_distribution(y, p, ["No", "Yes"])
-    assert [t.name for t in fig.data] == ["No", "Yes"] and sum(len(t.x) for t in fig.data) == len(y)
+    assert [t.name for t in fig.data] == ["No", "Yes"] and sum(sum(t.y) for t in fig.data) == len(y)
 
 
 def test_leaderboard_bar_highlights_the_chosen_model_and_skips_failures():

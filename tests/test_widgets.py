@@ -1,7 +1,6 @@
 """The panels drive the library and expose what they produced; no notebook front end needed to check that."""
-import plotly.graph_objects as go
-
 from widgets import DataPanel, ResultsPanel, TrainPanel
+from workbench.viz.saved import MIME, saved_figures
 
 
 def test_data_panel_loads_profiles_and_cleans():
@@ -28,17 +27,21 @@ def test_train_panel_fills_the_leaderboard_live():
     panel.train()
     assert panel.progress.value == 2 and panel.result.best.name in {"linear", "naive_bayes"}
     assert "naive_bayes" in panel.board.value and "Best" in panel.status.value
+    assert panel.result.run_id and f"MLflow run <code>{panel.result.run_id}</code>" in panel.board.value  # kept in MLflow
 
 
 def test_results_panel_switches_model_and_charts(pipeline_run):
     panel = ResultsPanel(pipeline_run["run_id"])
     assert panel.model.value == panel.result.meta["best_model"]
-    before = [c.layout.title.text for c in panel.charts.children]
+    titles = lambda: [c.outputs[0]["data"][MIME]["layout"]["title"]["text"] for c in panel.charts.children]
+    before = titles()
     other = next(m for m in panel.model.options if m != panel.model.value)
     panel.model.value = other
-    after = [c.layout.title.text for c in panel.charts.children]
-    assert all(isinstance(c, go.FigureWidget) for c in panel.charts.children)
+    after = titles()
     assert before != after and any(other in t for t in after)
+    # the pipeline saved every model's charts: the panel shows them as saved, not rebuilt
+    assert [c.outputs[0]["data"][MIME] for c in panel.charts.children] == list(
+        saved_figures(pipeline_run["report_dir"], other).values())
 
 
 def test_tuning_panel_draws_the_history_as_trials_finish():

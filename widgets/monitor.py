@@ -8,6 +8,9 @@ import time
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from widgets.results import chart
+from workbench.viz.saved import bundle, plain
+
 CHARTS = ("traffic", "latency", "quality", "feedback", "drift")
 
 
@@ -25,13 +28,11 @@ class MonitorPanel(W.VBox):
         self.alerts = W.HTML()
         first = self._status()
         figures = first.figures() if not isinstance(first, Exception) else {}
-        # each chart sits in a box of its own; a chart whose picture changed is replaced by a new FigureWidget built
-        # from the whole figure. (Edits to a shown FigureWidget travel as deltas against what Python believes the
-        # browser has: a delta lost while the page was loading left a chart stale for good in one CI run.)
-        self._drawn = {k: _spec(figures[k]) if k in figures else None for k in CHARTS}
-        self.figures = {k: go.FigureWidget(figures.get(k), layout=None if k in figures else {"height": 320})
-                        for k in CHARTS}
-        self.boxes = {k: W.Box([self.figures[k]]) for k in CHARTS}
+        # each chart is an output box whose whole figure is replaced when its picture changed (a FigureWidget's
+        # edits travel as deltas, and one lost while the page loaded left a chart stale for good in one CI run)
+        self.figures = {k: figures.get(k) or go.Figure(layout={"height": 320}) for k in CHARTS}
+        self._drawn = {k: plain(self.figures[k]) for k in CHARTS}
+        self.boxes = {k: chart(self._drawn[k], width=None if k == "drift" else "50%") for k in CHARTS}
         self._task = None
         super().__init__([self.header, self.alerts,
                           W.HBox([self.boxes["traffic"], self.boxes["latency"]]),
@@ -78,20 +79,14 @@ class MonitorPanel(W.VBox):
                    if live == live else "no real outcomes fed back yet")
         self.header.value = (
             f"<h2>{html.escape(st.model)} <small>version {html.escape(st.version)}</small></h2>"
-            f"<p>Last 15 minutes: <b>{w['requests']:,}</b> requests, <b>{w['errors']:,}</b> failed, "
-            f"typical answer in <b>{w['latency_p50_ms']:.1f} ms</b>. {quality}.</p>"
+            f"<p>Last 15 minutes: <b>{w['requests']:,}</b> requests, <b>{w['errors']:,}</b> failed"
+            + (f", typical answer in <b>{w['latency_p50_ms']:.1f} ms</b>" if w["requests"] else "") + f". {quality}.</p>"
             f"<p style='color:#64748b'>updated at {stamp} UTC; this page updates itself every {self.every:g} s</p>")
         items = "".join(f"<li>{html.escape(a.message)}</li>" for a in st.alerts)
         self.alerts.value = (f"<div style='color:#b91c1c'><b>{len(st.alerts)} alert(s)</b><ul>{items}</ul></div>"
                              if st.alerts else "<div style='color:#16a34a'><b>No alerts</b></div>")
         for key, fig in st.figures().items() if figures else ():
-            spec = _spec(fig)
+            spec = plain(fig)
             if spec != self._drawn[key]:
-                old, self.figures[key], self._drawn[key] = self.figures[key], go.FigureWidget(fig), spec
-                self.boxes[key].children = (self.figures[key],)
-                old.close()
-
-
-def _spec(fig: go.Figure) -> str:
-    return fig.to_json(engine="orjson")
-
+                self.figures[key], self._drawn[key] = fig, spec
+                self.boxes[key].outputs = (bundle(spec),)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
 from workbench import viz
-from workbench.pipeline import RunResults, list_runs, load_results
+from workbench.pipeline import RunResults, list_runs, load_results, run_folder
 from workbench.settings import get_settings
+from workbench.viz.saved import bundle, saved_figures
 
 
 class ResultsPanel(W.VBox):
@@ -46,5 +46,13 @@ class ResultsPanel(W.VBox):
     def show_model(self, model: str | None) -> None:
         if not model or self.result is None:
             return
-        # FigureWidgets, not display() in an Output widget: under Voila and nbclient the latter can hang
-        self.charts.children = [go.FigureWidget(figure) for figure in viz.figures_for(self.result, model).values()]
+        figures = saved_figures(run_folder(self.result.run_id), model) or viz.figures_for(self.result, model)
+        self.charts.children = [chart(figure) for figure in figures.values()]
+
+
+def chart(figure, width: str | None = None) -> W.Output:
+    """A chart drawn by the page's plotly renderer: its outputs are set, never captured with display() (which can hang
+    under Voila and nbclient), and no FigureWidget ships its own 5 MB copy of plotly.js over the kernel's websocket."""
+    out = W.Output(layout={"width": width} if width else {})
+    out.outputs = (bundle(figure),)
+    return out

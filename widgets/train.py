@@ -7,6 +7,7 @@ from workbench.errors import WorkbenchError
 from workbench.models import models_for
 from workbench.models.metrics import DEFAULT_METRIC, TASK_METRICS
 from workbench.models.train import Prepared, TrainResult, fit
+from workbench.registry.tracking import log_training
 
 
 class TrainPanel(W.VBox):
@@ -58,6 +59,8 @@ class TrainPanel(W.VBox):
         try:
             self.result = fit(self.prepared, models=list(self.models.value), metric=self.metric.value,
                               folds=self.folds.value, time_budget=self.budget.value, on_result=on_result, progress=False)
+            # kept in MLflow as `workbench train` keeps its runs (unlogged, the board said "MLflow run None")
+            self.result.run_id, self.result.artifact_uri = log_training(self.result)
             self.board.value = self.result._repr_html_()
             self.status.value = f"Best: <b>{self.result.best.name}</b> in {self.result.seconds:.0f} s."
         except WorkbenchError as exc:

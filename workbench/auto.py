@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,25 +16,41 @@ import pandas as pd
 
 from workbench.data import load
 from workbench.data.encode import screen
+from workbench.deadline import Deadline
 from workbench.decompose.core import DecomposedModel, combiner_model, predict_parallel
 from workbench.ensemble import EnsembleReport, ensemble
 from workbench.errors import ModelError, WorkbenchError
-from workbench.models.compare import Candidate, Leaderboard, compare, fitting_together, refit
+from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, fitting_together, refit,
+                                      refit_seconds)
+from workbench.models.decide import CalibrationReport, trust, value_matrix
 from workbench.models.train import TrainResult, evaluate, fit, prepare
 from workbench.models.trained import TrainedModel
-from workbench.models.zoo import get_model
+from workbench.models.zoo import get_model, models_for
 from workbench.registry.package import check_free, load_package, package_result
 from workbench.registry.repository import fetch
-from workbench.registry.tracking import log_training
+from workbench.registry.tracking import log_training, mlflow_client
 from workbench.settings import Settings, get_settings
 from workbench.tune import tune
 
-# shares of the budget: comparing the zoo, tuning the leaders, then ensembles and the final refit
-COMPARE, TUNE = 0.40, 0.30
+COMPARE = 0.5  # the comparison's share of the search time; tuning the leaders gets what it leaves
+LEADERS = 2  # how many of the best families are tuned, in turn, each with an equal share of the time left
+MEMBERS = 10  # the best finished candidates the greedy selection draws from (it refits only those it keeps)
+STACKED = 5  # the best finished candidates a stack holds (it refits and scores every one)
+# kept back from the search for what follows it: the test, logging, the package and the exit (refits are planned
+# from their measured fit times); a fixed part, a share of the budget, and a share of the start-up this process
+# took before auto began (MLflow's import and store cost about what the library's did: a busy machine slows both)
+FINISH_S, FINISH_SHARE, START_SHARE = 2.0, 0.1, 0.5
+ENSEMBLE_S = 1.0  # an ensemble's own work beyond its members' refits (the meta-model, its scoring time)
+# below this budget the search runs in this process: starting the embedded cluster's workers (each importing the
+# library) costs several seconds of both cores, more than its parallel folds win back on a short budget
+CLUSTER_S = 300
+# folds of the comparison: fewer on a table large for the budget, where five folds of each family would crowd out
+# the rest (each fold of a large table costs seconds)
+FOLDS, FEW_FOLDS, LARGE_ROWS = 5, 3, 10_000
 
 
 def train(data, target: str | int, *, test=None, task: str | None = None, models: list[str] | None = None,
-          metric: str | None = None, folds: int = 5, time_budget: float | None = 300, model_timeout: float | None = None,
+          metric: str | None = None, folds: int = 5, time_budget: float | Deadline | None = 300, model_timeout: float | None = None,
           log: bool = True, progress: bool = True, settings: Settings | None = None,
           on_result: Callable[[Candidate, Leaderboard], None] | None = None) -> TrainResult:
     """Train and compare models on a raw table; refit the best on all rows; score ``test`` if given; log the run to
@@ -66,6 +83,7 @@ class AutoResult(TrainResult):
     stages: dict[str, float] = field(default_factory=dict)
     max_latency_ms: float | None = None
     too_slow: dict[str, str] = field(default_factory=dict)  # candidates left out for their scoring time, and why
+    calibration: CalibrationReport | None = None  # what calibrating the final model's probabilities did
     chosen: str = ""
 
     @property
@@ -73,80 +91,141 @@ class AutoResult(TrainResult):
         return self.leaderboard[self.chosen] if self.chosen else self.leaderboard.best
 
     def to_dict(self) -> dict:
-        return super().to_dict() | {"max_latency_ms": self.max_latency_ms, "too_slow": self.too_slow}
+        decision = self.model.decision
+        return super().to_dict() | {"max_latency_ms": self.max_latency_ms, "too_slow": self.too_slow,
+                                    "calibration": self.calibration.to_dict() if self.calibration else None,
+                                    "decision": decision.to_dict() if decision is not None else None}
 
 
-def auto(data, target: str | int, *, time_budget: float = 60, test=None, task: str | None = None, log: bool = True,
-         out: str | Path | None = None, max_latency_ms: float | None = None, progress: bool = True,
-         settings: Settings | None = None) -> AutoResult:
-    """The whole search in ``time_budget`` seconds; the best candidate by cross-validation, refit on all rows.
+def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=None, task: str | None = None,
+         log: bool = True, out: str | Path | None = None, max_latency_ms: float | None = None, progress: bool = True,
+         values: dict | None = None, settings: Settings | None = None) -> AutoResult:
+    """The whole search in ``time_budget`` seconds (or a ``Deadline``: the CLI's counts from the process start); the
+    best candidate by cross-validation, refit on all rows, logged (``log``) and saved (``out``) within it.
 
+    The comparison, the tuning of the leaders and the ensembles share one deadline; the refits and the writing are
+    planned inside it, and what a step leaves unused goes to the next (more tuning trials).
     ``max_latency_ms`` leaves out every candidate (and ensemble member) whose one-row scoring time, measured on the
     scorer that will serve it, is over the limit (AutoGluon's ``infer_limit``, on by default: None takes the
     ``WORKBENCH_MAX_LATENCY_MS`` setting, 0.1 ms; 0 means no limit); if none is under it, the fastest is taken.
     ``out`` saves the final model with its cleaner and schema (``workbench predict --model out``).
+    Two classes' probabilities are calibrated when that helps out of fold; ``values`` (what each outcome is worth,
+    ``workbench.models.decide``) adds the decision rule that earns the most.
     """
     s = settings or get_settings()
-    if time_budget <= 0:
+    deadline = Deadline.of(time_budget)
+    if deadline.seconds <= 0:
         raise WorkbenchError("the time budget must be a positive number of seconds")
     if out is not None:
         check_free(out)  # before the budget is spent, not after
     t0 = time.time()
-    end = t0 + time_budget
+    tracking = _beside(mlflow_client, s) if log else None  # MLflow's import and store, while the search runs
     max_latency_ms = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
     stages = {}
     prepared = prepare(data, target, test=test, task=task, settings=s)
     c = prepared.cleaned
+    if values:  # refused now, not after the search
+        if c.task == "regression":
+            raise WorkbenchError(f"decision values need classes; '{c.target}' is a number (regression)")
+        value_matrix(values, encode_target(c.y, c.task)[1])
     stages["prepare"] = time.time() - t0
-    board = compare(c.X, c.y, task=c.task, time_budget=max(5.0, COMPARE * (end - time.time())), progress=progress, settings=s)
+    search = deadline.before(FINISH_S + FINISH_SHARE * deadline.seconds + START_SHARE * max(0.0, t0 - deadline.start))
+    parallel = bool(s.dask_address) or deadline.seconds >= CLUSTER_S
+    folds = FEW_FOLDS if len(c.X) > LARGE_ROWS and deadline.seconds < CLUSTER_S else FOLDS
+    # every family's defaults, then the portfolio of proven configurations, cheap first, before any search
+    board = compare(c.X, c.y, task=c.task, folds=folds, time_budget=search.share(COMPARE), progress=progress,
+                    parallel=parallel, portfolio=True, settings=s)
+    if not board.within_latency(None)[0]:
+        # the budget went before any model finished (a slow start on a busy machine): the first family of the zoo,
+        # LightGBM, runs to the end anyway, since a model a little late beats no model
+        first = models_for(c.task, len(c.X))[:1]
+        for cand in compare(c.X, c.y, task=c.task, models=first, folds=folds, parallel=parallel, progress=progress,
+                            settings=s).candidates:
+            board.add(cand)
     stages["compare"] = time.time() - t0 - sum(stages.values())
-    leaders = board.within_latency(max_latency_ms)[0][:2]
-    tune_end = time.time() + TUNE / (1 - COMPARE) * (end - time.time())
+    families = [x.model for x in board.within_latency(max_latency_ms)[0] if x.model != "ensemble"]
+    leaders = list(dict.fromkeys(families))[:LEADERS]  # the best families, each once
     for i, leader in enumerate(leaders):
-        left = (tune_end - time.time()) / (len(leaders) - i)
-        if left < 3:
+        # the ensembles' refits of the best members are planned in: tuning ends early enough for them
+        members = _members(board, max_latency_ms)[:STACKED]
+        planned = refit_seconds(members) + refit_seconds(members[:1]) + 2 * ENSEMBLE_S
+        tuning = search.before(planned).share(1 / (len(leaders) - i))
+        if tuning.left() < 3:
             break
         try:
-            r = tune(leader.model, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
-                     max_trials=200, time_budget=left, early_stop=None, log=False, settings=s)
+            r = tune(leader, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
+                     max_trials=200, time_budget=tuning, early_stop=None, log=False, refit_best=False,
+                     parallel=parallel, settings=s)
         except ModelError:
             continue  # no trial finished in its share of the budget: the untuned model stays on the board
         if r.candidate.oof is not None:
             board.add(r.candidate)
     stages["tune"] = time.time() - t0 - sum(stages.values())
     reports = []
-    fast = [x for x in board.within_latency(max_latency_ms)[0] if x.model != "ensemble"][:5]
     for method in ("select", "stack"):
-        if time.time() > end - 0.1 * time_budget:
-            break
+        # members whose refits fit the time left (a tuned model may cost more than planned; selection's are refit)
+        fast = _affordable(_members(board, max_latency_ms), search)
         # selection keeps within the limit itself; a stack scores every member: the best ones whose sum fits
-        members = fast if method == "select" else fitting_together(fast, max_latency_ms)
+        members = fast if method == "select" else fitting_together(fast[:STACKED], max_latency_ms)
         options = {"max_latency_ms": max_latency_ms} if method == "select" else {}
+        if len(members) < 2:
+            continue  # fewer than two finished members, or time to refit fewer: no ensemble to build
         try:
-            e = ensemble(method, board, c.X, c.y, members=[x.name for x in members], settings=s, **options)
+            e = ensemble(method, board, c.X, c.y, members=[x.name for x in members], deadline=search, settings=s,
+                         **options)
         except WorkbenchError:
-            continue  # fewer than two finished members: no ensemble to build
+            continue  # fewer than two finished members, or no time to refit them: no ensemble to build
         board.add(e.candidate)
         reports.append(e.report)
     stages["ensemble"] = time.time() - t0 - sum(stages.values())
     allowed, too_slow = board.within_latency(max_latency_ms)
-    best = allowed[0] if allowed else min(board.within_latency(None)[0], key=lambda x: x.latency_ms)
+    best = allowed[0] if allowed else min(board.within_latency(None)[0] or [board.best], key=lambda x: x.latency_ms)
     if best.estimator is None:
         refit(best, c.X, c.y, settings=s)
-    model = TrainedModel(c.cleaner, best.estimator, c.task, board.classes, best.name)
+    estimator, calibration, decision = trust(best.estimator, best.oof, c.y, c.task, board.classes, values)
+    model = TrainedModel(c.cleaner, estimator, c.task, board.classes, best.name, decision)
     result = AutoResult(prepared.profile, c, prepared.schema, board, model, reference=prepared.reference,
                         fingerprint=prepared.fingerprint, ensembles=reports, max_latency_ms=max_latency_ms,
-                        too_slow=too_slow, chosen=best.name)
+                        too_slow=too_slow, chosen=best.name, calibration=calibration)
     if prepared.test is not None:
         result.test_metrics = evaluate(model, prepared.test, c.target)
     stages["refit"] = time.time() - t0 - sum(stages.values())
+    saved = save_final(result, out) if out is not None else None  # written once: the MLflow run logs the same folder
+    if tracking is not None:
+        tracking.join()
+        result.run_id, result.artifact_uri = log_training(result, data=data if isinstance(data, (str, Path)) else None,
+                                                          settings=s, package=saved)
+    stages["save"] = time.time() - t0 - sum(stages.values())
     result.seconds = time.time() - t0
     result.stages = {k: round(v, 1) for k, v in stages.items()}
-    if log:
-        result.run_id, result.artifact_uri = log_training(result, data=data if isinstance(data, (str, Path)) else None, settings=s)
-    if out is not None:
-        save_final(result, out)
     return result
+
+
+def _members(board: Leaderboard, max_latency_ms: float | None) -> list[Candidate]:
+    """The best finished single models within the latency limit: what an ensemble is built from."""
+    return [x for x in board.within_latency(max_latency_ms)[0] if x.model != "ensemble"][:MEMBERS]
+
+
+def _affordable(members: list[Candidate], deadline: Deadline) -> list[Candidate]:
+    """The members, best first, whose refits on all rows, with an ensemble's own work, end before ``deadline``."""
+    chosen, cost = [], ENSEMBLE_S
+    for m in members:
+        if deadline.fits(cost + refit_seconds([m])):
+            chosen.append(m)
+            cost += refit_seconds([m])
+    return chosen
+
+
+def _beside(fn, *args) -> threading.Thread:
+    """``fn(*args)`` on a thread of its own, started now; a failure there is left for the real call to raise."""
+    def run():
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - the same call is made again, in the open, when its result is needed
+            pass
+    thread = threading.Thread(target=run, daemon=True, name=f"workbench-{fn.__name__}")
+    thread.start()
+    return thread
 
 
 def save_final(result: TrainResult, out: str | Path) -> Path:

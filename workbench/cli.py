@@ -1,4 +1,9 @@
-"""`workbench ...`: the command line. Each command is a thin call into the library."""
+"""`workbench ...`: the command line. Each command is a thin call into the library.
+
+Start-up cost: the parser is built from plain text, and each command imports the library modules it calls inside its
+function, so `workbench --help` answers in a fraction of a second, and a Ctrl-C while a command's modules load ends
+it as cleanly as one during its work.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,22 +15,7 @@ import sys
 import threading
 import warnings
 
-from workbench import compute
-from workbench.auto import auto, predict_file, train
-from workbench.compress import METHODS, compress, save_variant
-from workbench.data import load, profile
-from workbench.data.encode import ON_BAD_ROWS
-from workbench.decompose.core import combiner_model, decompose_package
 from workbench.errors import WorkbenchError
-from workbench.models import ZOO
-from workbench.models.metrics import TASK_METRICS
-from workbench.models.train import prepare
-from workbench.registry import repository
-from workbench.registry.backup import backup, restore
-from workbench.registry.package import check_free, load_package, package_result
-from workbench.registry.tracking import log_training
-from workbench.settings import get_settings
-from workbench.tune import STRATEGIES, tune
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: `finally` blocks remove temporary files
     said = threading.Event()
     try:
+        from workbench import compute  # start-up cost: after parsing, so `--help` does not load it
+
         # the embedded cluster's worker processes end with the command, without a word; and on Ctrl-C or SIGTERM
         # the process ends within END_S whatever the close or the interpreter's exit might wait on
         with compute.closing(), _ending(said):
@@ -147,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-latency-ms", type=float, default=None,
                    help="leave out models that score one row slower than this (default: WORKBENCH_MAX_LATENCY_MS, 0.1; "
                         "0: no limit)")
+    c.add_argument("--values", metavar="VALUES",
+                   help="what each outcome is worth, for the decision that earns the most: tp=100,fp=-10,fn=-100,tn=0 "
+                        "(two classes) or a JSON object {actual: {decided: value}}")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_auto)
 
@@ -155,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--data", required=True)
     c.add_argument("--out", required=True, help="the predictions CSV; with a folder or glob of files: a folder of Parquet")
     c.add_argument("--distributed", action="store_true", help="score the partitions on the Dask workers")
-    c.add_argument("--on-bad-rows", choices=ON_BAD_ROWS, default="fail",
+    c.add_argument("--on-bad-rows", type=_bad_rows_policy, default="fail", metavar="POLICY",
                    help="a value the service would refuse: fail (default, naming row and column), skip the row, or "
                         "score it as missing; skipped or changed rows are listed in <out>.refused.csv")
     c.set_defaults(func=_predict)
@@ -199,7 +194,15 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("dashboard", help="serve the results dashboard with Voila on 127.0.0.1")
     c.add_argument("--run-id", help="the run to open first (default: the newest)")
     c.add_argument("--port", type=int, default=8866)
+    c.add_argument("--host", default="127.0.0.1", help="beyond 127.0.0.1 only with users or keys in the settings")
+    c.add_argument("--hash-password", action="store_true", help="print the hash of a password for WORKBENCH_DASHBOARD_USERS")
     c.set_defaults(func=_dashboard)
+
+    c = sub.add_parser("report", help="a run's trust report: one offline HTML file and its PDF, for the people who sign off")
+    c.add_argument("--run-id", required=True)
+    c.add_argument("--out", help="the HTML file (default: reports/<run-id>/trust_report.html; the PDF beside it)")
+    c.add_argument("--no-pdf", action="store_true", help="the HTML only (the PDF needs Chromium)")
+    c.set_defaults(func=_report)
 
     _models_parser(sub)
     _monitor_parser(sub)
@@ -272,6 +275,7 @@ def _monitor_parser(sub) -> None:
     c = msub.add_parser("dashboard", help="the live monitoring dashboard (Voila) on 127.0.0.1")
     c.add_argument("--model", required=True)
     c.add_argument("--port", type=int, default=8867)
+    c.add_argument("--host", default="127.0.0.1", help="beyond 127.0.0.1 only with users or keys in the settings")
     c.add_argument("--every", type=float, default=5, help="seconds between updates")
     c.set_defaults(func=_monitor_dashboard)
 
@@ -300,6 +304,9 @@ def _monitor_status(args) -> int:
         print(f"{st.model} version {st.version} ({st.task})\n")
         print(st.windows.to_string(index=False))
         print("\n" + (st.drift.to_string(index=False) if len(st.drift) else "drift: not enough rows yet"))
+    if st.value is not None:
+        print(f"\ndecision value per row: {st.value['realized_per_row']:,.4g} on {st.value['outcomes']} live outcomes, "
+              f"{st.value['expected_per_row']:,.4g} expected")
     for n in st.notes:
         print(f"note: {n}")
     print("\n" + ("\n".join(f"ALERT {a.kind}: {a.message}" for a in st.alerts) or "no alerts"))
@@ -315,6 +322,7 @@ def _monitor_report(args) -> int:
 
 def _monitor_compact(args) -> int:
     from workbench.monitor import PredictionLog  # start-up cost: only monitor commands load it
+    from workbench.settings import get_settings
 
     hours = args.older_than if args.older_than is not None else get_settings().monitor_retention_hours
     log = PredictionLog(create=False)
@@ -328,7 +336,7 @@ def _monitor_dashboard(args) -> int:
 
     PredictionLog(create=False).model_info(args.model)  # a clear error now rather than a broken page later
     return _voila("monitor_dashboard.ipynb", args.port, {"WORKBENCH_MONITOR_MODEL": args.model,
-                                                         "WORKBENCH_MONITOR_EVERY": str(args.every)})
+                                                         "WORKBENCH_MONITOR_EVERY": str(args.every)}, args.host)
 
 
 def _models_parser(sub) -> None:
@@ -350,16 +358,16 @@ def _models_parser(sub) -> None:
     c.add_argument("name")
     c.add_argument("version")
     c.add_argument("--alias", required=True)
-    c.set_defaults(func=lambda a: print(repository.promote(a.name, a.version, a.alias)
+    c.set_defaults(func=lambda a: print(_repository().promote(a.name, a.version, a.alias)
                                         and f"{a.name}@{a.alias} → version {a.version}"))
     c = msub.add_parser("archive", help="archive a version (its aliases are removed; it can still be exported)")
     c.add_argument("name")
     c.add_argument("version")
-    c.set_defaults(func=lambda a: print(repository.archive(a.name, a.version) and f"{a.name}/{a.version} archived"))
+    c.set_defaults(func=lambda a: print(_repository().archive(a.name, a.version) and f"{a.name}/{a.version} archived"))
     c = msub.add_parser("export", help="a version as a package archive")
     c.add_argument("ref")
     c.add_argument("--out", required=True, help="the .tar.gz to write")
-    c.set_defaults(func=lambda a: print(f"exported {a.ref} to {repository.export(a.ref, a.out)}"))
+    c.set_defaults(func=lambda a: print(f"exported {a.ref} to {_repository().export(a.ref, a.out)}"))
     c = msub.add_parser("import", help="register a package archive or folder")
     c.add_argument("file")
     c.add_argument("--name", help="the model name (default: the package's)")
@@ -371,6 +379,7 @@ def _models_parser(sub) -> None:
 
 
 def _models_list(args) -> int:
+    repository = _repository()
     frame = repository.versions(args.name) if args.name else repository.list_models()
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
@@ -380,6 +389,7 @@ def _models_list(args) -> int:
 
 
 def _models_show(args) -> int:
+    repository = _repository()
     mv = repository.resolve(args.ref)
     pkg = repository.fetch(f"{mv.name}/{mv.version}")
     m = pkg.manifest
@@ -392,17 +402,19 @@ def _models_show(args) -> int:
 
 
 def _models_compare(args) -> int:
-    print(repository.compare(args.name, args.first, args.second).to_string())
+    print(_repository().compare(args.name, args.first, args.second).to_string())
     return 0
 
 
 def _models_import(args) -> int:
-    mv = repository.import_package(args.file, args.name)
+    mv = _repository().import_package(args.file, args.name)
     print(f"registered {mv.name} version {mv.version}")
     return 0
 
 
 def _models_verify(args) -> int:
+    from workbench.registry.package import load_package
+
     pkg = load_package(args.path)
     m = pkg.manifest
     print(f"{args.path}: {m['name']} {m['version']} ({m['model']}, {m['task']}): {len(m['files'])} files match their "
@@ -414,7 +426,9 @@ def _serve(args) -> int:
     import signal
     from pathlib import Path
 
+    from workbench.registry.package import load_package
     from workbench.serve import ServeConfig, serve  # start-up cost: FastAPI loads for `serve` only
+    from workbench.settings import get_settings
 
     s = get_settings()
     sources = args.model + args.package + ([args.decomposed] if args.decomposed else [])
@@ -445,11 +459,15 @@ def _serve(args) -> int:
     if args.decomposed:
         urls = args.part_url
         if not urls:  # one part server per part on 127.0.0.1, restarted when one dies
+            from workbench.decompose.core import combiner_model
             from workbench.decompose.serving import PartFleet  # start-up cost: Starlette loads for `serve` only
 
             folder = args.decomposed
-            if not Path(folder).exists():  # NAME@alias or NAME/version: the part servers load from a downloaded copy
-                folder = repository.download(args.decomposed)[1]
+            pin = _repository().unpin(folder)
+            if pin:  # NAME/VERSION=FOLDER: downloaded by the release that started this service
+                folder = pin[2]
+            elif not Path(folder).exists():  # NAME@alias or NAME/version: the part servers load from a downloaded copy
+                folder = _repository().download(args.decomposed)[1]
             elif Path(folder).is_file():  # an archive: unpacked (and its checksums verified) for the part servers
                 folder = load_package(folder, check=False, model_loader=combiner_model).path
             fleet = PartFleet(folder)
@@ -462,8 +480,9 @@ def _serve(args) -> int:
         config.parts = {args.decomposed: urls}
     try:
         for src in sources:  # a clear error now, before uvicorn starts workers
-            load_source(src, allow_unseen=config.allow_unseen, media_root=config.media_root, parts=config.parts.get(src),
-                        part_timeout=args.part_timeout)
+            served = load_source(src, allow_unseen=config.allow_unseen, media_root=config.media_root,
+                                 parts=config.parts.get(src), part_timeout=args.part_timeout)
+            print(f"loaded {src}: {served.name} version {served.version}", flush=True)
         serve(config, host=args.host, port=args.port, workers=args.workers)
     finally:
         if fleet is not None:
@@ -507,16 +526,22 @@ def _deploy(args) -> int:
 
 
 def _backup(args) -> int:
+    from workbench.registry.backup import backup
+
     print(f"snapshot written to {backup(args.out, keep=args.keep)}")
     return 0
 
 
 def _restore(args) -> int:
+    from workbench.registry.backup import restore
+
     print(f"store restored into {restore(args.snapshot, into=args.into, replace=args.replace)}")
     return 0
 
 
 def _profile(args) -> int:
+    from workbench.data import load, profile
+
     prof = profile(df := load(args.data), args.target)
     print(json.dumps(prof.to_dict(), indent=1, default=str) if args.json else prof)
     if not args.json and df.attrs.get("encoding", "utf-8") != "utf-8":
@@ -525,6 +550,11 @@ def _profile(args) -> int:
 
 
 def _train(args) -> int:
+    from workbench.auto import train
+    from workbench.models import ZOO
+    from workbench.registry.package import package_result
+    from workbench.registry.tracking import log_training
+
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
@@ -573,6 +603,10 @@ def _train(args) -> int:
 
 
 def _tune(args) -> int:
+    from workbench.models import ZOO
+    from workbench.models.train import prepare
+    from workbench.tune import STRATEGIES, tune
+
     if args.time_budget is not None and args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     _check_before(names={"--model": (ZOO, [args.model]), "--strategy": (STRATEGIES, [args.strategy])},
@@ -593,11 +627,18 @@ def _tune(args) -> int:
 
 
 def _auto(args) -> int:
+    from workbench.auto import auto
+    from workbench.deadline import Deadline
+    from workbench.models.decide import parse_values
+
     if args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     _check_before(out=args.out, register=args.register, store=True)
-    result = auto(args.data, args.target, time_budget=args.time_budget, test=args.test, task=args.task, out=args.out,
-                  max_latency_ms=args.max_latency_ms, progress=not args.json)
+    # the user's clock: the budget counts from the process start, so start-up and imports are inside it
+    values = parse_values(args.values) if args.values else None
+    result = auto(args.data, args.target, time_budget=Deadline.since_process_start(args.time_budget), test=args.test,
+                  task=args.task, out=args.out,
+                  max_latency_ms=args.max_latency_ms, progress=not args.json, values=values)
     version = _register(result, args.register, args.out) if args.register else None
     if args.json:
         print(json.dumps(result.to_dict() | {"stages": result.stages, "ensembles": [e.to_dict() for e in result.ensembles],
@@ -608,6 +649,9 @@ def _auto(args) -> int:
         print(f"ensemble {e.method}: CV {e.cv:.4f} against best member {e.best_member} {e.best_member_cv:.4f}")
     for name, why in result.too_slow.items():
         print(f"left out {name}: {why} (--max-latency-ms)")
+    for line in (result.calibration, result.model.decision):
+        if line is not None:
+            print(line)
     if result.test_metrics:
         print("\ntest: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items()))
     print(f"\nbest: {result.best.name} in {result.seconds:.0f} s {result.stages}; MLflow run {result.run_id}")
@@ -626,6 +670,9 @@ def _check_before(*, out=None, register: str | None = None, names: dict | None =
     or training (``prepare``)."""
     from pathlib import Path
 
+    from workbench.models.metrics import TASK_METRICS
+    from workbench.registry.package import check_free
+
     if out:
         if Path(out).is_file():
             raise WorkbenchError(f"--out {out} is a file; give a folder for the package")
@@ -640,7 +687,7 @@ def _check_before(*, out=None, register: str | None = None, names: dict | None =
         _check_writable(Path(out).parent, f"--out {out}", "choose a folder you can write")
     if register:
         try:
-            repository.check_name(register)
+            _repository().check_name(register)
         except WorkbenchError as exc:
             raise WorkbenchError(f"--register: {exc}") from None
     for flag, (registry, given) in (names or {}).items():
@@ -662,6 +709,8 @@ def _check_store() -> None:
     import socket
     from pathlib import Path
     from urllib.parse import urlparse
+
+    from workbench.settings import get_settings
 
     s = get_settings()
     uri = urlparse(s.tracking_uri)
@@ -701,6 +750,10 @@ def _register(result, name: str, out) -> str:
     """Register a result's package (the one in ``out``, or a temporary one)."""
     import tempfile
 
+    from workbench.registry.package import package_result
+
+    repository = _repository()
+
     if out:
         return repository.register(out, name).version
     with tempfile.TemporaryDirectory() as tmp:
@@ -709,6 +762,8 @@ def _register(result, name: str, out) -> str:
 
 def _predict(args) -> int:
     from pathlib import Path
+
+    from workbench.auto import predict_file
 
     if Path(args.data).is_dir() or any(ch in args.data for ch in "*?["):  # many partitions: streamed, resumable
         from workbench.stream import score_partitions  # start-up cost: only a folder or glob loads it
@@ -731,6 +786,8 @@ def _predict(args) -> int:
 
 
 def _cluster(args) -> int:
+    from workbench import compute
+
     d = compute.describe()
     print(f"{d['kind']} at {d['scheduler']}: {len(d['workers'])} workers, {d['threads']} threads")
     for w in d["workers"]:
@@ -743,6 +800,9 @@ def _compress(args) -> int:
     from pathlib import Path
 
     import numpy as np
+
+    from workbench.compress import METHODS, compress, save_variant
+    from workbench.data import load
 
     methods = args.methods.split(",") if args.methods else None
     _check_before(out=args.out, names={"--methods": (METHODS, methods)}, store=bool(args.register or args.model))
@@ -757,7 +817,7 @@ def _compress(args) -> int:
 
         out = Path(args.out) if args.out else Path(tempfile.mkdtemp()) / "package"
         save_variant(report, source, out, archive=bool(args.out))
-        version = repository.register(out, source.name).version if args.register else None
+        version = _repository().register(out, source.name).version if args.register else None
     if args.json:
         frame = report.to_frame().reset_index().replace({np.nan: None})
         print(json.dumps({"metric": report.metric, "chosen": report.chosen.name if report.chosen else None,
@@ -775,6 +835,9 @@ def _compress(args) -> int:
 
 
 def _decompose(args) -> int:
+    from workbench.decompose.core import decompose_package
+    from workbench.registry.package import load_package
+
     source = _source(args)
     out, diff = decompose_package(source, args.out, args.parts, args.by, optional_members=args.optional_members)
     pkg = load_package(out)
@@ -788,9 +851,11 @@ def _decompose(args) -> int:
 
 def _source(args):
     """The package named by --package (folder or archive) or --model (the registry)."""
+    from workbench.registry.package import load_package
+
     if args.package:
         return load_package(args.package)
-    return repository.fetch(args.model)
+    return _repository().fetch(args.model)
 
 
 def _run(args) -> int:
@@ -846,32 +911,73 @@ def _run(args) -> int:
 def _dashboard(args) -> int:
     from workbench.pipeline import list_runs, load_results  # start-up cost: the pipeline's stack for `dashboard` only
 
+    if args.hash_password:
+        import getpass
+
+        from workbench.login import hash_password  # start-up cost: jupyter_server for this command only
+
+        print(hash_password(getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")))
+        return 0
     if args.run_id:
         load_results(args.run_id)  # a clear error now rather than a broken page later
     elif not list_runs():
         raise WorkbenchError("no runs to show yet: run `workbench run` first")
-    return _voila("dashboard.ipynb", args.port, {"WORKBENCH_DASHBOARD_RUN": args.run_id or ""})
+    return _voila("dashboard.ipynb", args.port, {"WORKBENCH_DASHBOARD_RUN": args.run_id or ""}, args.host)
 
 
-def _voila(name: str, port: int, env: dict) -> int:
-    """Become Voila serving the packaged notebook ``name`` on 127.0.0.1:``port``, code hidden."""
+def _report(args) -> int:
+    from workbench.report import trust_report  # start-up cost: the pipeline's stack and plotly for `report` only
+
+    for kind, path in trust_report(args.run_id, out=args.out, pdf=not args.no_pdf).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _voila(name: str, port: int, env: dict, host: str = "127.0.0.1") -> int:
+    """Become Voila serving the packaged notebook ``name`` on ``host``:``port``, code hidden, behind a login when the
+    settings name users or keys (and only then beyond 127.0.0.1). A kernel has run the notebook before a visitor comes
+    (a pool of one, refilled after each visit): the page shows its charts without waiting for Python."""
+    from workbench.login import IDENTITY_PROVIDER, check_bind  # start-up cost: jupyter_server for the dashboards only
     from workbench.monitor import store_path  # start-up cost: only the commands that use the log load it
     from workbench.runner import NOTEBOOKS
+    from workbench.settings import get_settings
 
     notebook = NOTEBOOKS / name
     s = get_settings()
     # Voila starts the kernel in the notebooks' folder: hand it absolute paths to this store, log and these reports
     env = os.environ | env | {"WORKBENCH_HOME": str(s.home.resolve()), "WORKBENCH_REPORTS": str(s.reports.resolve()),
                               "WORKBENCH_MONITOR_STORE": str(store_path(s).resolve())}
-    print(f"dashboard on http://127.0.0.1:{port}  (Ctrl-C stops it)", flush=True)
-    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
-           "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}"]
+    login = check_bind(host, s)
+    print(f"dashboard on http://{host}:{port}{'  (login required)' if login else ''}  (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",
+           "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}",
+           # the next kernel is heated once the visitor's page has loaded, not while its 60 files are being served
+           "--preheat_kernel=True", "--pool_size=1", "--VoilaKernelManager.fill_delay=10"]
+    if login:
+        cmd.append(f"--Voila.identity_provider_class={IDENTITY_PROVIDER}")
     # become Voila (no child left behind): a SIGTERM to this process stops Voila and its kernels
     os.chdir(notebook.parent.parent)
     os.execve(sys.executable, cmd, env)
 
 
+def _repository():
+    from workbench.registry import repository  # start-up cost: MLflow's client loads for the commands that use it
+
+    return repository
+
+
+def _bad_rows_policy(value: str) -> str:
+    """``--on-bad-rows``, checked as argparse checks choices (the names load with the command, not with ``--help``)."""
+    from workbench.data.encode import ON_BAD_ROWS
+
+    if value not in ON_BAD_ROWS:
+        raise argparse.ArgumentTypeError(f"'{value}': choose one of {', '.join(ON_BAD_ROWS)}")
+    return value
+
+
 def _zoo_lines() -> list[str]:
+    from workbench.models import ZOO
+
     return [f"{n:14s} {ZOO.get(n).label} ({', '.join(ZOO.get(n).tasks)})" for n in ZOO]
 
 

@@ -14,7 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from workbench import kinds
 from workbench.errors import WorkbenchError
+from workbench.extras import extra
 from workbench.settings import Settings, get_settings
 
 
@@ -86,7 +88,8 @@ def close(keys=None) -> None:
 
 
 def _connect(address: str, n_threads: int) -> None:
-    from distributed import Client, LocalCluster
+    with extra("dask"):
+        from distributed import Client, LocalCluster
 
     if address:
         try:
@@ -151,14 +154,15 @@ def _dask_silenced():
 
 
 def _warm_up_plugin():
-    from distributed.diagnostics.plugin import WorkerPlugin
+    with extra("dask"):
+        from distributed.diagnostics.plugin import WorkerPlugin
 
     class WarmUp(WorkerPlugin):
         """Imports what every job needs as a worker starts (and restarts)."""
 
         def setup(self, worker):
             # the whole library, as the first job would load it: pandas, scikit-learn, LightGBM, every model kind
-            import workbench  # noqa: F401
+            kinds.KINDS.load_all()
 
     return WarmUp()
 
@@ -239,7 +243,8 @@ class Jobs:
                 return [Outcome(key, "ok", self.fn(*self.shared, *args))]
             except Exception as exc:  # a failing job is recorded, the others go on
                 return [Outcome(key, "failed", error=f"{type(exc).__name__}: {exc}")]
-        from distributed import wait as dask_wait
+        with extra("dask"):
+            from distributed import wait as dask_wait
 
         if not self._futures:
             return []
@@ -273,7 +278,8 @@ class Jobs:
         """Stop jobs that will not stop themselves by restarting the workers (the only way in Dask)."""
         if not self.parallel or not self._futures:
             return []
-        self.client.restart()
+        # not waiting for the workers to come back: under load that wait alone can outlast the budget (120 s)
+        self.client.restart(wait_for_workers=False)
         out = [Outcome(k, "cancelled", error="stopped: it ran past the time budget") for k in self._futures.values()]
         self._futures.clear()
         return out
@@ -284,13 +290,15 @@ class Jobs:
 
 
 def run(fn: Callable, jobs: list[tuple], *, shared: tuple = (), deadline: float | None = None,
-        settings: Settings | None = None, grace: float = 10.0) -> Iterator[Outcome]:
+        settings: Settings | None = None, grace: float = 0.0, parallel: bool | None = None) -> Iterator[Outcome]:
     """Run ``fn(*shared, *job)`` for every job; yield an Outcome (keyed by the job's index) as each finishes.
 
     ``deadline`` (a ``time.time()`` value) cancels jobs that have not started by then;
-    jobs still running ``grace`` seconds after it are stopped by restarting the workers.
+    jobs still running ``grace`` seconds after it (``Deadline.grace``) are stopped by restarting the workers.
+    ``parallel=False`` runs the jobs one by one in this process (None: on the cluster when ``uses_cluster``).
     """
-    pool = Jobs(fn, shared=shared, parallel=uses_cluster(len(jobs), settings), settings=settings)
+    parallel = uses_cluster(len(jobs), settings) if parallel is None else parallel
+    pool = Jobs(fn, shared=shared, parallel=parallel, settings=settings)
     try:
         for i, job in enumerate(jobs):
             pool.submit(i, *job)

@@ -5,10 +5,14 @@ A kind says how its estimator is written and read (safe formats only: LightGBM's
 the exact types the kind allows) and how it **scores** the encoded float matrix (``RowEncoder``'s layout) with no
 pandas and no Python work per row. The zoo's kinds register in ``workbench.models.kinds``, ensembles, compressed and
 decomposed models in their own packages; ``workbench.registry`` looks kinds up and imports none of them.
+``workbench`` declares each kind's name with the module that registers it, so a lookup by name imports only that
+module (a service loads its own kind's scorer, not every kind's stack); a lookup by type that finds nothing loads
+them all. A kind registers in the module that defines its types (or beside the kinds of their base classes), so a
+type is never matched to a base class's kind while its own is still unloaded.
 
 Examples
 --------
->>> import workbench  # registers every kind
+>>> import workbench  # declares every kind
 >>> from workbench import kinds
 >>> "lightgbm" in kinds.KINDS and "ensemble" in kinds.KINDS
 True
@@ -17,14 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.lookup import Registry
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # the encoded matrix (n × features) → probabilities n × k, or n values
+if TYPE_CHECKING:  # start-up cost: `import workbench` (which declares the kinds) does not load numpy
+    import numpy as np
+
+Scorer = Callable[["np.ndarray"], "np.ndarray"]  # the encoded matrix (n × features) → probabilities n × k, or n values
 Columns = list[tuple[str, "list | None"]]  # the matrix's features: (name, category levels or None)
 
 
@@ -40,6 +45,9 @@ class Kind:
     read : ``read(spec, folder, task) -> est``: the fitted estimator from the files ``write`` made.
     scorer : ``scorer(est, columns, task, n_classes) -> Scorer``; ``columns`` is the matrix's layout.
     trusted : the exact types (module.Name) a skops file of this kind may hold beyond skops' own safe defaults.
+    contributions : ``contributions(est, layout, task, n_classes) -> Explainer`` (``workbench.models.contrib``): each
+        row's output split exactly into one contribution per raw column and a bias; None (or a call that returns
+        None) leaves the model to the model-agnostic estimate.
     """
 
     name: str
@@ -48,6 +56,8 @@ class Kind:
     read: Callable[..., object]
     scorer: Callable[..., Scorer]
     trusted: tuple[str, ...] = ()
+    extra: str = ""
+    contributions: Callable[..., object] | None = None
 
 
 KINDS: Registry[Kind] = Registry("model kind")
@@ -63,12 +73,18 @@ def register(kind: Kind) -> Kind:
 
 def kind_of(est) -> Kind:
     """The kind that writes and scores ``est``: the nearest class in its MRO that a kind registered."""
-    for cls in type(est).__mro__:
-        kind = _BY_TYPE.get(cls)
-        if kind is not None:
-            return kind
+    kind = _nearest(type(est))
+    if kind is None:  # its kind is declared but not loaded yet
+        KINDS.load_all()
+        kind = _nearest(type(est))
+    if kind is not None:
+        return kind
     raise WorkbenchError(f"no model kind handles a {type(est).__module__}.{type(est).__name__}; "
                          f"known kinds: {', '.join(KINDS)}")
+
+
+def _nearest(cls: type) -> Kind | None:
+    return next((_BY_TYPE[c] for c in cls.__mro__ if c in _BY_TYPE), None)
 
 
 def write(est, folder: str | Path, stem: str, task: str) -> dict:

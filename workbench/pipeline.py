@@ -1,5 +1,7 @@
-"""The pipeline's stages as library calls. Each stage reads what the previous one saved in the run
-folder and logs into the run's MLflow run, so notebooks hand nothing to each other through kernel state.
+"""The pipeline's stages as library calls. Each stage takes what the previous one kept in the run folder, as typed
+objects (``load_prepared``: the cleaned data; ``load_result``: the training result, its leaderboard and the run's
+model as a package), calls the library steps `auto` and the panels call, keeps its own result (``keep_result``) and
+logs into the run's MLflow run, so notebooks hand nothing to each other through kernel state.
 
 Run folder (``reports/<run-id>/``): the executed notebooks and their HTML, ``summary.json``, and
 ``artifacts/`` with the tidy files below, which the dashboard reads without retraining.
@@ -8,21 +10,21 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from workbench.auto import AutoResult
+from workbench.child import Service, free_port
 from workbench.compress import compress
 from workbench.compress.core import package_variant
 from workbench.data import CleaningReport, Profile, Schema, load, split
 from workbench.data.clean import Cleaned, Cleaner
-from workbench.decompose.serving import free_port
 from workbench.deploy import deploy, read_config, stop_serving
-from workbench.deploy.release import _spawn, _terminate, _wait_ready
 from workbench.ensemble import ensemble
 from workbench.errors import WorkbenchError
+from workbench.explanation import explain, reasons
 from workbench.models.compare import Candidate, Leaderboard, encode_target, fitting_together, make_folds, refit
 from workbench.models.explain import feature_importance, learning_curve
 from workbench.models.metrics import is_better
@@ -31,11 +33,12 @@ from workbench.models.trained import TrainedModel
 from workbench.monitor import status
 from workbench.monitor.report import write_report
 from workbench.registry import repository
-from workbench.registry.modelio import load_model, save_model
-from workbench.registry.package import build_package
+from workbench.registry.package import load_package, package_result
 from workbench.registry.tracking import log_run, log_training
 from workbench.settings import Settings, get_settings
 from workbench.tune import tune
+from workbench.viz.explain import reasons_bar
+from workbench.viz.saved import save_figures
 
 TOP_IMPORTANCE = 3  # models whose feature importance the dashboard can show
 
@@ -95,16 +98,12 @@ def load_prepared(run_dir: str | Path) -> Prepared:
 def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric: str | None = None, folds: int = 5,
                 time_budget: float | None = 300, mlflow_run_id: str | None = None, progress: bool = True,
                 settings: Settings | None = None) -> TrainResult:
-    """Compare and refit on the saved cleaned data; save the leaderboard and everything the charts need."""
+    """Compare and refit on the saved cleaned data; keep the result in the run and everything the charts need."""
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
     result = fit(prepared, models=models, metric=metric, folds=folds, time_budget=time_budget, progress=progress, settings=s)
     art = _artifacts(run_dir)
     board, cleaned = result.leaderboard, prepared.cleaned
-    save_board(run_dir, board, cleaned.y)
-    test = prepared.test
-    test_pred = result.model.predict_frame(test).assign(actual=result.model.cleaner.transform_target(test[cleaned.target]).to_numpy())
-    test_pred.to_parquet(art / "test_predictions.parquet")
     finished = [c for c in board.candidates if c.status == "ok"][:TOP_IMPORTANCE]
     importances = []
     for cand in finished:
@@ -113,11 +112,7 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
         importances.append(feature_importance(cand, cleaned.X, cleaned.y, settings=s))
     pd.concat(importances, ignore_index=True).to_parquet(art / "importance.parquet")
     learning_curve(result.best, cleaned.X, cleaned.y, settings=s).to_parquet(art / "learning_curve.parquet")
-    meta = {"task": board.task, "metric": board.metric, "classes": board.classes, "target": cleaned.target,
-            "best_model": result.best.name, "cv": result.best.cv, "test_metrics": result.test_metrics,
-            "folds": len(board.folds), "mlflow_run_id": mlflow_run_id}
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
-    _save_run_model(art, result.model)
+    keep_result(run_dir, result, prepared, mlflow_run_id=mlflow_run_id)
     if mlflow_run_id:
         result.run_id, result.artifact_uri = log_training(result, settings=s, run_id=mlflow_run_id)
     return result
@@ -126,32 +121,26 @@ def train_stage(run_dir: str | Path, *, models: list[str] | None = None, metric:
 def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe", max_trials: int = 30,
                time_budget: float | None = 120, early_stop: int | None = None, mlflow_run_id: str | None = None,
                settings: Settings | None = None):
-    """Tune one model (``"best"``: the leaderboard's best) on the saved data and add it to the leaderboard.
+    """Tune one model (``"best"``: the run's model's family) on the saved data and add it to the leaderboard.
 
     The tuned candidate uses the training stage's folds, so its out-of-fold predictions sit
-    beside the others'; if it beats the best model by cross-validation it becomes the best,
-    and the test predictions are redone with it.
+    beside the others'; if it beats the run's model by cross-validation it becomes the run's model.
     """
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    model = meta["best_model"].split(":")[0] if model == "best" else model
-    cleaned = prepared.cleaned
-    result = tune(model, cleaned.X, cleaned.y, task=cleaned.task, strategy=strategy, metric=meta["metric"],
-                  cv=meta["folds"], max_trials=max_trials, time_budget=time_budget, early_stop=early_stop,
+    result = load_result(run_dir, prepared, settings=s)
+    board, cleaned = result.leaderboard, prepared.cleaned
+    model = result.best.model if model == "best" else model
+    tuning = tune(model, cleaned.X, cleaned.y, task=cleaned.task, strategy=strategy, metric=board.metric,
+                  cv=len(board.folds), max_trials=max_trials, time_budget=time_budget, early_stop=early_stop,
                   parent_run_id=mlflow_run_id, settings=s)
-    board = load_board(run_dir, cleaned.y)
-    board.add(result.candidate)
-    save_board(run_dir, board, cleaned.y)
-    result.history.to_csv(art / "tuning_history.csv", index=False)
-    meta = _promote_if_better(art, meta, result.candidate, prepared)
-    meta["tuning"] = result.to_dict()
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    board.add(tuning.candidate)
+    tuning.history.to_csv(Path(run_dir) / "artifacts" / "tuning_history.csv", index=False)
+    keep_result(run_dir, choose(result, tuning.candidate, prepared), prepared, tuning=tuning.to_dict())
     if mlflow_run_id:
-        log_run(params={}, metrics={f"tuned_cv_{meta['metric']}": result.candidate.cv[meta["metric"]]},
-                artifacts={"tuning_history.csv": result.history.to_csv(index=False)}, run_id=mlflow_run_id, settings=s)
-    return result
+        log_run(params={}, metrics={f"tuned_cv_{board.metric}": tuning.candidate.cv[board.metric]},
+                artifacts={"tuning_history.csv": tuning.history.to_csv(index=False)}, run_id=mlflow_run_id, settings=s)
+    return tuning
 
 
 def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select", "stack"), top: int = 5,
@@ -162,10 +151,8 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
     model, score a row within ``max_latency_ms`` (None: the ``WORKBENCH_MAX_LATENCY_MS`` setting; 0: no limit)."""
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    cleaned = prepared.cleaned
-    board = load_board(run_dir, cleaned.y)
+    result = load_result(run_dir, prepared, settings=s)
+    board, cleaned = result.leaderboard, prepared.cleaned
     test = (cleaned.cleaner.transform(prepared.test), cleaned.cleaner.transform_target(prepared.test[cleaned.target]))
     results = []
     limit = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
@@ -179,13 +166,14 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
         board.add(r.candidate)
         results.append(r)
         if r.candidate.name not in board.within_latency(limit)[1]:
-            meta = _promote_if_better(art, meta, r.candidate, prepared)
-    save_board(run_dir, board, cleaned.y)
-    meta["ensembles"] = [r.report.to_dict() for r in results]
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+            result = choose(result, r.candidate, prepared)
+    reports = [r.report.to_dict() for r in results]
+    keep_result(run_dir, result, prepared, ensembles=reports)
     if mlflow_run_id:
-        log_run(params={}, metrics={f"ensemble_{r.report.method}_cv_{meta['metric']}": r.report.cv for r in results},
-                artifacts={"ensembles.json": json.dumps(meta["ensembles"], indent=1, default=str)}, run_id=mlflow_run_id, settings=s)
+        log_run(params={}, metrics={f"ensemble_{r.report.method}_cv_{board.metric}": r.report.cv for r in results},
+                artifacts={"ensembles.json": json.dumps(reports, indent=1, default=str)}, run_id=mlflow_run_id, settings=s)
+    # the leaderboard is final: the dashboard reads its charts, never rebuilds them
+    save_figures(load_results(run_dir), run_dir, best=explanation_figures(run_dir))
     return results
 
 
@@ -194,62 +182,44 @@ def compress_stage(run_dir: str | Path, *, methods: list[str] | None = None, max
     """Compress the run's model. The run has no validation rows of its own, so its test rows are split in two: the
     first half decides (pruning, which variant qualifies), the second half only reports. The chosen variant is
     packaged in ``<run>/compressed``; the run's model stays what the package stage packs (a choice left to people)."""
-    from types import SimpleNamespace
-
+    s = settings or get_settings()
     prepared = load_prepared(run_dir)
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    model = load_model(art / "model")
+    result = load_result(run_dir, prepared, settings=s)
     test = prepared.test.reset_index(drop=True)
     valid, held = test.iloc[: len(test) // 2], test.iloc[len(test) // 2:]
-    board = load_board(run_dir, prepared.cleaned.y, settings)
-    best = next((c for c in board.candidates if c.name == model.name), None)
-    source = SimpleNamespace(model=model, cleaned=prepared.cleaned,
-                             best=SimpleNamespace(name=model.name, oof=best.oof if best is not None else None))
-    report = compress(source, valid, test=held, methods=methods, max_metric_loss=max_metric_loss, seed=(settings or get_settings()).seed)
-    report.to_frame().reset_index().to_parquet(art / "compression.parquet")
+    report = compress(result, valid, test=held, methods=methods, max_metric_loss=max_metric_loss, seed=s.seed)
+    report.to_frame().reset_index().to_parquet(Path(run_dir) / "artifacts" / "compression.parquet")
     out = Path(run_dir) / "compressed"
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
+    _remove(out)
     info = {"verdict": report.verdict, "metric": report.metric, "chosen": None, "original_bytes": report.original.size_bytes}
     if report.chosen is not None:
         c = report.chosen
-        package_variant(report, out, schema=prepared.schema, reference=prepared.reference, name=str(meta["target"]),
-                        target=meta["target"], fingerprint=prepared.fingerprint, origin=f"pipeline run {Path(run_dir).name}")
+        target = prepared.cleaned.target
+        package_variant(report, out, schema=prepared.schema, reference=prepared.reference, name=str(target),
+                        target=target, fingerprint=prepared.fingerprint, origin=f"pipeline run {Path(run_dir).name}")
         info |= {"chosen": c.name, "bytes": c.size_bytes, "package": str(out), "latency_1_ms": c.latency_1_ms,
                  "original_latency_1_ms": report.original.latency_1_ms}
-    meta["compression"] = info
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    _record(run_dir, compression=info)
     return report
 
 
 def package_stage(run_dir: str | Path, *, name: str = "", register: bool = True, alias: str = "staging",
                   settings: Settings | None = None) -> dict:
-    """Package the run's model in ``<run>/package`` (and ``package.tar.gz``); with ``register``, add it to the
-    model repository as the next version of ``name`` (default: the target's name) under ``alias``."""
+    """Package the run's model in ``<run>/package`` (and ``package.tar.gz``), as ``workbench train --out`` and
+    ``auto --out`` do; with ``register``, add it to the model repository as the next version of ``name`` (default: the
+    target's name) under ``alias``."""
     s = settings or get_settings()
-    prepared = load_prepared(run_dir)
-    art = Path(run_dir) / "artifacts"
-    meta = json.loads((art / "result.json").read_text())
-    model = load_model(art / "model")
+    result = load_result(run_dir, settings=s)
     out = Path(run_dir) / "package"
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    metrics = {f"cv_{k}": v for k, v in meta["cv"].items()} | {f"test_{k}": v for k, v in meta["test_metrics"].items()}
-    name = name or str(meta["target"])
-    build_package(model, out, schema=prepared.schema, reference=prepared.reference, name=name, target=meta["target"],
-                  metrics=metrics, fingerprint=prepared.fingerprint, archive=True)
-    info = {"package": str(out), "archive": str(out.with_name("package.tar.gz")), "name": name, "model": model.name}
+    _remove(out)
+    name = name or str(result.cleaned.target)
+    package_result(result, out, name=name, archive=True)
+    info = {"package": str(out), "archive": str(out.with_name("package.tar.gz")), "name": name, "model": result.model.name}
     if register:
         mv = repository.register(out, name, alias=alias or None,
-                                 description=f"pipeline run {Path(run_dir).name}: {model.name}", settings=s)
+                                 description=f"pipeline run {Path(run_dir).name}: {result.model.name}", settings=s)
         info |= {"version": int(mv.version), "alias": alias}
-    meta["package"] = info
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    _record(run_dir, package=info)
     return info
 
 
@@ -271,8 +241,7 @@ def deploy_stage(run_dir: str | Path, *, port: int = 0, threshold: float | None 
             "stopped": False}
     if not keep_serving:
         info["stopped"] = stop_serving(cfg, s)
-    meta["deploy"] = info
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    _record(run_dir, deploy=info)
     return info
 
 
@@ -292,13 +261,10 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     test = pd.read_parquet(art / "test_raw.parquet")
     records = json.loads(test.drop(columns=[target]).to_json(orient="records"))
     actual = test[target].astype(str).tolist()
-    port, t0 = free_port(), time.time()
-    log = Path(run_dir) / "monitor-service.log"
-    proc = _spawn(sys.executable, [f"--model={source}", f"--port={port}"], log, s)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, 120, proc.pid)
-        ids = []
+    t0 = time.time()
+    # stopped gracefully at the end: the service writes what its log still holds
+    with Service(f"--model={source}", log=Path(run_dir) / "monitor-service.log", home=s.home) as service:
+        url, ids = service.url, []
         with httpx.Client(timeout=60) as client:
             for k in range(0, len(records), batch):
                 r = client.post(f"{url}/v1/models/{name}/predict", json=records[k:k + batch])
@@ -307,8 +273,6 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
                 ids += [p["request_id"] for p in r.json()["predictions"]]
             fed = client.post(f"{url}/v1/models/{name}/feedback",
                               json=[{"request_id": i, "actual": a} for i, a in zip(ids, actual)]).json()
-    finally:
-        _terminate(proc.pid)  # a graceful stop: the service writes what its log still holds
     st = status(name, since=t0, settings=s)
     report = write_report(name, since=t0, out=Path(run_dir) / "monitor.html", settings=s)
     hour = st.windows.iloc[1]
@@ -317,8 +281,7 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
             "validation": st.validation_score,
             "drifted": st.drift.loc[st.drift["drifted"].astype(bool), "column"].tolist() if len(st.drift) else [],
             "alerts": [a.message for a in st.alerts], "report": str(report)}
-    meta["monitor"] = info
-    (art / "result.json").write_text(json.dumps(meta, indent=1, default=str))
+    _record(run_dir, monitor=info)
     return info
 
 
@@ -332,15 +295,84 @@ def _registered(run_dir: str | Path) -> tuple[Path, dict, dict]:
     return art, meta, pkg
 
 
-def _save_run_model(art: Path, model) -> None:
-    """The run's current model in safe files (``artifacts/model``), swapped in whole: what the package stage packs."""
+def explanation_figures(run_dir: str | Path, rows: int = 300) -> dict:
+    """The run's model explained: what drives its predictions (its contributions on up to ``rows`` training rows)
+    and why it answers the first held-out row as it does; none when the run has no model yet."""
+    art = Path(run_dir) / "artifacts"
+    if not (art / "model" / "manifest.json").is_file():  # no model yet (or a run from before models were packages)
+        return {}
+    pkg = load_package(art / "model")
+    target = pkg.model.cleaner.target_["name"]
+    example = pd.read_parquet(art / "test_raw.parquet").head(1).drop(columns=[target], errors="ignore")
+    e = explain(pkg, rows=rows)
+    why = reasons(pkg, example, k=8)[0]
+    answer = pkg.model.predict(example)[0]
+    return {"drivers": e.figure(), "why": reasons_bar(why, e.scale, f"Why the model answers '{answer}' for the first "
+                                                                    "held-out row")}
+
+
+def load_result(run_dir: str | Path, prepared: Prepared | None = None, settings: Settings | None = None) -> AutoResult:
+    """The run's training result as the stages hand it on: the prepared data, the leaderboard with its out-of-fold
+    predictions and folds, and the run's model, kept as a package in ``artifacts/model`` (with its test metrics)."""
+    prepared = prepared or load_prepared(run_dir)
+    art = Path(run_dir) / "artifacts"
+    if not (art / "model").is_dir():
+        raise WorkbenchError(f"{run_dir} has no trained model: run the training stage (02_train) first")
+    pkg = load_package(art / "model")
+    test = {k.removeprefix("test_"): v for k, v in pkg.manifest["metrics"].items() if k.startswith("test_")}
+    return AutoResult(prepared.profile, prepared.cleaned, prepared.schema, load_board(run_dir, prepared.cleaned.y, settings),
+                      pkg.model, test_metrics=test, reference=prepared.reference, fingerprint=prepared.fingerprint,
+                      chosen=pkg.model.name)
+
+
+def choose(result: TrainResult, cand, prepared: Prepared) -> TrainResult:
+    """``result`` with ``cand`` as its model if ``cand`` beats the current one by cross-validation (refit on all rows,
+    scored on the test rows); else ``result`` itself."""
+    metric = result.leaderboard.metric
+    if not is_better(metric, cand.cv[metric], result.best.cv[metric]):
+        return result
+    cleaned = prepared.cleaned
+    if cand.estimator is None:
+        refit(cand, cleaned.X, cleaned.y)
+    model = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, result.leaderboard.classes, cand.name)
+    return AutoResult(result.profile, cleaned, result.schema, result.leaderboard, model,
+                      test_metrics=evaluate(model, prepared.test, cleaned.target), reference=result.reference,
+                      fingerprint=result.fingerprint, chosen=cand.name)
+
+
+def keep_result(run_dir: str | Path, result: TrainResult, prepared: Prepared, **record) -> None:
+    """Keep ``result`` in the run for the next stage and the dashboard: its leaderboard and out-of-fold predictions,
+    its model as a package (swapped in whole), the model's test predictions, and the run's record (``result.json``,
+    which the dashboard reads) with ``record``'s entries."""
     import shutil
     import tempfile
 
+    art = _artifacts(run_dir)
+    save_board(run_dir, result.leaderboard, prepared.cleaned.y)
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=art))
-    save_model(model, tmp)
+    package_result(result, tmp / "model", name=str(prepared.cleaned.target))
     shutil.rmtree(art / "model", ignore_errors=True)
-    tmp.rename(art / "model")
+    (tmp / "model").rename(art / "model")
+    shutil.rmtree(tmp)
+    test, target = prepared.test, prepared.cleaned.target
+    result.model.predict_frame(test).assign(actual=result.model.cleaner.transform_target(test[target]).to_numpy()).to_parquet(
+        art / "test_predictions.parquet")
+    board, best = result.leaderboard, result.best
+    _record(run_dir, task=board.task, metric=board.metric, classes=board.classes, target=target, best_model=best.name,
+            cv=best.cv, test_metrics=result.test_metrics, folds=len(board.folds), **record)
+
+
+def _record(run_dir: str | Path, **entries) -> None:
+    """Add ``entries`` to the run's record (``result.json``): what the dashboard and the summary show."""
+    path = _artifacts(run_dir) / "result.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps(record | entries, indent=1, default=str))
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def save_board(run_dir: str | Path, board, y: pd.Series) -> None:
@@ -372,22 +404,6 @@ def load_board(run_dir: str | Path, y: pd.Series, settings: Settings | None = No
                                c.get("latency_100_ms", math.nan),
                                None if pred is None else (pred[:, 0] if d["task"] == "regression" else pred), c["error"]))
     return Leaderboard(cands, d["task"], d["metric"], d["classes"], folds)
-
-
-def _promote_if_better(art: Path, meta: dict, cand, prepared) -> dict:
-    """Make ``cand`` the run's model if it beats the current best by cross-validation (and redo the test predictions)."""
-    metric = meta["metric"]
-    if not is_better(metric, cand.cv[metric], meta["cv"][metric]):
-        return meta
-    cleaned = prepared.cleaned
-    if cand.estimator is None:
-        refit(cand, cleaned.X, cleaned.y)
-    model = TrainedModel(cleaned.cleaner, cand.estimator, cleaned.task, meta["classes"], cand.name)
-    _save_run_model(art, model)
-    test = prepared.test
-    model.predict_frame(test).assign(actual=cleaned.cleaner.transform_target(test[cleaned.target]).to_numpy()).to_parquet(
-        art / "test_predictions.parquet")
-    return meta | {"best_model": cand.name, "cv": cand.cv, "test_metrics": evaluate(model, test, cleaned.target)}
 
 
 @dataclass

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.extras import extra
 from workbench.pipeline import run_folder
 from workbench.registry.tracking import start_run
 from workbench.settings import Settings, get_settings
@@ -29,7 +30,8 @@ def run_pipeline(data: str = "demo", target: str = "churn", params: dict | None 
     through kernel state. A failing notebook stops the run; its partial output is kept and
     the summary names the notebook and the cell.
     """
-    import papermill as pm
+    with extra("notebook"):
+        import papermill as pm
 
     s = settings or get_settings()
     params = dict(params or {})
@@ -102,7 +104,9 @@ def _execute(src: Path, out: Path, params: dict) -> dict:
     entry = {"notebook": src.name, "output": str(out), "html": str(out.with_suffix(".html"))}
     try:
         pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-                            cwd=str(src.parent.parent), kernel_manager_class=_venv_kernel_manager())
+                            # the user's folder: relative paths mean what they typed, and the kernel writes nothing
+                            # into the installed package
+                            cwd=os.getcwd(), kernel_manager_class=_venv_kernel_manager())
         entry["status"] = "ok"
     except pm.PapermillExecutionError as exc:
         entry |= {"status": "failed", "cell": exc.cell_index, "error": f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"}
@@ -128,6 +132,12 @@ def _venv_kernel_manager():
         @default("kernel_spec_manager")
         def _default_kernel_spec_manager(self):
             return KernelSpecManager(kernel_dirs=[str(Path(sys.prefix) / "share" / "jupyter" / "kernels")])
+
+        async def _async_interrupt_kernel(self):
+            # jupyter_client sends SIGINT before every shutdown; papermill shuts down only after the last cell, and a
+            # kernel caught between two messages then logs "ERROR | KeyboardInterrupt caught in kernel" on a good run
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
 
     return VenvKernelManager
 

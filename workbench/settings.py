@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     n_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
     strict: bool = Field(False, description="tests fail instead of skipping for a missing resource")
     dashboard_run: str = Field("", description="the run the dashboard opens first; empty = the newest")
+    dashboard_users: dict[str, str] = Field(default_factory=dict, description="who may open the dashboards: name → hashed password (JSON; hashes from `workbench dashboard --hash-password`); the serve keys open them too")
     serve_keys: str = Field("", description="comma-separated API keys for predictions (empty: open service)")
     serve_admin_keys: str = Field("", description="comma-separated API keys for the admin endpoints")
     monitor_store: str = Field("", description="the prediction log: a path or sqlite:/// URL (empty: <home>/monitor.db)")

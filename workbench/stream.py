@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from workbench.compute import client
-from workbench.data.load import check_columns, partitions, with_media_paths
 from workbench.data.encode import screen
+from workbench.data.load import check_columns, partitions, with_media_paths
 from workbench.errors import DataError, WorkbenchError
+from workbench.extras import extra
 from workbench.progress import progress_bar
 from workbench.registry.package import load_package
 from workbench.registry.repository import fetch
@@ -78,7 +79,8 @@ def _scored(pkg, todo: list[Path], out: Path, distributed: bool, s: Settings, on
         for f in todo:
             yield f, _score_one(pkg, f, out, on_bad_rows)
         return
-    from distributed import as_completed
+    with extra("dask"):
+        from distributed import as_completed
 
     c = client(s)
     # pure=False: a task per call, never a result remembered from another run (the output file is the point)
@@ -108,8 +110,9 @@ CHUNK_ROWS = 100_000  # rows in memory at once, whatever the size of a partition
 def _score_one(pkg, f: Path, out: Path, on_bad_rows: str = "fail") -> tuple[int, int]:
     """One partition, ``CHUNK_ROWS`` at a time (Parquet record batches, CSV chunks), appended to one output file;
     returns its rows scored and its rows refused."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    with extra("parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
     dest = out / _output_name(f)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")

@@ -21,6 +21,7 @@ from workbench import kinds
 from workbench.errors import DataError, ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import predict_scores
+from workbench.models.decide import Calibrated
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
 from workbench.models.trained import TrainedModel
 from workbench.registry.package import build_package
@@ -168,10 +169,13 @@ def compress(model, valid: pd.DataFrame, *, target: str | None = None, train: pd
     for n in names:
         METHODS.get(n)  # unknown names fail before any work, with the valid ones listed
     original, data = _data(model, valid, target, train, teacher_oof, max_metric_loss, seed)
+    # a calibrated model: the methods change the model under its calibration map, which every variant keeps
+    calibration = original.estimator.calibration if isinstance(original.estimator, Calibrated) else None
+    base = with_estimator(original, original.estimator.estimator, original.name) if calibration else original
     variants, skipped = [Variant("original", original)], {}
     for n in names:
         try:
-            made = METHODS.get(n)(original, data)
+            made = METHODS.get(n)(base, data)
         except ModelError as exc:
             skipped[n] = str(exc)
             continue
@@ -182,6 +186,9 @@ def compress(model, valid: pd.DataFrame, *, target: str | None = None, train: pd
                     variants += [_chained(v, w) for w in METHODS.get(follow)(v.model, data)]
                 except ModelError as exc:
                     skipped[f"{v.name} → {follow}"] = str(exc)
+    if calibration is not None:
+        for v in variants[1:]:
+            v.model = with_estimator(v.model, Calibrated(v.model.estimator, calibration), v.model.name)
     test_data = _labelled(original, test, target) if test is not None else None
     for v in variants:
         measure(v, variants[0], data, test_data)
@@ -288,8 +295,8 @@ def measure(v: Variant, original: Variant, data: Data, test: tuple | None) -> No
 
 
 def with_estimator(model: TrainedModel, estimator, name: str) -> TrainedModel:
-    """The same cleaner and classes with another estimator."""
-    return TrainedModel(model.cleaner, estimator, model.task, model.classes, name)
+    """The same cleaner, classes and decision rule with another estimator."""
+    return TrainedModel(model.cleaner, estimator, model.task, model.classes, name, model.decision)
 
 
 def save_variant(report: CompressionReport, source, out: str | Path, *, variant: Variant | None = None,

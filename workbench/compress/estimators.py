@@ -14,6 +14,8 @@ from sklearn.base import BaseEstimator
 
 from workbench import kinds
 from workbench.compress.lgbtext import lgb_matrix, unpack
+from workbench.extras import extra
+from workbench.models import contrib
 from workbench.models.booster import LightGBMBooster
 from workbench.models.kinds import matrix_scorer
 from workbench.settings import get_settings
@@ -55,7 +57,8 @@ class CompiledBooster(LightGBMBooster):
         self.cache = cache
 
     def fit(self, X=None, y=None):
-        import tl2cgen
+        with extra("compile"):
+            import tl2cgen
 
         import ctypes
 
@@ -72,7 +75,8 @@ class CompiledBooster(LightGBMBooster):
         m = lgb_matrix(self.booster_, X) if isinstance(X, pd.DataFrame) else np.asarray(X, dtype=np.float64)
         if len(m) <= SMALL_BATCH:  # a few rows: the library's own row function, no DMatrix to build
             return np.vstack([self._one(r) for r in m]) if len(m) else np.zeros((0, self._n_out))
-        import tl2cgen
+        with extra("compile"):
+            import tl2cgen
 
         out = np.asarray(self.predictor_.predict(tl2cgen.DMatrix(m, dtype="float64")), dtype=np.float64)
         return out.reshape(len(m), -1)
@@ -101,8 +105,9 @@ def compiled_library(model_str: str, cache: str | None = None) -> Path:
     """The shared library of ``model_str``: from the cache when this exact model was compiled before, else compiled
     now (a few seconds per hundred trees) and put in the cache whole (written beside it, then renamed)."""
     import lightgbm as lgb
-    import tl2cgen
-    import treelite
+    with extra("compile"):
+        import tl2cgen
+        import treelite
 
     folder = Path(cache) if cache else Path(get_settings().home) / "cache" / "compiled"
     digest = hashlib.sha256(model_str.encode()).hexdigest()[:32]
@@ -136,7 +141,8 @@ class OnnxModel(BaseEstimator):
         self.classes = classes
 
     def fit(self, X=None, y=None):
-        import onnxruntime as ort
+        with extra("compile"):
+            import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -166,8 +172,9 @@ def to_onnx_model(estimator, X: pd.DataFrame, task: str, int8: bool = False) -> 
     quantization of its matrix weights. Raises ValueError when skl2onnx cannot convert it."""
     import logging
 
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    with extra("compile"):
+        from skl2onnx import to_onnx
+        from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     columns = [(c, "category" if isinstance(X[c].dtype, pd.CategoricalDtype) else "number") for c in X.columns]
     types = [(c, StringTensorType([None, 1]) if k == "category" else FloatTensorType([None, 1])) for c, k in columns]
@@ -177,7 +184,8 @@ def to_onnx_model(estimator, X: pd.DataFrame, task: str, int8: bool = False) -> 
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many kinds for what it cannot convert
         raise ValueError(f"skl2onnx cannot convert it ({type(exc).__name__}: {str(exc)[:200]})") from None
     if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        with extra("compile"):
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "m.onnx").write_bytes(data)
@@ -251,11 +259,11 @@ def _onnx_scorer(est, columns, task: str, n_classes: int) -> kinds.Scorer:
 
 kinds.register(kinds.Kind("lightgbm-compact", (CompactBooster,), _write_compact,
                           lambda spec, folder, task: CompactBooster((folder / spec["file"]).read_bytes(), task).fit(None),
-                          matrix_scorer))
-kinds.register(kinds.Kind("lightgbm-compiled", (CompiledBooster,), _write_compiled,
+                          matrix_scorer, contributions=contrib.lightgbm))
+kinds.register(kinds.Kind("lightgbm-compiled", (CompiledBooster,), _write_compiled,  # the same trees, in LightGBM
                           lambda spec, folder, task: CompiledBooster((folder / spec["file"]).read_text(), task).fit(None),
-                          _compiled_scorer))
+                          _compiled_scorer, extra="compile", contributions=contrib.lightgbm))
 kinds.register(kinds.Kind("onnx", (OnnxModel,), _write_onnx,
                           lambda spec, folder, task: OnnxModel((folder / spec["file"]).read_bytes(), task,
                                                                [tuple(c) for c in spec["columns"]], spec["classes"]).fit(),
-                          _onnx_scorer))
+                          _onnx_scorer, extra="compile"))

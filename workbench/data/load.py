@@ -21,6 +21,7 @@ from workbench.data.demo import make_demo
 from workbench.data.lazy import is_lazy
 from workbench.data.media import KINDS as MEDIA, media_kind
 from workbench.errors import DataError
+from workbench.extras import extra
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz")  # what a folder or glob of partitions may hold
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip"}
@@ -111,7 +112,8 @@ def names_many(source) -> bool:
 def open_lazy(pattern: str | Path):
     """A Dask DataFrame of every Parquet or CSV file a folder or glob names, one partition per file, nothing read yet
     but the first file's column types. An empty match or partitions whose columns disagree are clear errors."""
-    import dask.dataframe as dd  # start-up cost: only a folder or glob needs Dask's DataFrame
+    with extra("dask"):
+        import dask.dataframe as dd  # start-up cost: only a folder or glob needs Dask's DataFrame
 
     files = partitions(pattern)
     check_columns(files)
@@ -255,7 +257,8 @@ def _read(f: Path, meta_of: pd.DataFrame | None) -> pd.DataFrame:
 
 def _columns(f: Path) -> list[str]:
     if f.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
+        with extra("parquet"):
+            import pyarrow.parquet as pq
 
         return list(pq.read_schema(f).names)
     return list(_read_csv(f, COMPRESSIONS.get(f.suffix.lower()), nrows=0).columns)

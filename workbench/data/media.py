@@ -4,8 +4,9 @@ classical features — no pretrained weights.
 Images (Pillow): turned upright by their EXIF orientation, cropped to content (a uniform border goes), then size,
 colour (mean and spread per channel, a hue histogram, saturation, brightness), edges and a histogram of gradient
 orientations (HOG's idea, over the whole picture) and of local binary patterns (texture: rotation-invariant uniform
-LBP, 8 neighbours) on a 64 × 64 grey copy. Audio (WAV, FLAC, OGG, MP3; libsndfile): mixed to mono, resampled to 16 kHz, then duration, loudness (RMS), zero-crossing rate, spectral centroid, bandwidth and roll-off (mean and
-spread over 32 ms frames) and 13 MFCCs (mean and spread).
+LBP, 8 neighbours) on a 64 × 64 grey copy. Audio (WAV, FLAC, OGG, MP3; libsndfile): mixed to mono, resampled to
+16 kHz, then duration, loudness (RMS), zero-crossing rate, spectral centroid, bandwidth and roll-off (mean and spread
+over 32 ms frames) and 13 MFCCs (mean and spread).
 """
 from __future__ import annotations
 

@@ -67,8 +67,9 @@ class Schema:
             example = as_text(s).dropna().iloc[0] if as_text(s).notna().any() else None
             if plan["kind"] == "number":
                 x = to_number(s, plan.get("comma", False))
+                # the example is a value the column holds: the mean of the middle two printed as 53.355000000000004
                 specs.append(ColumnSpec(col, "number", nullable, min=float(x.min()), max=float(x.max()),
-                                        example=float(x.dropna().median())))
+                                        example=float(x.dropna().quantile(0.5, interpolation="lower"))))
             elif plan["kind"] == "date":
                 specs.append(ColumnSpec(col, "date", nullable, example=str(example), max_chars=_max_chars(s)))
             elif plan["kind"] in MEDIA:

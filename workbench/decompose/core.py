@@ -31,6 +31,7 @@ from workbench.data.clean import Cleaner
 from workbench.data.encode import matrix_of
 from workbench.ensemble.estimators import StackEnsemble
 from workbench.errors import ModelError, WorkbenchError
+from workbench.models import contrib
 from workbench.models.booster import SMALL, LightGBMBooster
 from workbench.models.compare import predict_scores
 from workbench.models.kinds import frame_scorer
@@ -390,5 +391,26 @@ def decompose_package(source, out, parts: int, by: str | None = None, *, optiona
     return path, diff
 
 
+def _contributions(d: DecomposedModel, layout: contrib.Layout, task: str, n_classes: int) -> contrib.Explainer | None:
+    """As the combiner combines: raw scores summed (their contributions summed, on the margin), probabilities or
+    values averaged (their contributions averaged), a stack's parts through its meta-learner; a vote: None."""
+    o = contrib.outputs(task, n_classes)
+    parts = [contrib.explainer(p.estimator, layout, task, n_classes) for p in d.parts] if d.combiner != "vote" else []
+    if d.combiner == "sum_link":
+        return contrib.weighted(parts, np.ones(len(parts)), parts[0].scale, o)
+    if d.combiner in ("mean", "weighted"):
+        natural = "value" if task == "regression" else "probability"
+        w = np.array([p.weight for p in d.parts])
+        return contrib.weighted([contrib.on_scale(e, natural, task) for e in parts],
+                                w / w.sum() if d.combiner == "mean" else w, natural, o)
+    if d.combiner == "stack":
+        whole = copy.copy(d.meta)
+        whole.estimators_ = [p.estimator for p in d.parts]
+        return contrib.explainer(whole, layout, task, n_classes)
+    return None
+
+
 # parts keep their own kinds; the whole scores through the parts' table path (served, it fans out to part servers)
-kinds.register(kinds.Kind("decomposed", (DecomposedModel,), write_decomposed, read_decomposed, frame_scorer))
+# its front sends the parts of most kinds Arrow streams
+kinds.register(kinds.Kind("decomposed", (DecomposedModel,), write_decomposed, read_decomposed, frame_scorer,
+                          extra="parquet", contributions=_contributions))

@@ -12,9 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +23,10 @@ import numpy as np
 import pandas as pd
 from starlette.requests import Request  # at module level: FastAPI reads the handler's annotation by name
 
+from workbench.child import ChildServer, free_port
 from workbench.decompose.core import DecomposedModel, Part, PartError, combiner_model, load_part, part_stub
+from workbench.errors import WorkbenchError
+from workbench.extras import extra
 
 PART_ENV = "WORKBENCH_PART"
 NPY = "application/x-npy"
@@ -63,7 +63,8 @@ def part_app():
 
 
 def to_arrow(X: pd.DataFrame) -> bytes:
-    import pyarrow as pa
+    with extra("parquet"):
+        import pyarrow as pa
 
     table = pa.Table.from_pandas(X, preserve_index=False)
     sink = pa.BufferOutputStream()
@@ -79,7 +80,8 @@ def _npy(a: np.ndarray) -> bytes:
 
 
 def from_arrow(data: bytes) -> pd.DataFrame:
-    import pyarrow as pa
+    with extra("parquet"):
+        import pyarrow as pa
 
     return pa.ipc.open_stream(data).read_all().to_pandas()
 
@@ -164,7 +166,7 @@ class PartFleet:
         self.folders = [self.package / name for name in est["parts"]]
         self.host = host
         self.ports = [free_port() for _ in self.folders]
-        self.procs: list[subprocess.Popen | None] = [None] * len(self.folders)
+        self.servers: list[ChildServer | None] = [None] * len(self.folders)
         self._stop = threading.Event()
 
     @property
@@ -172,39 +174,26 @@ class PartFleet:
         return [f"http://{self.host}:{p}" for p in self.ports]
 
     def start(self, i: int | None = None, wait: float = 60) -> None:
-        for j in ([i] if i is not None else range(len(self.folders))):
-            env = os.environ | {PART_ENV: json.dumps({"folder": str(self.folders[j]), "task": self.task,
-                                                      "n_classes": self.n_classes})}
-            self.procs[j] = subprocess.Popen(
+        which = [i] if i is not None else range(len(self.folders))
+        for j in which:
+            env = {PART_ENV: json.dumps({"folder": str(self.folders[j]), "task": self.task, "n_classes": self.n_classes})}
+            self.servers[j] = ChildServer(
                 [sys.executable, "-m", "uvicorn", "--factory", "workbench.decompose.serving:part_app", "--host", self.host,
                  "--port", str(self.ports[j]), "--log-level", "warning", "--no-access-log"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        self.wait_ready(wait, only=i)
-
-    def wait_ready(self, timeout: float, only: int | None = None) -> None:
-        import httpx
-
-        end = time.time() + timeout
-        for j in ([only] if only is not None else range(len(self.folders))):
-            while True:
-                try:
-                    if httpx.get(f"{self.urls[j]}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if self.procs[j] is not None and self.procs[j].poll() is not None:
-                    raise PartError(f"part server {j} exited with code {self.procs[j].returncode} "
-                                    f"({self.folders[j].name}: is it a valid part?)")
-                if time.time() > end:
-                    raise PartError(f"part server {j} did not become healthy in {timeout:g} s")
-                time.sleep(0.2)
+                self.urls[j], ready="/healthz", env=env).start()
+        for j in which:
+            try:
+                self.servers[j].wait_ready(wait)
+            except WorkbenchError as exc:
+                raise PartError(f"part server {j} ({self.folders[j].name}: is it a valid part?): {exc}") from None
 
     def supervise(self, every: float = 1.0) -> threading.Thread:
         def loop():
             while not self._stop.wait(every):
-                for j, p in enumerate(self.procs):
-                    if p is not None and p.poll() is not None:
+                for j, server in enumerate(self.servers):
+                    if server is not None and not server.running():
                         try:
+                            server.stop()  # its temporary log goes
                             self.start(j)
                         except PartError:
                             pass  # tried again on the next round
@@ -214,22 +203,9 @@ class PartFleet:
 
     def stop(self) -> None:
         self._stop.set()
-        for p in self.procs:
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            if p is not None:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now (a part server's, or a service's that deploy starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        running = [server for server in self.servers if server is not None]
+        with ThreadPoolExecutor(max(1, len(running))) as pool:  # all parts finish their requests at once, not in turn
+            list(pool.map(lambda server: server.stop(grace=20), running))
 
 
 def front_model(folder: str | Path, urls: list[str], timeout: float):

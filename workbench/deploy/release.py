@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,10 +20,11 @@ from typing import Callable
 
 import httpx
 
+from workbench.child import Service, alive, free_port, terminate, wait_ready
 from workbench.data import load
 from workbench.decompose.core import is_decomposed
-from workbench.decompose.serving import free_port
 from workbench.deploy.config import DeployConfig, read_config
+from workbench.deploy.runtime import runtime
 from workbench.errors import WorkbenchError
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
 from workbench.models.train import evaluate
@@ -147,30 +146,15 @@ def _upload(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 
 def _environment(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
-    """The deployment's own virtual environment: what this workbench has, plus whatever the pins need."""
-    manifest = load_package(rel.facts["archive"], check=False).manifest
-    pins = [f"{k}=={v}" for k, v in manifest["requirements"].items() if k != "aims-workbench"] + cfg.requirements
-    venv = deploy_dir(cfg, s) / "venv"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        # the workbench and its libraries come from this environment (a path file); pins it lacks are installed
-        site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        here = [p for p in sys.path if p.endswith("site-packages")] + [str(Path(__file__).resolve().parents[2])]
-        Path(site, "_workbench_base.pth").write_text("\n".join(here) + "\n")
-    missing = _missing(python, pins)
-    installed = []
-    if missing:
-        p = subprocess.run([str(python), "-m", "pip", "install", "-q", *missing], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise WorkbenchError(f"could not install {', '.join(missing)} into {venv}: {p.stderr.strip()[-500:]}")
-        installed = missing
-    still = _missing(python, pins)
+    """The deployment's serving runtime (``workbench.deploy.runtime``): the workbench's core, the extras the package's
+    kinds need, its pinned versions and the config's pins, in a virtual environment of its own."""
+    env = runtime(load_package(rel.facts["archive"], check=False).path, cfg.requirements, s)
+    still = _missing(Path(env["python"]), env["pins"])
     if still:
-        raise WorkbenchError(f"{venv} still lacks {', '.join(still)} after installing")
-    rel.facts["python"] = str(python)
-    return {"venv": str(venv), "pins": len(pins), "installed": installed}
+        raise WorkbenchError(f"{env['venv']} lacks {', '.join(still)} after installing")
+    rel.facts["python"] = env["python"]
+    return {"venv": env["venv"], "extras": env["extras"], "pins": len(env["pins"]), "requirements": cfg.requirements,
+            "built": env["built"]}
 
 
 def _missing(python: Path, pins: list[str]) -> list[str]:
@@ -186,15 +170,16 @@ def _missing(python: Path, pins: list[str]) -> list[str]:
 def _start(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     pidfile = deploy_dir(cfg, s) / "candidate.pid"
     if pidfile.exists():  # a candidate left by an attempt that was killed before it could record it
-        _terminate(int(pidfile.read_text() or 0))
+        terminate(int(pidfile.read_text() or 0))
     _cleanup_candidate(rel)
     port = free_port()
     log = deploy_dir(cfg, s) / "logs" / f"{rel.id}-candidate.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     rel.facts["decomposed"] = is_decomposed(rel.facts["archive"])  # then: a front and one part server per part
     flag = "--decomposed" if rel.facts["decomposed"] else "--model"
-    proc = _spawn(rel.facts["python"], [f"{flag}={cfg.model}/{rel.facts['version']}", f"--port={port}",
-                                       f"--host={cfg.service.host}"], log, s)
+    source = repository.pinned(f"{cfg.model}/{rel.facts['version']}", s)  # downloaded here: served without MLflow
+    proc = Service(f"{flag}={source}", python=rel.facts["python"], host=cfg.service.host, port=port, log=log,
+                   home=s.home).start()
     pidfile.write_text(str(proc.pid))
     rel.facts |= {"candidate_pid": proc.pid, "candidate_port": port, "candidate_pidfile": str(pidfile)}
     return {"pid": proc.pid, "port": port, "log": str(log)}
@@ -202,7 +187,7 @@ def _start(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
 
 def _health(cfg: DeployConfig, rel: Release, s: Settings) -> dict:
     url = f"http://{cfg.service.host}:{rel.facts['candidate_port']}"
-    tries = _wait_ready(url, cfg.service.health_timeout_s, rel.facts.get("candidate_pid"))
+    tries = wait_ready(url, cfg.service.health_timeout_s, pid=rel.facts.get("candidate_pid"))
     return {"url": url, "tries": tries}
 
 
@@ -251,18 +236,20 @@ STEP_FUNCTIONS = {"config": _config, "package": _package, "upload": _upload, "en
 
 
 def switch(cfg: DeployConfig, version: str, s: Settings, *, python: str | None = None) -> dict:
-    """Make the serving port answer with ``version``: swap in place if our service runs there, else start one."""
+    """Make the serving port answer with ``version``: swap in place if our service runs there, else start one (in
+    ``python``, default the serving runtime of that version's package)."""
     state = serving_state(cfg, s)
     url = f"http://{cfg.service.host}:{cfg.service.port}"
-    decomposed = _version_decomposed(cfg.model, version, s)
-    if state and _alive(state.get("pid")) and (decomposed or state.get("decomposed")):
+    source = repository.pinned(f"{cfg.model}/{version}", s)  # downloaded here: served without MLflow
+    decomposed = is_decomposed(repository.unpin(source)[2])
+    if state and alive(state.get("pid")) and (decomposed or state.get("decomposed")):
         # a front and its part servers are not swapped in place: the service restarts with the new version's parts
-        _terminate(state["pid"])
+        terminate(state["pid"])
         state = None
-    if state and _alive(state.get("pid")):
+    if state and alive(state.get("pid")):
         url = state["url"]  # where it really serves (a rollback may come without the release's config)
         try:
-            r = httpx.post(url + "/admin/reload", json={"source": f"{cfg.model}/{version}"}, headers=_admin_headers(),
+            r = httpx.post(url + "/admin/reload", json={"source": source}, headers=_admin_headers(),
                            timeout=120)
         except httpx.HTTPError as exc:
             raise WorkbenchError(f"cannot reach the service on {url} to swap it to version {version} ({exc})") from None
@@ -272,10 +259,11 @@ def switch(cfg: DeployConfig, version: str, s: Settings, *, python: str | None =
         log = deploy_dir(cfg, s) / "logs" / "serving.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         flag = "--decomposed" if decomposed else "--model"
-        proc = _spawn(python or sys.executable, [f"{flag}={cfg.model}@champion", f"--port={cfg.service.port}",
-                                                 f"--host={cfg.service.host}", f"--workers={cfg.service.workers}"], log, s)
-        _wait_ready(url, cfg.service.health_timeout_s, proc.pid)
-        state = {"pid": proc.pid, "port": cfg.service.port, "url": url, "python": python or sys.executable}
+        python = python or runtime(repository.unpin(source)[2], cfg.requirements, s)["python"]
+        proc = Service(f"{flag}={source}", f"--workers={cfg.service.workers}", python=python, host=cfg.service.host,
+                       port=cfg.service.port, log=log, home=s.home).start()
+        proc.wait_ready(cfg.service.health_timeout_s)
+        state = {"pid": proc.pid, "port": cfg.service.port, "url": url, "python": python}
     state["decomposed"] = decomposed
     state |= {"version": version, "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     _write_serving(cfg, s, state)
@@ -306,7 +294,7 @@ def status(model: str, *, config: str | Path | dict | None = None, settings: Set
     cfg = read_config(config) if config is not None else DeployConfig(model=model, version="champion")
     state = serving_state(cfg, s)
     if state:
-        state["alive"] = _alive(state.get("pid"))
+        state["alive"] = alive(state.get("pid"))
     return {"serving": state, "releases": [{"id": r.id, "outcome": r.outcome, "version": r.facts.get("version"),
                                             "steps": {k: v.get("status") for k, v in r.steps.items()}}
                                            for r in releases(cfg, s)[-5:]]}
@@ -316,9 +304,9 @@ def stop_serving(cfg: DeployConfig, s: Settings | None = None) -> bool:
     """Stop the service on the serving port (gracefully: in-flight requests finish)."""
     s = s or get_settings()
     state = serving_state(cfg, s)
-    if not state or not _alive(state.get("pid")):
+    if not state or not alive(state.get("pid")):
         return False
-    _terminate(state["pid"])
+    terminate(state["pid"])
     (deploy_dir(cfg, s) / "serving.json").unlink(missing_ok=True)
     return True
 
@@ -352,60 +340,10 @@ def _unfinished(folder: Path, key: str) -> Release | None:
     return None
 
 
-def _spawn(python: str, args: list[str], log: Path, s: Settings) -> subprocess.Popen:
-    env = os.environ | {"WORKBENCH_HOME": str(s.home.resolve())}
-    with open(log, "ab") as out:
-        return subprocess.Popen([python, "-m", "workbench.cli", "serve", *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-
-
-def _wait_ready(url: str, timeout: float, pid: int | None) -> int:
-    deadline, tries = time.time() + timeout, 0
-    while time.time() < deadline:
-        tries += 1
-        if pid and not _alive(pid):
-            raise WorkbenchError(f"the service for {url} exited before it became ready (see its log)")
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return tries
-        except httpx.HTTPError:
-            pass
-        time.sleep(min(0.2 * tries, 1.0))
-    raise WorkbenchError(f"{url} was not ready within {timeout:g} s")
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a zombie child of this process counts as gone
-        done, _ = os.waitpid(int(pid), os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
-        return True
-
-
-def _terminate(pid: int, timeout: float = 30) -> None:
-    if not pid:
-        return
-    try:
-        os.kill(int(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    end = time.time() + timeout
-    while time.time() < end and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(int(pid), signal.SIGKILL)
-
-
 def _cleanup_candidate(rel: Release) -> None:
     pid = rel.facts.pop("candidate_pid", None)
     if pid:
-        _terminate(pid)
+        terminate(pid)
     pidfile = rel.facts.pop("candidate_pidfile", None)
     if pidfile:
         Path(pidfile).unlink(missing_ok=True)
@@ -480,14 +418,6 @@ def _meets(metric: str, value: float, threshold: float) -> bool:
 
 def _worse_by(metric: str, candidate: float, champion: float) -> float:
     return champion - candidate if GREATER_IS_BETTER[metric] else candidate - champion
-
-
-def _version_decomposed(name: str, version: str, s: Settings) -> bool:
-    """Is this registered version a decomposed package? (Its files are looked at, not loaded.)"""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        return is_decomposed(repository.download(f"{name}/{version}", s, dest=tmp)[1])
 
 
 def _serving_version(cfg: DeployConfig, s: Settings):

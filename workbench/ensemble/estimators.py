@@ -13,6 +13,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.utils.metaestimators import available_if
 
 from workbench import kinds
+from workbench.models import contrib
 from workbench.models.compare import predict_scores
 
 
@@ -217,4 +218,29 @@ def _scorer(est, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Sco
     return stacked
 
 
-kinds.register(kinds.Kind("ensemble", (WeightedEnsemble, StackEnsemble), _write, _read, _scorer))
+def _contributions(est, layout: contrib.Layout, task: str, n_classes: int) -> contrib.Explainer | None:
+    """Exact where the ensemble is linear in its members: a weighted mean of probabilities or values is the weighted
+    sum of the members' contributions on that scale; a linear meta-learner carries its members' contributions (on
+    the clipped log-odds or log-probabilities it reads) through its coefficients. Hard votes and other
+    meta-learners: None (the model-agnostic estimate)."""
+    natural = "value" if task == "regression" else "probability"
+    o = contrib.outputs(task, n_classes)
+    if isinstance(est, WeightedEnsemble):
+        if task != "regression" and est.voting != "soft":
+            return None
+        used = [(e, float(w)) for e, w in zip(est.estimators_, est.weights_) if w > 0]
+        members = [contrib.on_scale(contrib.explainer(e, layout, task, n_classes), natural, task) for e, _ in used]
+        return contrib.weighted(members, [w for _, w in used], natural, o)
+    meta = est.meta_
+    if est.passthrough or not isinstance(meta, contrib.LINEAR) or len(getattr(meta, "classes_", range(o))) < n_classes:
+        return None
+    reads = {"regression": "value", "binary": "clipped log-odds", "multiclass": "clipped log-probability"}[task]
+    members = [contrib.on_scale(contrib.explainer(e, layout, task, n_classes), reads, task) for e in est.estimators_]
+    scale = "value" if task == "regression" else "log-odds" if task == "binary" else "margin"
+    methods = "; ".join(sorted({m.method for m in members}))
+    return contrib.combined(members, np.atleast_2d(meta.coef_), np.atleast_1d(meta.intercept_), scale,
+                            f"the members' contributions through the linear meta-learner ({methods})")
+
+
+kinds.register(kinds.Kind("ensemble", (WeightedEnsemble, StackEnsemble), _write, _read, _scorer,
+                          contributions=_contributions))

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import cross_val_predict
 
+from workbench.deadline import Deadline
 from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
-                                      scoring_latency)
+                                      refit_seconds, scoring_latency)
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.settings import Settings, get_settings
 
@@ -61,13 +62,14 @@ class EnsembleResult:
 
 
 def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, members: list[str] | None = None,
-             top: int = 5, test: tuple[pd.DataFrame, pd.Series] | None = None, settings: Settings | None = None,
-             **options) -> EnsembleResult:
+             top: int = 5, test: tuple[pd.DataFrame, pd.Series] | None = None, deadline: Deadline | None = None,
+             settings: Settings | None = None, **options) -> EnsembleResult:
     """Build an ensemble of leaderboard candidates (default: the ``top`` finished ones) with ``method``.
 
     ``average``, ``vote``, ``select`` and ``stack`` reuse the members' out-of-fold predictions
     (no refit for the CV score); ``bag``, ``boost`` and ``random_forest`` train a new ensemble
-    model over a ``base`` zoo model. The result's candidate joins the leaderboard.
+    model over a ``base`` zoo model. The result's candidate joins the leaderboard. With a ``deadline``, an ensemble
+    whose members' refits on all rows would not end before it is refused (ModelError) before any is refit.
 
     Examples
     --------
@@ -82,7 +84,7 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
     build = METHODS.get(method)
     chosen = _members(board, members, top, X, y) if method not in FROM_SCRATCH else []
     codes, _ = encode_target(y, board.task)
-    cand, weights = build(chosen, board, X, y, codes, s, **options)
+    cand, weights = build(chosen, board, X, y, codes, s, Deadline.of(deadline), **options)
     cand.name = f"ensemble:{method}"
     if cand.estimator is None:
         refit(cand, X, y, settings=s)
@@ -143,7 +145,11 @@ def _candidate(board, name, params, oof, codes, estimator) -> Candidate:
                      cv_std=folds_scores.std(ddof=0).to_dict(), oof=oof, estimator=estimator, fit_time=0.0, predict_time=0.0)
 
 
-def _fitted(members, X, y, s):
+def _fitted(members, X, y, s, deadline: Deadline):
+    """The members fitted on all rows; refused (ModelError) before any refit that would not end by ``deadline``."""
+    if not deadline.fits(refit_seconds(members)):
+        raise ModelError(f"refitting {len(members)} members would take about {refit_seconds(members):.0f} s, "
+                         f"{deadline.left():.0f} s are left; give a larger budget or fewer members")
     for c in members:
         if c.estimator is None:
             refit(c, X, y, settings=s)
@@ -154,19 +160,19 @@ def _k(board):
     return len(board.classes) if board.classes else 0
 
 
-def _average(members, board, X, y, codes, s, weights=None):
+def _average(members, board, X, y, codes, s, deadline, weights=None):
     if board.task != "regression":
         raise ModelError("'average' is for regression; use 'vote' (soft) to average class probabilities")
     w = np.ones(len(members)) / len(members) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task)
+    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s, deadline), w, task=board.task)
     return _candidate(board, "average", {"weights": list(w)}, _scores([c.oof for c in members], w), codes, est), w
 
 
-def _vote(members, board, X, y, codes, s, voting="soft", weights=None):
+def _vote(members, board, X, y, codes, s, deadline, voting="soft", weights=None):
     if board.task == "regression":
         raise ModelError("'vote' is for classification; use 'average' for regression")
     w = np.ones(len(members)) / len(members) if weights is None else np.asarray(weights, float) / np.sum(weights)
-    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s), w, task=board.task, voting=voting, n_classes=_k(board))
+    est = WeightedEnsemble.from_fitted(_fitted(members, X, y, s, deadline), w, task=board.task, voting=voting, n_classes=_k(board))
     if voting == "soft":
         oof = _scores([c.oof for c in members], w)
     else:  # the share of weighted votes per class stands in for a probability when scoring
@@ -174,11 +180,12 @@ def _vote(members, board, X, y, codes, s, voting="soft", weights=None):
     return _candidate(board, "vote", {"voting": voting, "weights": list(w)}, oof, codes, est), w
 
 
-def _select(members, board, X, y, codes, s, rounds: int = 50, max_latency_ms: float | None = None):
+def _select(members, board, X, y, codes, s, deadline, rounds: int = 50, max_latency_ms: float | None = None):
     """Greedy ensemble selection with replacement (Caruana et al., 2004) on out-of-fold predictions. With
     ``max_latency_ms``, a member joins only while the chosen members together still score a row within it (an
     ensemble scores every member it holds). Members that end with weight 0 are left out of the model."""
     metric, sign = board.metric, (1 if GREATER_IS_BETTER[board.metric] else -1)
+    measure = _one_metric(board.task, metric)
     cost = np.array([c.latency_ms if np.isfinite(c.latency_ms) else 0.0 for c in members])
     counts = np.zeros(len(members))
     total = None
@@ -186,7 +193,7 @@ def _select(members, board, X, y, codes, s, rounds: int = 50, max_latency_ms: fl
     for _ in range(rounds):
         spent = cost[counts > 0].sum()
         fits = [counts[j] > 0 or not max_latency_ms or spent + cost[j] <= max_latency_ms for j in range(len(members))]
-        trial = [sign * score(board.task, codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1))[metric]
+        trial = [sign * measure(codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1))
                  if fits[j] else -np.inf for j, c in enumerate(members)]
         j = int(np.argmax(trial))
         if trial[j] == -np.inf:
@@ -199,27 +206,39 @@ def _select(members, board, X, y, codes, s, rounds: int = 50, max_latency_ms: fl
         raise ModelError(f"no member scores a row within {max_latency_ms:g} ms; raise max_latency_ms")
     w = best_counts / best_counts.sum()
     kept = [c for c, wi in zip(members, w) if wi > 0]
-    est = WeightedEnsemble.from_fitted(_fitted(kept, X, y, s), w[w > 0], task=board.task, n_classes=_k(board) or 2)
+    est = WeightedEnsemble.from_fitted(_fitted(kept, X, y, s, deadline), w[w > 0], task=board.task, n_classes=_k(board) or 2)
     return _candidate(board, "select", {"weights": list(w), "rounds": rounds}, _scores([c.oof for c in members], w), codes, est), w
 
 
-def _stack(members, board, X, y, codes, s, passthrough: bool = False, meta=None):
+def _one_metric(task: str, metric: str):
+    """``metric`` alone, as ``score`` computes it: the greedy selection asks it rounds × members times, and every
+    metric of the task each time cost seconds a round on a busy machine."""
+    from sklearn import metrics as skm
+
+    alone = {"roc_auc": (lambda y, p: skm.roc_auc_score(y, p[:, 1])) if task == "binary" else None,
+             "log_loss": lambda y, p: skm.log_loss(y, np.clip(p, 1e-15, 1), labels=np.arange(p.shape[1])),
+             "rmse": lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))),
+             "mae": lambda y, p: float(np.mean(np.abs(y - p)))}.get(metric)
+    return alone or (lambda y, p: score(task, y, p)[metric])
+
+
+def _stack(members, board, X, y, codes, s, deadline, passthrough: bool = False, meta=None):
     params = dict(task=board.task, n_classes=_k(board) or 2, passthrough=passthrough, meta=meta)
     proto = StackEnsemble([], **params)
     F = proto.features([c.oof for c in members], X)
     method = "predict" if board.task == "regression" else "predict_proba"
     # the meta-learner's own out-of-fold predictions, on the leaderboard's folds: an honest CV score for the stack
     oof = cross_val_predict(proto._meta(), F, codes, cv=board.folds, method=method)
-    est = StackEnsemble.from_oof(_fitted(members, X, y, s), [c.oof for c in members], X, codes, **params)
+    est = StackEnsemble.from_oof(_fitted(members, X, y, s, deadline), [c.oof for c in members], X, codes, **params)
     weights = np.ravel(getattr(est.meta_, "coef_", np.full(len(members), np.nan)))[:len(members)]
     return _candidate(board, "stack", {"passthrough": passthrough}, np.asarray(oof, float), codes, est), weights
 
 
 def _scratch(model):
-    def build(members, board, X, y, codes, s, base: str | None = None, **params):
+    def build(members, board, X, y, codes, s, deadline, base: str | None = None, **params):
         p = dict(params, **({"base": base} if base else {}))
         lb = compare(X, y, task=board.task, models=[model], params={model: p}, metric=board.metric,
-                     folds=len(board.folds), progress=False, settings=s)
+                     folds=len(board.folds), time_budget=deadline, progress=False, settings=s)
         return lb.best, [1.0]
     return build
 

@@ -14,9 +14,10 @@ from threadpoolctl import threadpool_limits
 from workbench import compute, kinds
 from workbench.data.encode import matrix_of
 from workbench.data.task import check_task
+from workbench.deadline import Deadline
 from workbench.errors import ModelError
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, score
-from workbench.models.zoo import get_model, models_for
+from workbench.models.zoo import EARLY_STOP, get_model, models_for, portfolio as portfolio_of
 from workbench.progress import progress_bar
 from workbench.settings import Settings, get_settings
 
@@ -149,15 +150,19 @@ def encode_target(y: pd.Series, task: str) -> tuple[np.ndarray, list | None]:
 
 
 def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | None = None, metric: str | None = None,
-            folds: int = 5, groups=None, time_budget: float | None = None, model_timeout: float | None = None,
+            folds: int = 5, groups=None, time_budget: float | Deadline | None = None, model_timeout: float | None = None,
             params: dict[str, dict] | None = None, settings: Settings | None = None,
-            on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True) -> Leaderboard:
+            on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True,
+            parallel: bool | None = None, portfolio: bool = False) -> Leaderboard:
     """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
 
-    ``time_budget`` (seconds) bounds the whole comparison: models not started by then
-    are cancelled, a model still running stops before a fold that would run over.
-    ``model_timeout`` bounds one model (default: twice its fair share of the budget). Models run in parallel across the cores
-    (see ``workbench.compute``); ``on_result`` is called as each one finishes.
+    ``time_budget`` (seconds, or a ``Deadline``) bounds the whole comparison, the cluster's start included: models
+    not started by then are cancelled, a model still running stops before a fold that would run over.
+    ``model_timeout`` bounds one model (default: twice its fair share of the time left when it starts; none for the
+    first on each core, so a model asked for alone, and the first of the zoo, run while the budget lasts). Models run
+    in parallel across the cores (see ``workbench.compute``; ``parallel=False``: one by one in this process, each with
+    every core); ``on_result`` is called as each one finishes. ``portfolio`` adds each model's proven configurations after the
+    defaults (``lightgbm:p1``, ...: ``workbench.models.zoo.portfolio``), in rounds across the families.
 
     Examples
     --------
@@ -181,21 +186,25 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     if classes is not None and len(classes) < 2:
         raise ModelError("the target has one class only; a classifier needs at least two")
     split = make_folds(pd.Series(codes), task, folds, groups=groups, seed=s.seed)
-    n_jobs = compute.threads_per_task(len(names), s)
-    compute.start(len(names), s)
-    start = time.time()
-    deadline = start + time_budget if time_budget else None
-    # one model may take twice its fair share of the budget, so a slow family cannot starve the rest
-    timeout = model_timeout or (time_budget and min(time_budget, 2 * time_budget * compute.workers(s) / len(names)))
+    configs = [(name, name, (params or {}).get(name, {})) for name in names]
+    configs += portfolio_of(task, names, len(X)) if portfolio else []
+    parallel = compute.uses_cluster(len(configs), s) if parallel is None else parallel
+    n_jobs = compute.threads_per_task(len(configs), s) if parallel else s.n_threads
+    if parallel:
+        compute.start(len(configs), s)
+    deadline = Deadline.of(time_budget)  # a number of seconds counts from here, once the workers are up
+    workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
-    jobs = [(name, (params or {}).get(name, {}), task, split, n_jobs, s.seed, timeout, deadline) for name in names]
+    jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
+             None if model_timeout else fair_share(i, len(configs), workers)) for i, (name, model, p) in enumerate(configs)]
     with _progress(len(jobs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, settings=s):
-            name = names[out.key]
+        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline.at if deadline.limited else None,
+                               grace=deadline.grace, parallel=parallel, settings=s):
+            name, model, p = configs[out.key]
             if out.status == "ok":
                 cand = out.value
             else:
-                cand = Candidate(name, name, (params or {}).get(name, {}), task, status=out.status, error=out.error)
+                cand = Candidate(name, model, p, task, status=out.status, error=out.error)
             board.add(cand)
             bar.update(1)
             bar.set_postfix_str(f"{name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok"
@@ -205,27 +214,42 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     return board
 
 
+MIN_SHARE = 0.25  # a model may always take this share of the time left as it starts: one stopped early is wasted
+
+
+def fair_share(i: int, n_models: int, workers: int) -> float | None:
+    """The share of the time left when it starts that the ``i``-th of ``n_models`` may take: twice its fair share
+    (at least MIN_SHARE), so a slow family cannot starve the rest; no limit but the deadline for the first on each
+    worker."""
+    return None if i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
+
+
 def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,
-                   seed: int, timeout: float | None = None, deadline: float | None = None) -> Candidate:
-    """One model on every fold (runs on a worker); stops between folds once over its time."""
+                   seed: int, timeout: float | None = None, deadline: Deadline | None = None,
+                   label: str | None = None, share: float | None = None) -> Candidate:
+    """One model on every fold (runs on a worker); stops between folds once over its time. ``label`` names the
+    candidate (default: the model's name); ``share`` bounds it to that share of the time left as it starts. What the
+    folds' fits learned (early stopping's number of trees, averaged) goes into the candidate's parameters, so that
+    its refit repeats it."""
     spec = get_model(name)
     start = time.time()
-    stop_at = min(t for t in (deadline, start + timeout if timeout else None, np.inf) if t is not None)
+    stop = Deadline.of(deadline).within(timeout)
+    stop = stop.share(share) if share else stop
     k = int(y.max()) + 1 if task != "regression" else 0
     oof = np.full((len(y), k), np.nan) if k else np.full(len(y), np.nan)
     fit_time = predict_time = 0.0
-    scores = []
-    cand = Candidate(name, name, dict(params), task)
+    scores, learned = [], []
+    cand = Candidate(label or name, name, dict(params), task)
     with threadpool_limits(n_jobs):
         for train_idx, test_idx in split:
             per_fold = (time.time() - start) / len(scores) if scores else 0.0
-            if time.time() + per_fold > stop_at:  # stop before a fold that would run over, not after it
+            if not stop.fits(per_fold) or stop.expired():  # stop before a fold that would run over, not after it
                 cand.status = "timeout"
                 cand.error = f"stopped after {len(scores)} of {len(split)} folds ({time.time() - start:.0f} s): over its time"
                 break
             est = spec.make(task, params, n_jobs=n_jobs, seed=seed)
             t0 = time.time()
-            est.fit(X.iloc[train_idx], y[train_idx])
+            learned.append(spec.fit(est, params, X.iloc[train_idx], y[train_idx], seed=seed))
             t1 = time.time()
             pred = predict_scores(est, X.iloc[test_idx], task, k)
             predict_time += time.time() - t1
@@ -236,6 +260,9 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
         frame = pd.DataFrame(scores)
         cand.cv, cand.cv_std = frame.mean().to_dict(), frame.std(ddof=0).to_dict()
         cand.oof = oof
+        if learned[0]:
+            cand.params = {k: v for k, v in params.items() if k not in learned[0] and k != EARLY_STOP} | {
+                k: int(round(np.mean([f[k] for f in learned]))) for k in learned[0]}
         cand.latency_ms, cand.latency_100_ms = scoring_latency(est, X.iloc[test_idx[:100]], task, k)
     cand.fit_time, cand.predict_time = fit_time / max(1, len(scores)), predict_time / max(1, len(scores))
     return cand
@@ -270,6 +297,14 @@ def scoring_latency(est, X: pd.DataFrame, task: str, k: int, budget_s: float = 0
             times.append(time.perf_counter() - t0)
         out.append(1000 * float(np.median(times)))
     return out[0], out[1]
+
+
+REFIT_ROWS = 1.5  # a refit on all rows against one fold's fit: more rows (k/(k-1)), and slack for a busy machine
+
+
+def refit_seconds(candidates: list[Candidate]) -> float:
+    """The expected time to refit on all rows those of ``candidates`` that are not fitted yet (from their CV fits)."""
+    return REFIT_ROWS * sum(c.fit_time for c in candidates if c.estimator is None and np.isfinite(c.fit_time))
 
 
 def refit(candidate: Candidate, X: pd.DataFrame, y: pd.Series, *, settings: Settings | None = None) -> BaseEstimator:

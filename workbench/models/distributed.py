@@ -26,6 +26,7 @@ from workbench.data.lazy import is_lazy, row_counts, sample
 from workbench.data.profile import profile_sample
 from workbench.data.task import check_task
 from workbench.errors import DataError, ModelError
+from workbench.extras import extra
 from workbench.models.compare import Candidate, Leaderboard, predict_scores
 from workbench.models.metrics import DEFAULT_METRIC, score
 from workbench.models.train import TrainResult, reference_rows
@@ -111,7 +112,8 @@ def fit_lightgbm(train_dd, cleaner, target: str, params: dict, s: Settings):
     worker task, ``_train_part``). (``DaskLGBMClassifier.fit`` lets the scheduler place the tasks that regroup the
     parts: under load it moved a share to the other worker, and the model came out different.)"""
     import lightgbm as lgb
-    from distributed import wait
+    with extra("dask"):
+        from distributed import wait
 
     c = client(s)
     task = cleaner.target_["task"]
@@ -193,7 +195,8 @@ def _watch(c, workers: list[str], stall_s: float = STALL_S):
     anything to do for ``stall_s`` seconds (the attempt waits on something that will never run). Once cancelled, the
     attempt's later tasks are cancelled too, until it gives up. An attempt that fails cancels every task it made:
     the futures in its error's traceback would otherwise keep them wanted, placed on a worker that may be gone."""
-    from distributed import Future
+    with extra("dask"):
+        from distributed import Future
 
     stop = threading.Event()
     mine = set(c.futures)
@@ -328,7 +331,8 @@ def _scored(part: pd.DataFrame, model: TrainedModel, target: str, keep: float, s
 
 def _partitioned(df: pd.DataFrame):
     """An in-memory table as a Dask DataFrame of a few partitions (for trying distributed training on small data)."""
-    import dask.dataframe as dd
+    with extra("dask"):
+        import dask.dataframe as dd
 
     return dd.from_pandas(df.reset_index(drop=True), npartitions=max(4, min(20, len(df) // 50_000)), sort=False)
 

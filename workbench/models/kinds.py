@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 from workbench import kinds
 from workbench.data.encode import frame_of
 from workbench.errors import WorkbenchError
+from workbench.models import contrib
 from workbench.models.booster import LightGBMBooster
 from workbench.models.compare import predict_scores
 from workbench.models.scorers import compile_scorer
@@ -73,7 +74,8 @@ def read_skops(path: Path, trusted: tuple[str, ...]):
     return sio.load(path, trusted=untrusted)
 
 
-kinds.register(kinds.Kind("lightgbm", (LightGBMBooster, lgb.LGBMModel), _write_lightgbm, _read_lightgbm, matrix_scorer))
+kinds.register(kinds.Kind("lightgbm", (LightGBMBooster, lgb.LGBMModel), _write_lightgbm, _read_lightgbm, matrix_scorer,
+                          contributions=contrib.lightgbm))
 kinds.register(kinds.Kind("skops", (BaseEstimator,), _write_skops,
                           lambda spec, folder, task: read_skops(folder / spec["file"], ZOO_TYPES), matrix_scorer,
-                          trusted=ZOO_TYPES))
+                          trusted=ZOO_TYPES, contributions=contrib.sklearn))

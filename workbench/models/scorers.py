@@ -105,9 +105,11 @@ class DirectBooster:
     """LightGBM's C API called directly, its arguments prepared once. One row through the single-row fast path:
     ~3 µs where ``Booster.predict`` spends ~16 µs on argument handling; many rows through ``PredictForMat``
     without the predictor object ``Booster.predict`` builds and frees on every call. Same trees, same numbers.
-    ``num_iteration`` as ``Booster.predict`` reads it (-1: all; the model's best iteration when it has one)."""
+    ``num_iteration`` as ``Booster.predict`` reads it (-1: all; the model's best iteration when it has one).
+    ``contrib``: each row's feature contributions (TreeSHAP) and the bias instead of its scores, as
+    ``Booster.predict(pred_contrib=True)`` gives them (per class: features, then the bias)."""
 
-    def __init__(self, booster, num_iteration: int | None = None):
+    def __init__(self, booster, num_iteration: int | None = None, contrib: bool = False):
         import ctypes
 
         from lightgbm.basic import _LIB, _c_str, _safe_call
@@ -115,11 +117,12 @@ class DirectBooster:
         if num_iteration is None:
             num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
         self._booster, self._lib, self._check, self._ctypes = booster, _LIB, _safe_call, ctypes
-        self.n_out = booster.num_model_per_iteration()
+        self._type = 3 if contrib else 0  # C_API_PREDICT_CONTRIB or C_API_PREDICT_NORMAL
+        self.n_out = booster.num_model_per_iteration() * ((booster.num_feature() + 1) if contrib else 1)
         self._iterations = ctypes.c_int(num_iteration)
         self._config = ctypes.c_void_p()
         _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle, ctypes.c_int(0), ctypes.c_int(0), self._iterations,  # normal prediction from iteration 0
+            booster._handle, ctypes.c_int(self._type), ctypes.c_int(0), self._iterations,  # from iteration 0
             ctypes.c_int(1), ctypes.c_int32(booster.num_feature()), _c_str("num_threads=1"), ctypes.byref(self._config)))
         self._predict = _LIB.LGBM_BoosterPredictForMatSingleRowFast
         self._n = ctypes.c_int64(0)
@@ -147,7 +150,7 @@ class DirectBooster:
         n = ct.c_int64(0)
         self._check(self._lib.LGBM_BoosterPredictForMat(
             self._booster._handle, X.ctypes.data_as(ct.c_void_p), ct.c_int(1), ct.c_int32(X.shape[0]),
-            ct.c_int32(X.shape[1]), ct.c_int(1), ct.c_int(0), ct.c_int(0), self._iterations,  # float64, row-major, normal
+            ct.c_int32(X.shape[1]), ct.c_int(1), ct.c_int(self._type), ct.c_int(0), self._iterations,  # float64, row-major
             ct.c_char_p(param), ct.byref(n), out.ctypes.data_as(ct.POINTER(ct.c_double))))
         return out if self.n_out == 1 else out.reshape(len(X), self.n_out)
 

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator
 
 from workbench import kinds
 from workbench.data.clean import Cleaner
+from workbench.models.decide import Decision
 
 
 class TrainedModel(BaseEstimator):
@@ -20,14 +21,17 @@ class TrainedModel(BaseEstimator):
     task : binary, multiclass or regression.
     classes : the class labels, in code order (classification).
     name : the zoo model's name.
+    decision : the rule that turns probabilities into the decision that pays (``workbench.models.decide``), or None.
     """
 
-    def __init__(self, cleaner: Cleaner, estimator: BaseEstimator, task: str, classes: list | None = None, name: str = ""):
+    def __init__(self, cleaner: Cleaner, estimator: BaseEstimator, task: str, classes: list | None = None, name: str = "",
+                 decision: Decision | None = None):
         self.cleaner = cleaner
         self.estimator = estimator
         self.task = task
         self.classes = classes
         self.name = name
+        self.decision = decision
 
     @property
     def classes_(self) -> np.ndarray:
@@ -91,6 +95,8 @@ class TrainedModel(BaseEstimator):
         if self.task == "regression":
             return pd.DataFrame({"prediction": np.asarray(scores, dtype=float)}, index=index)
         out = pd.DataFrame({"prediction": self.classes_[scores.argmax(axis=1)]}, index=index)
+        if self.decision is not None:
+            out["decision"] = self.decision(scores)
         for k, c in enumerate(self.classes):
             out[str(c)] = scores[:, k]
         return out

@@ -1,11 +1,14 @@
-"""The model zoo: every model family by name, with its defaults and its search space."""
+"""The model zoo: every model family by name, with its defaults, its portfolio of proven configurations and its
+search space."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sklearn.base import BaseEstimator
+import numpy as np
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -17,8 +20,23 @@ ALL_TASKS = ("binary", "multiclass", "regression")
 
 
 @dataclass(frozen=True)
+class Config:
+    """A proven configuration of a family, for the tasks (and table sizes) where it is worth a try."""
+
+    params: dict
+    tasks: tuple[str, ...] = ("binary", "multiclass", "regression")
+    max_rows: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """A zoo entry: how to build the estimator for a task, its defaults and its search space."""
+    """A zoo entry: how to build the estimator for a task, its defaults, its portfolio and its search space.
+
+    ``portfolio``: configurations known to do well across many tables (AutoGluon's zero-shot portfolio, FLAML's
+    cheap-first start), tried in order after the defaults and before any search. A configuration with
+    ``early_stopping_rounds`` stops adding trees where an inner hold-out of each fold's training rows stops
+    improving; the refit uses the folds' mean number of trees.
+    """
 
     name: str
     label: str
@@ -26,9 +44,35 @@ class ModelSpec:
     build: Callable[..., BaseEstimator]
     space: Space = field(default_factory=dict)
     max_rows: int | None = None  # slower than that many rows allows in a default run
+    portfolio: tuple[Config, ...] = ()
 
     def make(self, task: str, params: dict | None = None, *, n_jobs: int = 1, seed: int = 0) -> BaseEstimator:
-        return self.build(task, dict(params or {}), n_jobs, seed)
+        params = {k: v for k, v in (params or {}).items() if k != EARLY_STOP}
+        return self.build(task, params, n_jobs, seed)
+
+    def fit(self, est: BaseEstimator, params: dict, X, y, seed: int = 0) -> dict:
+        """Fit ``est`` (made from ``params``); with early stopping, on an inner hold-out of its own training rows
+        (``EARLY_STOP_SHARE``, stratified for classes), never on the rows it is then scored on: their out-of-fold
+        predictions stay honest for the leaderboard, the ensembles and calibration. Returns what the fit learned
+        that a refit must repeat (the number of trees)."""
+        rounds = params.get(EARLY_STOP)
+        y = np.asarray(y)
+        if not rounds or self.name != "lightgbm" or len(y) < EARLY_STOP_MIN_ROWS:
+            est.fit(X, y)
+            return {}
+        import lightgbm as lgb  # loaded with the first LightGBM model, as the zoo's builders do
+
+        classes = is_classifier(est) and np.unique(y, return_counts=True)[1].min() >= 2
+        fit, valid = train_test_split(np.arange(len(y)), test_size=EARLY_STOP_SHARE, random_state=seed,
+                                      stratify=y if classes else None)
+        est.fit(X.iloc[fit], y[fit], eval_set=[(X.iloc[valid], y[valid])],
+                callbacks=[lgb.early_stopping(rounds, first_metric_only=True, verbose=False)])
+        return {"n_estimators": int(est.best_iteration_ or est.n_estimators)}
+
+
+EARLY_STOP = "early_stopping_rounds"
+EARLY_STOP_SHARE = 0.15  # of a fold's training rows, held out to stop adding trees
+EARLY_STOP_MIN_ROWS = 100  # fewer: no early stopping (the configured trees are fitted on all rows)
 
 
 # registration order is run order: fast families first, so a tight budget still sees them
@@ -48,6 +92,17 @@ def models_for(task: str, n_rows: int | None = None) -> list[str]:
             and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)]
 
 
+def portfolio(task: str, models: list[str], n_rows: int | None = None) -> list[tuple[str, str, dict]]:
+    """(candidate name, model, params) of the portfolio configurations of ``models`` for this task and table size,
+    in rounds: every family's first, then every family's second, ... (cheap families first, as registered)."""
+    ranked = []
+    for name in models:
+        configs = [c for c in ZOO.get(name).portfolio
+                   if task in c.tasks and (n_rows is None or c.max_rows is None or n_rows <= c.max_rows)]
+        ranked += [(i, f"{name}:p{i + 1}", name, dict(c.params)) for i, c in enumerate(configs)]
+    return [entry[1:] for entry in sorted(ranked, key=lambda e: e[0])]  # sorted is stable: registration order holds
+
+
 def _onehot(estimator: BaseEstimator, scale: bool = True) -> Pipeline:
     """Numbers scaled and categories one-hot encoded, for models that cannot read categories."""
     prep = ColumnTransformer([
@@ -64,11 +119,16 @@ def _scaled_target(model: BaseEstimator) -> BaseEstimator:
     return TransformedTargetRegressor(regressor=model, transformer=StandardScaler())
 
 
-def _register(name: str, label: str, tasks, space: Space | None = None, max_rows: int | None = None):
+def _register(name: str, label: str, tasks, space: Space | None = None, max_rows: int | None = None,
+              portfolio: tuple[Config, ...] = ()):
     def deco(build):
-        ZOO.register(name, ModelSpec(name, label, tuple(tasks), build, space or {}, max_rows))
+        ZOO.register(name, ModelSpec(name, label, tuple(tasks), build, space or {}, max_rows, portfolio))
         return build
     return deco
+
+
+# boosting with many small steps, stopped on an inner hold-out of each fold's training rows (trees learned, not guessed)
+_BOOSTED = {"n_estimators": 2000, "learning_rate": 0.05, EARLY_STOP: 50}
 
 
 @_register("lightgbm", "LightGBM", ALL_TASKS, {
@@ -77,7 +137,13 @@ def _register(name: str, label: str, tasks, space: Space | None = None, max_rows
     "subsample_freq": Choice(0, 1), "subsample": When("subsample_freq", 1, Float(0.5, 1.0)),
     "colsample_bytree": Float(0.4, 1.0),
     "reg_lambda": Float(1e-3, 10.0, log=True),
-})
+}, portfolio=(
+    Config(_BOOSTED),
+    Config(_BOOSTED | {"num_leaves": 7, "min_child_samples": 10, "colsample_bytree": 0.7, "reg_lambda": 1.0}),
+    Config(_BOOSTED | {"extra_trees": True}),
+    Config(_BOOSTED | {"class_weight": "balanced"}, tasks=CLASSIFICATION),
+    Config(_BOOSTED | {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 3, "colsample_bytree": 0.9}),
+))
 def _lightgbm(task, params, n_jobs, seed):
     import lightgbm as lgb
 
@@ -96,7 +162,9 @@ def _hist_gb(task, params, n_jobs, seed):
     return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
 
 
-@_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)})
+@_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)}, portfolio=(
+    Config({"C": 0.1}), Config({"class_weight": "balanced"}, tasks=CLASSIFICATION), Config({"C": 10.0}),
+))
 def _linear(task, params, n_jobs, seed):
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -113,7 +181,8 @@ def _naive_bayes(task, params, n_jobs, seed):
     return _onehot(GaussianNB(**params))
 
 
-@_register("knn", "k-nearest neighbours", ALL_TASKS, {"n_neighbors": Int(3, 100, log=True), "weights": Choice("uniform", "distance")}, max_rows=50_000)
+@_register("knn", "k-nearest neighbours", ALL_TASKS, {"n_neighbors": Int(3, 100, log=True), "weights": Choice("uniform", "distance")}, max_rows=50_000,
+           portfolio=(Config({"n_neighbors": 5, "weights": "distance"}), Config({"n_neighbors": 40, "weights": "distance"})))
 def _knn(task, params, n_jobs, seed):
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
@@ -135,7 +204,8 @@ def _mlp(task, params, n_jobs, seed):
 
 @_register("random_forest", "Random forest", ALL_TASKS, {
     "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
-})
+}, portfolio=(Config({"n_estimators": 300, "min_samples_leaf": 1}, max_rows=20_000),
+              Config({"class_weight": "balanced_subsample"}, tasks=CLASSIFICATION)))
 def _random_forest(task, params, n_jobs, seed):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
@@ -145,7 +215,7 @@ def _random_forest(task, params, n_jobs, seed):
 
 @_register("extra_trees", "Extra trees", ALL_TASKS, {
     "n_estimators": Int(50, 500, log=True), "max_features": Choice("sqrt", 0.5, 1.0), "min_samples_leaf": Int(1, 20, log=True),
-})
+}, portfolio=(Config({"n_estimators": 300, "min_samples_leaf": 1}, max_rows=20_000),))
 def _extra_trees(task, params, n_jobs, seed):
     from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 

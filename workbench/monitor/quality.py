@@ -70,6 +70,7 @@ class MonitorStatus:
     alerts: list[Alert] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
     notes: list[str] = field(default_factory=list)
+    value: dict | None = None  # with a decision rule: what it earned per row on live outcomes against its expectation
 
     @property
     def validation_score(self) -> float:
@@ -138,8 +139,10 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
         drift_ = drift(package, recent, th, baseline)
     if len(recent) < th.min_rows:
         notes.append(f"{len(recent)} new predictions to judge: drift is judged from {th.min_rows}")
+    decision = package.model.decision if package is not None else None
     status_ = MonitorStatus(model, version, task, HEADLINE[task], validation, windows_, timeline_, drift_,
-                            feedback_pairs(preds, task, labels), thresholds=th, notes=notes)
+                            feedback_pairs(preds, task, labels), thresholds=th, notes=notes,
+                            value=realized_value(decision, preds[preds["version"] == version], labels))
     status_.alerts = alerts_of(status_)
     if record and status_.alerts:
         raise_alerts(log, model, status_.version, status_.alerts, now)
@@ -198,14 +201,30 @@ def live_metrics(preds: pd.DataFrame, task: str, labels: list[str], names: list[
         m = score(task, done["actual"].astype(float).to_numpy(), done["score"].to_numpy(float))
     else:
         code = {c: k for k, c in enumerate(labels)}
-        y = done["actual"].map(code).to_numpy()
-        if len(labels) == 2:  # binary: the log keeps the second class's probability as the score
-            p1 = done["score"].to_numpy(float)
-            proba = np.column_stack([1 - p1, p1])
-        else:
-            proba = np.array([[d[c] for c in labels] for d in done["probabilities"]])
-        m = score(task, y, proba)
+        m = score(task, done["actual"].map(code).to_numpy(), _probabilities(done, labels))
     return {k: m.get(k, np.nan) for k in names}
+
+
+def realized_value(decision, preds: pd.DataFrame, labels: list[str]) -> dict | None:
+    """What the package's decision rule earned per row on the live rows whose outcomes came back, beside what it was
+    expected to earn (out of fold, in training); None without a rule."""
+    if decision is None:
+        return None
+    done = preds[preds["actual"].notna()]
+    expected = {"expected_per_row": decision.value_per_row, "outcomes": len(done)}
+    if done.empty:
+        return expected | {"realized_per_row": np.nan}
+    decided = decision(_probabilities(done, labels))
+    earned = [decision.values[str(a)][str(d)] for a, d in zip(done["actual"], decided)]
+    return expected | {"realized_per_row": float(np.mean(earned))}
+
+
+def _probabilities(done: pd.DataFrame, labels: list[str]) -> np.ndarray:
+    """The logged probabilities (n × classes) of logged rows: two classes keep the second one's as the score."""
+    if len(labels) == 2:
+        p1 = done["score"].to_numpy(float)
+        return np.column_stack([1 - p1, p1])
+    return np.array([[d[c] for c in labels] for d in done["probabilities"]])
 
 
 def validation_metric(validation: dict, metric: str) -> float:

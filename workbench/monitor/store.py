@@ -23,7 +23,11 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
-import pyarrow as pa
+
+try:
+    from compression import zstd  # Python 3.14's own
+except ImportError:
+    from backports import zstd
 
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings, get_settings
@@ -49,7 +53,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_model_ts ON alerts (model, ts);
 """
 _PACKED = b"Z"  # a batch's data: "Z", its JSON's length (8 bytes, little-endian), the JSON by zstd; or the JSON itself
-_ZSTD = pa.Codec("zstd", compression_level=1)
 REQUEST_COLUMNS = ["ts", "version", "status", "latency_ms", "rows"]
 PREDICTION_COLUMNS = ["request_id", "ts", "version", "input", "prediction", "score", "probabilities", "latency_ms", "actual"]
 
@@ -343,14 +346,14 @@ def _pack(data: bytes) -> bytes:
     writer's cost and the log's size both fall. Compressed, a batch is small (~15 KB a tick of single-row requests at
     10k/s, ~1 MB of 100-row ones), so pages are 16 KB: with 64 KB pages every commit rewrote several 64 KB B-tree
     pages into the WAL, 3.7 µs of the writer's CPU a request where 16 KB pages take 0.15."""
-    return b"".join((_PACKED, len(data).to_bytes(8, "little"), _ZSTD.compress(data, asbytes=True)))
+    return b"".join((_PACKED, len(data).to_bytes(8, "little"), zstd.compress(data, 1)))
 
 
 def _unpack(blob: bytes) -> list:
     """A stored batch → its entries (the first logs stored plain JSON)."""
     if blob[:1] != _PACKED:
         return orjson.loads(blob)
-    return orjson.loads(_ZSTD.decompress(memoryview(blob)[9:], int.from_bytes(blob[1:9], "little"), asbytes=True))
+    return orjson.loads(zstd.decompress(memoryview(blob)[9:]))  # a standard zstd frame (the first logs': pyarrow's Codec)
 
 
 def _decode(version: str, data: bytes, labels: list[str]) -> tuple[list, list]:

@@ -10,6 +10,7 @@ import numpy as np
 from workbench import kinds
 from workbench.data.clean import Cleaner
 from workbench.errors import WorkbenchError
+from workbench.models.decide import Decision
 from workbench.models.trained import TrainedModel
 
 
@@ -21,6 +22,8 @@ def save_model(model: TrainedModel, folder: str | Path) -> Path:
     spec = kinds.write(model.estimator, folder, "estimator", model.task)
     (folder / "cleaner.json").write_text(model.cleaner.to_json())
     meta = {"name": model.name, "task": model.task, "classes": model.classes, "estimator": spec}
+    if getattr(model, "decision", None) is not None:
+        meta["decision"] = model.decision.to_dict()
     (folder / "model.json").write_text(json.dumps(meta, indent=1, default=_jsonable))
     return folder
 
@@ -32,11 +35,12 @@ def load_model(folder: str | Path) -> TrainedModel:
         meta = json.loads((folder / "model.json").read_text())
         cleaner = Cleaner.from_json((folder / "cleaner.json").read_text())
         est = kinds.read(meta["estimator"], folder, meta["task"])
+        decision = Decision.from_dict(meta["decision"]) if meta.get("decision") else None
     except FileNotFoundError as exc:
         raise WorkbenchError(f"{folder} is not a saved model: {Path(exc.filename).name} is missing") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise WorkbenchError(f"{folder}: the model files are damaged ({type(exc).__name__}: {exc}); export the model again") from None
-    return TrainedModel(cleaner, est, meta["task"], meta["classes"], meta["name"])
+    return TrainedModel(cleaner, est, meta["task"], meta["classes"], meta["name"], decision)
 
 
 def _jsonable(v):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import UnknownNameError, WorkbenchError
+from workbench.extras import extra
 from workbench.registry.package import Package, PackageError, load_package, make_archive
 from workbench.registry.tracking import log_model, mlflow_client
 from workbench.settings import Settings, get_settings
@@ -115,8 +116,25 @@ def download(ref: str, settings: Settings | None = None, *, dest: str | Path | N
     return mv, manifests[0].parent
 
 
+def pinned(ref: str, settings: Settings | None = None) -> str:
+    """``NAME/VERSION=FOLDER``: the version ``ref`` names, its package downloaded to FOLDER — a source that a service
+    without MLflow loads under the version's registered name and number (a release's serving runtime)."""
+    mv, folder = download(ref, settings)
+    return f"{mv.name}/{mv.version}={folder}"
+
+
+def unpin(source: str) -> tuple[str, str, Path] | None:
+    """``(name, version, folder)`` of a ``pinned`` source; None for any other source."""
+    ref, sep, folder = source.partition("=")
+    name, slash, number = ref.partition("/")
+    if sep and slash and number.isdigit() and Path(folder).is_dir():
+        return name, number, Path(folder)
+    return None
+
+
 def _download(mv, dest: Path) -> None:
-    import mlflow  # start-up cost: ~3 s, only for a download
+    with extra("tracking"):
+        import mlflow  # start-up cost: ~3 s, only for a download
 
     try:
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dest))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.extras import extra
 from workbench.models.train import TrainResult, oof_frame
 from workbench.registry.backup import settle
 from workbench.registry.package import package_result
@@ -24,7 +25,8 @@ def mlflow_client(settings: Settings | None = None):
     s = settings or get_settings()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no network here, and no reason to phone home
-    import mlflow
+    with extra("tracking"):
+        import mlflow
 
     # after the import: mlflow sets up its own loggers when imported
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -64,9 +66,10 @@ def log_run(*, params: dict, metrics: dict, artifacts: dict[str, str | bytes], m
 
 
 def log_training(result: TrainResult, *, data=None, settings: Settings | None = None,
-                 run_id: str | None = None) -> tuple[str, str]:
+                 run_id: str | None = None, package: Path | None = None) -> tuple[str, str]:
     """One MLflow run of a training (``train``, ``train_distributed``, ``auto`` or a pipeline's): parameters, CV and
-    test metrics, cleaning report, schema, leaderboard, OOF and the best model's package; (run id, artifact URI)."""
+    test metrics, cleaning report, schema, leaderboard, OOF and the best model's package (``package``, when the
+    caller has written it already); (run id, artifact URI)."""
     board, best = result.leaderboard, result.best
     metrics = {f"cv_{k}": v for k, v in best.cv.items()} | {f"test_{k}": v for k, v in result.test_metrics.items()}
     params = {"data": data if isinstance(data, (str, Path)) else "DataFrame"} if data is not None else {}
@@ -86,7 +89,7 @@ def log_training(result: TrainResult, *, data=None, settings: Settings | None = 
         "oof.parquet": _parquet_bytes(oof_frame(board, result.cleaned.y)),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = package_result(result, Path(tmp) / "package")
+        model_dir = package or package_result(result, Path(tmp) / "package")
         run_id = log_run(params=params, metrics=metrics, artifacts=artifacts, model_dir=model_dir,
                          tags={"workbench.kind": "train", "workbench.best_model": best.name}, settings=settings,
                          run_id=run_id)

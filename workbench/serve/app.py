@@ -37,17 +37,19 @@ from threadpoolctl import threadpool_limits
 from workbench.data.encode import InputError
 from workbench.decompose.core import PartError
 from workbench.errors import WorkbenchError
+from workbench.models.contrib import SCALES
 from workbench.monitor import FeedbackError, PredictionLog, Recorder, check_outcomes
 from workbench.monitor.quality import Checker, raise_alerts
 from workbench.registry import repository
 from workbench.serve import v2
 from workbench.serve.errors import ERROR_DOC, ApiError
 from workbench.serve.metrics import Metrics
-from workbench.serve.models import ModelStore, NotServed, OutputError, load_source
+from workbench.serve.models import ModelStore, NotExplained, NotServed, OutputError, load_source
 
 log = logging.getLogger("workbench.serve")
 CONFIG_ENV = "WORKBENCH_SERVE_CONFIG"
 INLINE_ROWS = 1000  # up to this many rows (a few ms) are checked on the event loop; bigger batches in a worker thread
+EXPLAIN_INLINE_S = 1e-3  # reasons estimated to cost less than this are worked out on the event loop (a LightGBM row)
 INLINE_S = 100e-6  # scoring estimated to cost less than this runs on the event loop: handing it to the scoring thread
 # costs two wake-ups (~40 µs). LightGBM scores up to ~35 rows in that time; bigger batches and slower models go to the
 # thread (an ensemble's call costs milliseconds, a k-NN's row a millisecond)
@@ -219,6 +221,21 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
         X = plan.check(records) if len(records) <= INLINE_ROWS else await run_in_threadpool(plan.check, records)
         return await scorer.score(plan, X, config.threads, deadline, served.name)
 
+    async def explainer_of(served, records: list):
+        """``served``'s explainer (made on first use, off the loop) and the records' matrix (already checked)."""
+        try:
+            ex = served.__dict__.get("explainer") or await run_in_threadpool(lambda: served.explainer)
+        except NotExplained as exc:
+            raise ApiError(422, str(exc)) from None
+        check = served.plan.check
+        return ex, check(records) if len(records) <= INLINE_ROWS else await run_in_threadpool(check, records)
+
+    async def cheap_or_aside(ex, call, *args):
+        """``call(*args)`` on the loop when the explainer is cheap for these rows (a LightGBM row), else in a thread."""
+        if ex.row_seconds * len(args[0]) < EXPLAIN_INLINE_S:
+            return call(*args)
+        return await run_in_threadpool(call, *args)
+
     def refuse_if_overloaded(served) -> None:
         """503 with Retry-After when more scoring is queued than ``max_wait_s`` (or the timeout, if shorter): a
         request that would wait that long is better told at once than left to time out."""
@@ -267,9 +284,15 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
             records = [body] if isinstance(body, dict) else body
             if not isinstance(records, list):
                 raise ApiError(422, "send one JSON object (a row) or a list of them")
+            k = _reasons_wanted(request)
             rows, scores, missing = await score(served, records, raw)
             metrics.observe(served, scores, len(rows))
             answer = {"model": served.name, "version": served.version, "predictions": rows}
+            if k:  # each row's top-k reasons, the same numbers as the library's (RowExplainer.reasons)
+                ex, X = await explainer_of(served, records)
+                for row, why in zip(rows, await cheap_or_aside(ex, ex.reasons, X, records, k, scores)):
+                    row["reasons"] = why
+                answer["explanation"] = _explanation(ex)
             if missing:  # a decomposed model answered without some optional members: said, never hidden
                 answer |= {"degraded": True, "missing_parts": missing}
             return answer
@@ -377,7 +400,7 @@ def create_app(config: ServeConfig, store: ModelStore | None = None) -> FastAPI:
     app.state.swap = swap
     app.state.fast_lane = _FastLane(app, store, predict)
     _document_names(app, store)
-    v2.add_routes(app, store, respond, read_body, parse, score, metrics, lookup)
+    v2.add_routes(app, store, respond, read_body, parse, score, metrics, lookup, (explainer_of, cheap_or_aside))
     _error_handlers(app)
 
     @app.on_event("startup")
@@ -510,6 +533,22 @@ def _document_names(app: FastAPI, store: ModelStore) -> None:
     app.openapi = openapi
 
 
+def _reasons_wanted(request: Request) -> int:
+    """``?explain=k``: how many reasons each row wants (0: none)."""
+    k = request.query_params.get("explain")
+    if k is None:
+        return 0
+    if not k.isdigit() or int(k) < 1:
+        raise ApiError(422, f"explain={k!r}: give how many reasons each row should get, a whole number ≥ 1 "
+                            "(e.g. ?explain=3)")
+    return int(k)
+
+
+def _explanation(ex) -> dict:
+    """What the reasons' contributions are: their scale, what it means, and how they were computed."""
+    return {"output": ex.output, "scale": ex.scale, "meaning": SCALES[ex.scale], "method": ex.method, "exact": ex.exact}
+
+
 def _bind(fn, name):
     async def endpoint(request: Request):
         return await fn(request, name)
@@ -538,7 +577,9 @@ def _row_schema(served) -> dict:
 def _request_doc(served, example: dict) -> dict:
     row = _row_schema(served)
     return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"oneOf": [row, {"type": "array", "items": row, "minItems": 1}]}, "example": [example]}}}}
+        "schema": {"oneOf": [row, {"type": "array", "items": row, "minItems": 1}]}, "example": [example]}}},
+        "parameters": [{"name": "explain", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1},
+                        "description": "each row's k largest reasons: column, raw value, contribution, direction"}]}
 
 
 def _feedback_doc(served) -> dict:
@@ -554,6 +595,7 @@ def _responses(served) -> dict:
     pred = {"type": "object", "required": ["request_id", "prediction"], "properties": {
         "request_id": {"type": "string"},
         "prediction": {"type": "number"} if served.task == "regression" else {"type": "string"},
+        "decision": {"type": "string", "description": "the class the package's decision rule chooses (when it has one)"},
         "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
         "confidence": {"type": "number"}}}
     ok = {"description": "one answer per row", "content": {"application/json": {"schema": {

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.decompose.serving import Fanout, front_model, takes_matrix
+from workbench.models.contrib import RowExplainer
 from workbench.models.trained import ScoringPlan
 from workbench.registry import repository
 from workbench.registry.package import Package, load_package
@@ -26,6 +27,10 @@ _ROW_SUFFIXES = [f"-{i}" for i in range(10_000)]  # "-0", "-1", ...: the row's p
 
 class NotServed(LookupError):
     """A model name or version this service does not hold."""
+
+
+class NotExplained(RuntimeError):
+    """A model this service cannot give reasons for."""
 
 
 class OutputError(RuntimeError):
@@ -103,7 +108,19 @@ class Served:
         else:
             rows = [{"request_id": r, "prediction": b, "probabilities": dict(zip(labels, p)), "confidence": c}
                     for r, b, p, c in zip(ids, predicted, scores.tolist(), top)]
+        decision = self.package.model.decision
+        if decision is not None:  # the rule that pays, from what each outcome is worth
+            for row, d in zip(rows, decision(scores).tolist()):
+                row["decision"] = d
         return rows, scores, missing
+
+    @functools.cached_property
+    def explainer(self) -> RowExplainer:
+        """Its contributions per raw column (``?explain=k``), made on first use from the package's training sample."""
+        if self.fanout is not None:
+            raise NotExplained("this service runs the model's parts on part servers; its reasons need the whole "
+                               "model: ask a service that loads the package itself")
+        return RowExplainer(self.package.model, self.package.sample, encoder=self.plan.encoder)
 
     def describe(self) -> dict:
         m = self.package.manifest
@@ -162,14 +179,16 @@ class ModelStore:
 
 def load_source(source: str, *, allow_unseen: bool = True, media_root: str = "", settings: Settings | None = None,
                 parts: list[str] | None = None, part_timeout: float = 5.0) -> Served:
-    """A package folder or archive, or ``NAME[@alias|/version]`` from the model repository, loaded and checked.
+    """A package folder or archive, ``NAME[@alias|/version]`` from the model repository, or a registered version
+    already downloaded (``NAME/VERSION=FOLDER``, ``repository.pinned``: no MLflow needed), loaded and checked.
     ``media_root``: the folder image and audio paths are read from ("": data: URIs only). ``parts``: the addresses
     of a decomposed package's part servers (the front holds only cleaner and combiner, and checks the reference
     predictions through the parts)."""
     s = settings or get_settings()
+    pin = repository.unpin(source)  # NAME/VERSION=FOLDER: a registered version, downloaded by whoever started us
     if parts:
-        folder, name, version = source, None, None
-        if not Path(source).exists():  # a registered version: its files only, the parts stay where they run
+        folder, name, version = (pin[2], pin[0], pin[1]) if pin else (source, None, None)
+        if not pin and not Path(source).exists():  # a registered version: its files only, the parts stay where they run
             mv, folder = repository.download(source, s)
             name, version = mv.name, str(mv.version)
         pkg = load_package(folder, model_loader=lambda f: front_model(f, parts, part_timeout))
@@ -178,7 +197,9 @@ def load_source(source: str, *, allow_unseen: bool = True, media_root: str = "",
         fanout = Fanout(pkg.model.estimator)
         fanout.matrix = takes_matrix(pkg.path, plan.encoder)
         return Served(name, version, source, pkg, plan, fanout=fanout)
-    if Path(source).exists():
+    if pin:
+        name, version, pkg = pin[0], pin[1], load_package(pin[2])
+    elif Path(source).exists():
         pkg = load_package(source)
         name, version = pkg.manifest["name"], str(pkg.manifest["version"])
     else:

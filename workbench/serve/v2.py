@@ -7,7 +7,9 @@ naming input and row), a category or date column is BYTES; any other datatype is
 are strings, number items numbers; null is a missing value in any tensor.
 
 Outputs: ``prediction`` (BYTES labels, or FP64 values), ``probabilities`` (FP64, rows × classes, classification),
-``request_id`` (BYTES, one per row: the monitoring feedback key).
+``decision`` (BYTES, when the package has a decision rule), ``request_id`` (BYTES, one per row: the monitoring feedback key), and only when a request names it among its
+``outputs``, ``contributions`` (FP64, rows × (raw columns + bias), × classes for multiclass; its parameters name the
+columns and the scale on which bias + contributions equal the model's output).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from workbench.models.contrib import BIAS
 from workbench.serve.errors import ERROR_DOC, ApiError
 
 
@@ -30,7 +33,9 @@ ITEMS = {"BYTES": ({str, type(None)}, "strings"), "BOOL": ({bool, type(None)}, "
          **{dt: ({int, float, type(None)}, "numbers") for dt in NUMERIC if dt != "BOOL"}}
 
 
-def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, lookup) -> None:
+def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, lookup, explain) -> None:
+    """The V2 routes; ``explain`` is the app's (explainer_of, cheap_or_aside)."""
+    explainer_of, cheap_or_aside = explain
     found = {404: ERROR_DOC}
     infer_errors = {code: ERROR_DOC for code in (400, 401, 403, 404, 413, 415, 422, 500, 503, 504)}
 
@@ -52,6 +57,11 @@ def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, l
                    {"name": "request_id", "datatype": "BYTES", "shape": [-1]}]
         if served.task != "regression":
             outputs.insert(1, {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(served.labels)]})
+        if served.package.model.decision is not None:
+            outputs.insert(1, {"name": "decision", "datatype": "BYTES", "shape": [-1]})
+        outputs.append({"name": "contributions", "datatype": "FP64",  # only when a request names it
+                        "shape": [-1, len(served.plan.encoder.required) + 1] +
+                                 ([len(served.labels)] if served.task == "multiclass" else [])})
         return {"name": served.name, "versions": store.versions(served.name), "platform": "aims-workbench",
                 "inputs": inputs, "outputs": outputs, "parameters": {"classes": served.labels}}
 
@@ -74,7 +84,8 @@ def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, l
     async def infer(request: Request, name: str, version: str | None) -> Response:
         async def build(served):
             body = await _read_infer(request, read_body, parse)
-            rows, scores, missing = await score(served, _records(body, served.package.schema))
+            records = _records(body, served.package.schema)
+            rows, scores, missing = await score(served, records)
             metrics.observe(served, scores, len(rows))
             n = len(rows)
             outputs = [{"name": "prediction", "shape": [n],
@@ -83,8 +94,18 @@ def add_routes(app: FastAPI, store, respond, read_body, parse, score, metrics, l
             if served.task != "regression":
                 outputs.append({"name": "probabilities", "shape": [n, len(served.labels)], "datatype": "FP64",
                                 "data": np.asarray(scores, dtype=float).ravel().tolist()})
+            if rows and "decision" in rows[0]:  # the package's decision rule, as v1 answers it
+                outputs.append({"name": "decision", "shape": [n], "datatype": "BYTES", "data": [r["decision"] for r in rows]})
             outputs.append({"name": "request_id", "shape": [n], "datatype": "BYTES", "data": [r["request_id"] for r in rows]})
             wanted = {o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)}
+            if "contributions" in wanted:  # asked for by name only: it costs more than the prediction
+                ex, X = await explainer_of(served, records)
+                phi = await cheap_or_aside(ex, ex.contributions, X)
+                outputs.append({"name": "contributions", "datatype": "FP64",
+                                "shape": [n, phi.shape[1]] + ([phi.shape[2]] if phi.shape[2] > 1 else []),
+                                "parameters": {"columns": orjson.dumps([*ex.names, BIAS]).decode(), "scale": ex.scale,
+                                               "exact": ex.exact},
+                                "data": phi.ravel().tolist()})
             if wanted:
                 outputs = [o for o in outputs if o["name"] in wanted]
             payload = {"model_name": served.name, "model_version": served.version, "outputs": outputs}

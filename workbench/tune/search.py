@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from workbench import compute
+from workbench.deadline import Deadline
 from workbench.errors import ModelError
+from workbench.extras import extra
 from workbench.models.compare import Candidate, cross_validate, encode_target, make_folds, refit
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS
 from workbench.models.space import Space, check_space
@@ -64,16 +66,19 @@ class TuningResult:
 
 
 def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str = "tpe", metric: str | None = None,
-         cv: int = 5, max_trials: int = 50, time_budget: float | None = None, early_stop: int | None = None,
+         cv: int = 5, max_trials: int = 50, time_budget: float | Deadline | None = None, early_stop: int | None = None,
          seed: int | None = None, space: Space | None = None, log: bool = True, parent_run_id: str | None = None,
-         on_trial: Callable[[dict, pd.DataFrame], None] | None = None, settings: Settings | None = None) -> TuningResult:
+         on_trial: Callable[[dict, pd.DataFrame], None] | None = None, refit_best: bool = True,
+         parallel: bool | None = None, settings: Settings | None = None) -> TuningResult:
     """Search ``model``'s hyperparameters with ``strategy`` on cleaned data; return the best, refit.
 
     Every trial is a cross-validation on the same folds (run in parallel on the cluster
     via ``workbench.compute``); a trial that raises is recorded as failed and the search
-    goes on. The search stops at ``max_trials``, at ``time_budget`` seconds (trials still
-    running stop before their next fold), or after ``early_stop`` trials without progress.
-    The same seed and the same number of workers give the same trials.
+    goes on. The search stops at ``max_trials``, at ``time_budget`` seconds or a ``Deadline`` (trials
+    still running stop before their next fold), or after ``early_stop`` trials without progress.
+    The same seed and the same number of workers give the same trials. ``refit_best=False`` leaves the best
+    configuration unfitted on all rows (``auto`` refits only what it keeps); ``parallel=False`` runs the trials one
+    by one in this process, each with every core (None: on the cluster when it pays).
 
     Examples
     --------
@@ -96,18 +101,19 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
     check_space(space)
     if max_trials < 1:
         raise ModelError("max_trials must be at least 1")
-    if time_budget is not None and time_budget <= 0:
+    if time_budget is not None and not isinstance(time_budget, Deadline) and time_budget <= 0:
         raise ModelError("the time budget must be a positive number of seconds")
 
     codes, classes = encode_target(y, task)
     split = make_folds(pd.Series(codes), task, cv, seed=seed)
-    workers = compute.workers(s) if compute.uses_cluster(max_trials, s) else 1
+    parallel = compute.uses_cluster(max_trials, s) if parallel is None else parallel
+    workers = compute.workers(s) if parallel else 1
     n_jobs = compute.threads_per_task(workers, s)
     search = make_strategy(space, seed=seed, max_trials=max_trials, batch=workers)
     sign = 1 if GREATER_IS_BETTER[metric] else -1
     pool = compute.Jobs(cross_validate, shared=(X, codes), parallel=workers > 1, settings=s)
+    deadline = Deadline.of(time_budget)  # a number of seconds counts from here, once the workers are up
     start = time.time()
-    deadline = start + time_budget if time_budget else None
     rows, results, in_flight = [], {}, {}
     asked, stopped = 0, "max_trials"
     state = {"told": 0, "best": -np.inf, "since_best": 0, "cand": None}
@@ -133,7 +139,7 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
         while True:
             if early_stop and state["since_best"] >= early_stop and stopped == "max_trials":
                 stopped = f"early stop: no progress in {early_stop} trials"
-            over = deadline is not None and time.time() > deadline
+            over = deadline.expired()
             if over and stopped == "max_trials":
                 stopped = "time budget"
             while stopped == "max_trials" and asked < max_trials and not search.exhausted and len(in_flight) < workers:
@@ -161,11 +167,11 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
                 continue
             if over:
                 outcomes = pool.cancel_waiting()
-                if time.time() > deadline + 5:
+                if time.time() > deadline.at + deadline.grace:
                     outcomes += pool.stop_running()
                 outcomes += pool.wait(1.0)
             else:
-                outcomes = pool.wait(None if deadline is None else max(0.2, deadline - time.time()))
+                outcomes = pool.wait(max(0.2, deadline.left()) if deadline.limited else None)
             for out in outcomes:
                 proposal = in_flight.pop(out.key)
                 cand = out.value if out.status == "ok" else None
@@ -182,7 +188,8 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
         raise ModelError(f"no trial of {model} finished ({stopped}); errors: " +
                          "; ".join(sorted(set(history["error"].dropna().astype(str)))[:3]))
     best_cand.name = f"{model}:{strategy}"
-    refit(best_cand, X, y, settings=s)
+    if refit_best:
+        refit(best_cand, X, y, settings=s)
     result = TuningResult(model, strategy, metric, history, best_cand, time.time() - start, stopped, space=space)
     if log:
         result.run_id = log_tuning(result, parent_run_id, s)
@@ -206,7 +213,8 @@ def parameter_importance(history: pd.DataFrame, space: Space) -> pd.DataFrame:
 
 def log_tuning(result: TuningResult, parent_run_id: str | None, settings: Settings) -> str:
     """A run for the search (nested under ``parent_run_id`` if given) and one child run per trial."""
-    from mlflow.entities import Metric, Param
+    with extra("tracking"):
+        from mlflow.entities import Metric, Param
 
     mlflow = mlflow_client(settings)
     client = mlflow.MlflowClient()

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from workbench.extras import extra
 from workbench.lookup import Registry
 from workbench.models.space import Choice, Int, Space, When, active, decode
 
@@ -102,7 +103,8 @@ class HyperoptSearch(Strategy):
     def __init__(self, space, algo: str = "tpe", **kw):
         from functools import partial
 
-        from hyperopt import Domain, Trials, anneal, tpe
+        with extra("tune"):
+            from hyperopt import Domain, Trials, anneal, tpe
 
         super().__init__(space, **kw)
         self.hspace = to_hyperopt(space)
@@ -176,7 +178,8 @@ class GeneticSearch(Strategy):
         return self._with_rng(lambda: [random.random() for _ in range(self.dims)])
 
     def _breed(self):
-        from deap import tools
+        with extra("tune"):
+            from deap import tools
 
         class Ind(list):
             fitness: float
@@ -212,7 +215,8 @@ class GeneticSearch(Strategy):
 
 def to_hyperopt(space: Space) -> dict:
     """The space as hyperopt expressions; a parent choice becomes a branch holding its conditional children."""
-    from hyperopt import hp
+    with extra("tune"):
+        from hyperopt import hp
 
     def expr(label, dim):
         if isinstance(dim, Choice):

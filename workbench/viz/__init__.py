@@ -1,4 +1,5 @@
 """Plotly figure builders: pure functions from results to figures, titled in words a business reader uses."""
+from workbench.extras import extra
 from workbench.viz.figures import (calibration_curve, confusion_matrix, figures_for, importance_bar, leaderboard_bar, member_correlation,
                                    learning_curve, metric_by_model, pr_curve, predicted_vs_actual, residuals, roc_curve,
                                    score_distribution)
@@ -10,6 +11,7 @@ __all__ = ["leaderboard_bar", "metric_by_model", "importance_bar", "roc_curve", 
 
 def use_offline_renderer() -> None:
     """Figures that show in JupyterLab and Voila and also in the HTML copy of a notebook, with no network."""
-    import plotly.io as pio
+    with extra("notebook"):
+        import plotly.io as pio
 
     pio.renderers.default = "plotly_mimetype+notebook"

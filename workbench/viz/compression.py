@@ -1,7 +1,10 @@
 """The size–latency–metric picture of a compression run."""
 from __future__ import annotations
 
-import plotly.graph_objects as go
+from workbench.extras import extra
+
+with extra("notebook"):
+    import plotly.graph_objects as go
 
 from workbench.viz.figures import METRIC_WORDS, _fig
 

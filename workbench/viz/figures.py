@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+from workbench.extras import extra
+
+with extra("notebook"):
+    import plotly.graph_objects as go
 
 from workbench.models import metrics as M
 
@@ -13,6 +16,8 @@ METRIC_WORDS = {
     "pr_auc": "PR AUC", "log_loss": "Log loss (lower is better)", "rmse": "Typical error (RMSE, lower is better)",
     "mae": "Average error (MAE, lower is better)", "r2": "Share of variation explained (R²)", "mape": "Average % error (MAPE)",
 }
+SHARES = {"accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}  # between 0 and 1
+MAX_POINTS = 400  # a curve's points drawn at most
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=60, b=50), height=420)
 
 
@@ -20,12 +25,15 @@ def _fig(title: str, x: str, y: str, **layout) -> go.Figure:
     return go.Figure(layout=go.Layout(title=title, xaxis_title=x, yaxis_title=y, **(_LAYOUT | layout)))
 
 
-def leaderboard_bar(leaderboard: pd.DataFrame, metric: str, highlight: str | None = None) -> go.Figure:
-    """One bar per model that finished, best first; ``highlight`` marks the chosen one."""
+def leaderboard_bar(leaderboard: pd.DataFrame, metric: str, highlight: str | None = None,
+                    spread: str | None = None) -> go.Figure:
+    """One bar per model that finished, best first; ``highlight`` marks the chosen one; ``spread`` names a column of
+    each model's standard deviation over the folds, drawn as error bars."""
     ok = leaderboard[leaderboard["status"] == "ok"]
     colors = ["#f59e0b" if m == highlight else "#2563eb" for m in ok["model"]]
     fig = _fig(f"How the models compare: {METRIC_WORDS.get(metric, metric)}", "Model", METRIC_WORDS.get(metric, metric))
-    fig.add_bar(x=ok["model"], y=ok[metric], marker_color=colors, text=ok[metric].round(4), textposition="outside")
+    fig.add_bar(x=ok["model"], y=ok[metric], marker_color=colors, text=ok[metric].round(4), textposition="outside",
+                error_y={"type": "data", "array": ok[spread].tolist()} if spread else None)
     return fig
 
 
@@ -46,6 +54,7 @@ def importance_bar(importance: pd.DataFrame, top: int = 15) -> go.Figure:
                height=max(300, 28 * len(f) + 120))
     fig.add_bar(x=f["importance"], y=f["feature"].astype(str).tolist(), orientation="h", error_x=dict(type="data", array=f["std"]),
                 marker_color="#2563eb")
+    fig.update_yaxes(automargin=True)  # long column names stay readable
     return fig
 
 
@@ -72,6 +81,8 @@ def _per_class_lines(fig: go.Figure, data: pd.DataFrame, x: str, y: str, diagona
                      mode: str = "lines") -> go.Figure:
     """One line per class from a tidy curve frame, and optionally the dashed diagonal as a reference."""
     for c, g in data.groupby("class", sort=False):
+        if len(g) > MAX_POINTS:  # a 700-pixel line needs no more: adult's PR curve was 700 KB of JSON
+            g = g.iloc[np.unique(np.linspace(0, len(g) - 1, MAX_POINTS).round().astype(int))]
         fig.add_scatter(x=g[x], y=g[y], mode=mode, name=f"class {c}")
     if diagonal:
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="grey"), name=diagonal)
@@ -87,19 +98,20 @@ def learning_curve(curve: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def score_distribution(y, proba, classes, name: str = "", seed: int = 0) -> go.Figure:
-    """Each row's predicted probability of the positive (or its true) class, by actual class, jittered."""
+def score_distribution(y, proba, classes, name: str = "") -> go.Figure:
+    """How each row's predicted probability of the positive (or its true) class spreads, one histogram per actual
+    class, counted here: the figure's size does not grow with the rows (a point per row drew 1,600 SVG markers, the
+    slowest chart of the dashboard to draw)."""
     y = np.asarray(y)
     proba = np.asarray(proba)
     k = 1 if len(classes) == 2 else None
     score = proba[:, 1] if k else proba[np.arange(len(y)), y]
     what = f"Predicted probability of '{classes[1]}'" if k else "Predicted probability of the actual class"
-    fig = _fig(f"Scores by actual outcome ({name or 'the model'})", what, "Actual class")
-    jitter = np.random.default_rng(seed).uniform(-0.3, 0.3, len(y))
+    fig = _fig(f"Scores by actual outcome ({name or 'the model'})", what, "Rows", barmode="overlay")
+    edges = np.linspace(0, 1, 21)
     for code, c in enumerate(classes):
-        m = y == code
-        fig.add_scatter(x=score[m], y=code + jitter[m], mode="markers", name=str(c), marker=dict(size=4, opacity=0.5))
-    fig.update_yaxes(tickvals=list(range(len(classes))), ticktext=[str(c) for c in classes])
+        counts, _ = np.histogram(score[y == code], bins=edges)
+        fig.add_bar(x=(edges[:-1] + 0.025).round(3), y=counts, width=0.05, name=str(c), opacity=0.6)
     return fig
 
 

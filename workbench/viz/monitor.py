@@ -3,9 +3,13 @@ actual. Pure functions of a :class:`workbench.monitor.MonitorStatus`; the dashbo
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
+from workbench.extras import extra
 
-from workbench.viz.figures import METRIC_WORDS, _fig
+with extra("notebook"):
+    import plotly.graph_objects as go
+
+from workbench.viz.figures import METRIC_WORDS, SHARES, _fig
 
 ALERT, CALM = "#dc2626", "#2563eb"
 
@@ -17,7 +21,7 @@ def monitor_figures(st) -> dict[str, go.Figure]:
 
 def traffic(st) -> go.Figure:
     t = st.timeline
-    fig = _fig(f"Requests to {st.model} per minute", "Time (UTC)", "Requests", height=320)
+    fig = _over_time(st, f"Requests to {st.model} per minute", "Requests")
     fig.add_scatter(x=t["time"], y=t["requests"], mode="lines+markers", name="requests", line={"color": CALM})
     fig.add_scatter(x=t["time"], y=t["errors"], mode="lines+markers", name="failed", line={"color": ALERT})
     return fig
@@ -25,7 +29,7 @@ def traffic(st) -> go.Figure:
 
 def latency(st) -> go.Figure:
     t = st.timeline
-    fig = _fig("How long answers take (milliseconds)", "Time (UTC)", "Milliseconds", height=320)
+    fig = _over_time(st, "How long answers take (milliseconds)", "Milliseconds")
     fig.add_scatter(x=t["time"], y=t["latency_p50_ms"], mode="lines+markers", name="typical (median)")
     fig.add_scatter(x=t["time"], y=t["latency_p95_ms"], mode="lines+markers", name="slowest 5%")
     if len(t) and t["latency_p95_ms"].max() > st.thresholds.latency_ms / 2:  # else it would flatten the lines
@@ -37,12 +41,23 @@ def latency(st) -> go.Figure:
 def quality(st) -> go.Figure:
     m, t = st.headline, st.timeline
     words = METRIC_WORDS.get(m, m)
-    fig = _fig(f"{words.split(' (')[0]} on real outcomes, against validation", "Time (UTC)", words, height=320)
+    fig = _over_time(st, f"{words.split(' (')[0]} on real outcomes, against validation", words)
     y = t[m] if m in t.columns else []
     fig.add_scatter(x=t["time"], y=y, mode="lines+markers", name="live", connectgaps=True)
+    if m in SHARES:  # plotly pads a lone point or a flat line by ±0.5: an accuracy axis ran to 1.5
+        fig.update_yaxes(autorangeoptions={"minallowed": 0, "maxallowed": 1})
     base = st.validation_score
     if np.isfinite(base):
         fig.add_hline(y=base, line={"dash": "dash", "color": "#16a34a"}, annotation_text=f"at validation: {base:.3f}")
+    return fig
+
+
+def _over_time(st, title: str, y: str) -> go.Figure:
+    fig = _fig(title, "Time (UTC)", y, height=320)
+    t = st.timeline["time"]
+    if len(t) == 1:  # a lone minute: plotly spread one millisecond over the axis (ticks 19:59:59.999 … 20:00:00.001)
+        fig.update_xaxes(range=[(t.iloc[0] - pd.Timedelta(minutes=5)).isoformat(),
+                                (t.iloc[0] + pd.Timedelta(minutes=5)).isoformat()])
     return fig
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
+from workbench.extras import extra
+
+with extra("notebook"):
+    import plotly.graph_objects as go
 
 from workbench.models.metrics import GREATER_IS_BETTER
 from workbench.viz.figures import METRIC_WORDS, _fig

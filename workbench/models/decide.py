@@ -1,0 +1,314 @@
+"""Probabilities to take at face value, and the decision that pays.
+
+**Calibration.** A model's out-of-fold probabilities (each row scored by a model that never saw it) are mapped to
+frequencies by a sigmoid (Platt: a logistic regression on the log-odds) or an isotonic step function, whichever
+has the lower log loss on folds of those probabilities; the map is kept only when it beats the raw probabilities
+there. The calibrated model is a model kind of its own (``calibrated``: the inner model's files and the map as
+JSON), so packages, the service and batch prediction score it like any other. Two classes; with more, calibration
+is left out (a per-class map breaks the probabilities' sum, and renormalizing undoes it).
+
+**Decisions.** Given what each outcome is worth (``{"tp": 100, "fp": -10, "fn": -100, "tn": 0}`` for two classes, or
+``{actual: {decided: value}}`` for any number), the threshold on the positive class's probability that earns the
+most per row on the out-of-fold predictions (two classes), or the class with the highest expected value under the
+probabilities (more). The expected value of the usual rule (the likeliest class) is reported beside it.
+
+Examples
+--------
+>>> import numpy as np
+>>> y = np.array([0, 0, 1, 1]); p = np.array([[0.9, 0.1], [0.6, 0.4], [0.35, 0.65], [0.2, 0.8]])
+>>> round(expected_calibration_error(y, p), 3)
+0.262
+>>> d = decide(y, p, {"tp": 10, "fp": -1, "fn": 0, "tn": 0}, ["no", "yes"])
+>>> d.threshold <= 0.65, d.value_per_row
+(True, 5.0)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from workbench import kinds
+from workbench.errors import WorkbenchError
+from workbench.models import contrib
+
+BINS = 10  # equal-width probability bins of the expected calibration error
+EPS = 1e-6
+MIN_GAIN = 0.002  # a calibration map is kept when it lowers the out-of-fold log loss by at least this (relative)
+OUTCOMES = ("tp", "fp", "fn", "tn")
+
+
+def expected_calibration_error(y: np.ndarray, proba: np.ndarray) -> float:
+    """The mean gap between the predicted probability and the observed frequency, over ``BINS`` equal-width bins of
+    the top class's probability, weighted by the rows in each (0: the probabilities mean what they say)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    top = proba.max(axis=1)
+    hit = (proba.argmax(axis=1) == np.asarray(y)).astype(float)
+    bins = np.minimum((top * BINS).astype(int), BINS - 1)
+    gap = np.abs(np.bincount(bins, weights=top - hit, minlength=BINS))
+    return float(gap.sum() / len(y))
+
+
+@dataclass
+class Calibration:
+    """A fitted map from the positive class's raw probability to a calibrated one (JSON-able)."""
+
+    method: str  # "sigmoid" or "isotonic"
+    params: dict
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        """Calibrated positive-class probabilities of raw ones."""
+        if self.method == "sigmoid":
+            z = self.params["a"] * _logit(p) + self.params["b"]
+            return 1.0 / (1.0 + np.exp(-z))
+        return np.interp(p, self.params["x"], self.params["y"])
+
+
+@dataclass
+class CalibrationReport:
+    """What calibration did, measured on out-of-fold probabilities (the map itself fitted on other folds)."""
+
+    method: str  # "none" when no map beat the raw probabilities
+    log_loss_before: float
+    log_loss_after: float
+    ece_before: float
+    ece_after: float
+    candidates: dict = field(default_factory=dict)  # method → out-of-fold log loss
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.method == "none":
+            return (f"calibration: none kept (raw log loss {self.log_loss_before:.4f}; "
+                    + ", ".join(f"{m} {v:.4f}" for m, v in self.candidates.items()) + ")")
+        return (f"calibration: {self.method}, expected calibration error {self.ece_before:.4f} → {self.ece_after:.4f}, "
+                f"log loss {self.log_loss_before:.4f} → {self.log_loss_after:.4f} (out of fold)")
+
+
+def calibrate(y: np.ndarray, oof: np.ndarray, seed: int = 0) -> tuple[Calibration | None, CalibrationReport]:
+    """The calibration map for out-of-fold probabilities ``oof`` (n × 2) of class codes ``y``, chosen by log loss on
+    5 folds of them; None when neither map beats the raw probabilities by ``MIN_GAIN``."""
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(oof, dtype=np.float64)[:, 1], EPS, 1 - EPS)
+    before = _log_loss(y, p)
+    folds = StratifiedKFold(min(5, int(np.bincount(y).min())), shuffle=True, random_state=seed)
+    held = {}
+    for method in ("sigmoid", "isotonic"):
+        q = np.empty_like(p)
+        for fit, test in folds.split(p.reshape(-1, 1), y):
+            q[test] = _fit(method, y[fit], p[fit])(p[test])
+        held[method] = q
+    losses = {m: _log_loss(y, q) for m, q in held.items()}
+    best = min(losses, key=losses.get)
+    two = lambda q: np.column_stack([1 - q, q])  # noqa: E731
+    if losses[best] > before * (1 - MIN_GAIN):
+        ece = expected_calibration_error(y, two(p))
+        return None, CalibrationReport("none", before, before, ece, ece, losses)
+    report = CalibrationReport(best, before, losses[best], expected_calibration_error(y, two(p)),
+                               expected_calibration_error(y, two(held[best])), losses)
+    return _fit(best, y, p), report
+
+
+def _fit(method: str, y: np.ndarray, p: np.ndarray) -> Calibration:
+    if method == "sigmoid":
+        lr = LogisticRegression(C=1e6).fit(_logit(p).reshape(-1, 1), y)
+        return Calibration("sigmoid", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
+    iso = IsotonicRegression(y_min=EPS, y_max=1 - EPS, out_of_bounds="clip").fit(p, y)
+    return Calibration("isotonic", {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()})
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+class Calibrated(BaseEstimator):
+    """A fitted two-class estimator whose positive-class probability goes through a ``Calibration``."""
+
+    def __init__(self, estimator, calibration: Calibration):
+        self.estimator = estimator
+        self.calibration = calibration
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.estimator.classes_
+
+    def predict_proba(self, X) -> np.ndarray:
+        q = self.calibration(np.asarray(self.estimator.predict_proba(X), dtype=np.float64)[:, 1])
+        return np.column_stack([1 - q, q])
+
+    def predict(self, X) -> np.ndarray:
+        return np.asarray(self.classes_)[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+
+
+def _write(est: Calibrated, folder: Path, stem: str, task: str) -> dict:
+    return {"calibration": asdict(est.calibration), "inner": kinds.write(est.estimator, folder, f"{stem}.inner", task)}
+
+
+def _read(spec: dict, folder: Path, task: str) -> Calibrated:
+    return Calibrated(kinds.read(spec["inner"], folder, task), Calibration(**spec["calibration"]))
+
+
+def _scorer(est: Calibrated, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Scorer:
+    inner, calibration = kinds.scorer(est.estimator, columns, task, n_classes), est.calibration
+
+    def calibrated(X):
+        q = calibration(inner(X)[:, 1])
+        return np.column_stack([1 - q, q])
+    return calibrated
+
+
+def _contributions(est: Calibrated, layout: contrib.Layout, task: str, n_classes: int) -> contrib.Explainer:
+    """The inner model's contributions carried through the map: a sigmoid map is linear on the log-odds (exact: each
+    contribution times its slope); an isotonic one moves the probability, shared among the contributions in
+    proportion (the sum exact)."""
+    inner = contrib.explainer(est.estimator, layout, task, n_classes)
+    c = est.calibration
+    if c.method == "sigmoid":
+        odds = contrib.on_scale(inner, "log-odds", task)
+        return contrib.combined([odds], np.array([[c.params["a"]]]), np.array([c.params["b"]]), "log-odds",
+                                f"{odds.method}, through the sigmoid calibration")
+    prob = contrib.on_scale(inner, "probability", task)
+    return contrib.Explainer(lambda X: contrib.rescaled(prob(X), c), "probability",
+                             f"{prob.method}, through the isotonic calibration (shared in proportion)", prob.exact)
+
+
+kinds.register(kinds.Kind("calibrated", (Calibrated,), _write, _read, _scorer, contributions=_contributions))
+
+
+@dataclass
+class Decision:
+    """The decision rule that earns the most, and what it earns per row on out-of-fold predictions.
+
+    values : {actual class: {decided class: value}}.  threshold : two classes: decide ``positive`` when its
+    probability is at least this (None: the class of highest expected value).  curve : two classes: the value per
+    row at each threshold (the profit curve).
+    """
+
+    classes: list
+    values: dict
+    threshold: float | None
+    positive: str | None
+    value_per_row: float
+    argmax_value_per_row: float
+    curve: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict:
+        return {"classes": self.classes, "values": self.values, "threshold": self.threshold,
+                "positive": self.positive, "value_per_row": self.value_per_row,
+                "argmax_value_per_row": self.argmax_value_per_row}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Decision":
+        return cls(d["classes"], d["values"], d["threshold"], d["positive"], d["value_per_row"],
+                   d["argmax_value_per_row"])
+
+    def __call__(self, proba: np.ndarray) -> np.ndarray:
+        """The decided class of each row of probabilities (n × classes)."""
+        classes = np.asarray(self.classes, dtype=object)
+        if self.threshold is not None:
+            return np.where(proba[:, 1] >= self.threshold, classes[1], classes[0])
+        return classes[(proba @ self._matrix()).argmax(axis=1)]
+
+    def _matrix(self) -> np.ndarray:
+        """values[actual][decided] as a matrix in class order."""
+        return np.array([[float(self.values[str(a)][str(d)]) for d in self.classes] for a in self.classes])
+
+    def __str__(self) -> str:
+        rule = (f"decide '{self.positive}' from probability {self.threshold:.3f}" if self.threshold is not None
+                else "decide the class of highest expected value")
+        return (f"{rule}: {self.value_per_row:,.4g} per row out of fold, against {self.argmax_value_per_row:,.4g} "
+                "for the likeliest class")
+
+
+def value_matrix(values: dict, classes: list) -> dict:
+    """``values`` as {actual: {decided: value}} over ``classes``: TP/FP/FN/TN (two classes, the second positive) or
+    already by class; a clear error names what is missing."""
+    names = [str(c) for c in classes]
+    if set(values) <= set(OUTCOMES):
+        if len(names) != 2:
+            raise WorkbenchError(f"TP/FP/FN/TN values need two classes; this model has {len(names)}: give values as "
+                                 "{actual: {decided: value}}")
+        v = {k: float(values.get(k, 0.0)) for k in OUTCOMES}
+        neg, pos = names
+        return {pos: {pos: v["tp"], neg: v["fn"]}, neg: {pos: v["fp"], neg: v["tn"]}}
+    missing = [a for a in names if a not in values] + [f"{a}→{d}" for a in names if a in values for d in names
+                                                        if d not in values[a]]
+    if missing:
+        raise WorkbenchError(f"decision values miss {', '.join(missing[:5])}; give tp/fp/fn/tn (two classes) or a value "
+                             f"for every actual and decided class among {', '.join(names)}")
+    return {a: {d: float(values[a][d]) for d in names} for a in names}
+
+
+def parse_values(text: str) -> dict:
+    """``"tp=100,fp=-10,fn=-100,tn=0"`` or a JSON object, as ``value_matrix`` takes it."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WorkbenchError(f"cannot read decision values as JSON ({exc}): write an object "
+                                 '{"actual": {"decided": value}}') from None
+    try:
+        return {k.strip().lower(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise WorkbenchError(f"cannot read decision values '{text}': write tp=100,fp=-10,fn=-100,tn=0 or a JSON "
+                             "object {actual: {decided: value}}") from None
+
+
+def decide(y: np.ndarray, proba: np.ndarray, values: dict, classes: list) -> Decision:
+    """The rule that earns the most on out-of-fold probabilities ``proba`` of class codes ``y``."""
+    y = np.asarray(y).astype(int)
+    matrix = value_matrix(values, classes)
+    names = [str(c) for c in classes]
+    V = np.array([[matrix[a][d] for d in names] for a in names])
+    argmax = float(V[y, proba.argmax(axis=1)].mean())
+    if len(names) != 2:
+        value = float(V[y, (proba @ V).argmax(axis=1)].mean())
+        return Decision(names, matrix, None, None, value, argmax)
+    # every distinct probability is a candidate threshold; the value at each is a cumulative sum over sorted rows
+    p = proba[:, 1]
+    order = np.argsort(-p, kind="stable")
+    gain = V[y[order], 1] - V[y[order], 0]  # deciding positive instead of negative, row by row
+    base = V[y, 0].sum()
+    totals = base + np.concatenate([[0.0], np.cumsum(gain)])
+    cuts = np.concatenate([[1.0 + EPS], p[order]])
+    distinct = np.concatenate([p[order][1:] != p[order][:-1], [True]])
+    keep = np.concatenate([[True], distinct])
+    best = int(np.argmax(np.where(keep, totals, -np.inf)))
+    curve = pd.DataFrame({"threshold": cuts[keep], "value_per_row": totals[keep] / len(y)})
+    # deciding positive never (the first cut) is a threshold above every probability: 1 + EPS, never reached
+    return Decision(names, matrix, float(cuts[best]), names[1], float(totals[best] / len(y)), argmax, curve)
+
+
+def trust(estimator, oof: np.ndarray | None, y, task: str, classes: list | None,
+          values: dict | None = None) -> tuple[object, CalibrationReport | None, Decision | None]:
+    """The final model's estimator made trustworthy from its out-of-fold probabilities ``oof`` and labels ``y``:
+    calibrated when a map helps (two classes), and the decision rule for ``values`` (any classes). Returns
+    (estimator, what calibration did or None, decision or None)."""
+    if task == "regression" or oof is None or np.isnan(oof).any():
+        if values:
+            raise WorkbenchError("decision values need a classifier with out-of-fold probabilities")
+        return estimator, None, None
+    codes = pd.Categorical(np.asarray(y), categories=classes).codes
+    report = None
+    if task == "binary" and hasattr(estimator, "predict_proba"):
+        calibration, report = calibrate(codes, oof)
+        if calibration is not None:
+            estimator = Calibrated(estimator, calibration)
+            q = calibration(oof[:, 1])
+            oof = np.column_stack([1 - q, q])
+    return estimator, report, decide(codes, oof, values, classes) if values else None
