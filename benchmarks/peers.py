@@ -78,15 +78,16 @@ def _fit_autogluon(tr, te, target, task, budget):
     if task != "regression":
         tr = tr.assign(**{target: _labels(tr[target])})
     problem = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}[task]
-    predictor = TabularPredictor(target, problem_type=problem, path=tempfile.mkdtemp(prefix="ag-"), verbosity=0,
-                                 eval_metric={"binary": "roc_auc", "multiclass": "log_loss",
-                                              "regression": "root_mean_squared_error"}[task])
-    predictor.fit(tr, time_limit=budget, presets="medium_quality", num_cpus=2)
-    X = te.drop(columns=[target])
-    if task == "regression":
-        return predictor.predict(X).to_numpy(), None
-    proba = predictor.predict_proba(X)
-    return proba.to_numpy(), [str(c) for c in proba.columns]
+    with tempfile.TemporaryDirectory(prefix="ag-") as folder:  # its models on disk, removed after the test rows
+        predictor = TabularPredictor(target, problem_type=problem, path=folder, verbosity=0,
+                                     eval_metric={"binary": "roc_auc", "multiclass": "log_loss",
+                                                  "regression": "root_mean_squared_error"}[task])
+        predictor.fit(tr, time_limit=budget, presets="medium_quality", num_cpus=2)
+        X = te.drop(columns=[target])
+        if task == "regression":
+            return predictor.predict(X).to_numpy(), None
+        proba = predictor.predict_proba(X)
+        return proba.to_numpy(), [str(c) for c in proba.columns]
 
 
 def _main(peer, train, test, target, task, budget) -> None:

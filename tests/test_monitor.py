@@ -348,6 +348,7 @@ def test_a_killed_service_loses_at_most_its_queue_and_the_log_stays_readable(pac
         t_kill = time.time()
         os.kill(s.proc.pid, signal.SIGKILL)
     s.proc.wait()
+    s.stop()  # already dead: this only removes its output file
     assert r.status_code == 200
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
