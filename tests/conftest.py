@@ -56,7 +56,8 @@ def trained(demo_df):
                  progress=False, time_budget=120)
 
 
-PIPELINE_PARAMS = {"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3, "max_trials": 6, "time_budget": 60}
+PIPELINE_PARAMS = {"models": ["lightgbm", "linear", "naive_bayes"], "folds": 3, "max_trials": 6, "time_budget": 60,
+                   "values": {"tp": 100, "fp": -20, "fn": -100, "tn": 0}}
 
 
 @pytest.fixture(scope="session")

@@ -199,3 +199,18 @@ def test_v2_answers_contributions_when_asked(server, package, demo):
     np.testing.assert_allclose(got, ex.contributions(ex.encoder.frame(rows))[:, :, 0], atol=1e-12)
     default = httpx.post(f"{server.url}/v2/models/churn/infer", json={"inputs": inputs}).json()
     assert "contributions" not in {o["name"] for o in default["outputs"]}
+
+
+def test_the_pair_that_acts_together_is_found_first():
+    """y = 3·a·b + c: only a and b interact (Friedman's H near 1); c adds on its own."""
+    from workbench import train
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.uniform(-1, 1, 1500), "b": rng.uniform(-1, 1, 1500), "c": rng.uniform(-1, 1, 1500)})
+    df["y"] = 3 * df.a * df.b + df.c + 0.05 * rng.normal(size=len(df))
+    r = train(df, "y", models=["lightgbm"], folds=3, log=False, progress=False, task="regression")
+    pairs = explain(r, df).interactions
+    top = pairs.iloc[0]
+    assert {top["column_a"], top["column_b"]} == {"a", "b"} and top["h"] > 0.8
+    assert pairs["h"].iloc[1:].max() < 0.3, pairs
+    assert "act together" in explain(r, df)._repr_html_()

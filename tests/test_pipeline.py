@@ -21,6 +21,8 @@ def test_run_writes_executed_notebooks_html_and_summary(pipeline_run):
     assert [e["status"] for e in summary["notebooks"]] == ["ok"] * len(PIPELINE)
     assert summary["metrics"]["best_model"].split(":")[0] in {"lightgbm", "linear", "naive_bayes", "ensemble"}
     assert 0.5 < summary["metrics"]["test_roc_auc"] <= 1 and all(e["seconds"] > 0 for e in summary["notebooks"])
+    record = json.loads((root / "artifacts" / "result.json").read_text())  # the params file's decision values
+    assert 0 < record["decision"]["threshold"] < 0.5 and record["calibration"]["method"] in {"sigmoid", "isotonic", "none"}
 
 
 def test_stages_share_one_mlflow_run(pipeline_run):

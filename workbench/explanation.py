@@ -23,6 +23,7 @@ from workbench.errors import WorkbenchError
 from workbench.models.contrib import BIAS, SCALES, RowExplainer
 
 
+PAIR_COLUMNS, PAIR_ROWS = 4, 50  # interactions: among the top columns' pairs, measured at this many rows
 ESTIMATED_ROWS = 100  # rows the model-agnostic estimate explains in a global view (each costs thousands of scorings)
 
 
@@ -39,6 +40,8 @@ class Explanation:
     dependence : per column shown, how the output moves when only that column changes (``row`` -1: the mean over
         the explained rows, PDP; other rows: single rows, ICE).
     output : what the dependence curves show (a class's probability, or the predicted value).
+    interactions : for each pair of the top columns, Friedman's H (0: the pair's effects add up; 1: all of their joint
+        effect is interaction), strongest first.
     """
 
     model: str
@@ -50,6 +53,7 @@ class Explanation:
     dependence: pd.DataFrame
     output: str
     seconds: float
+    interactions: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         return self.importance
@@ -60,7 +64,10 @@ class Explanation:
                 f"explained in {self.seconds:.1f} s; contributions ({note}: {html.escape(self.method)}) on the "
                 f"{html.escape(self.scale)} scale ({html.escape(SCALES.get(self.scale, ''))}): for every row the bias "
                 "plus the contributions is the model's output.</p>")
-        return head + self.importance.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        pairs = "" if self.interactions is None or self.interactions.empty else (
+            "<h4>Which columns act together</h4><p>Friedman's H of each pair (0: their effects add up).</p>"
+            + self.interactions.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
+        return head + self.importance.to_html(index=False, float_format=lambda v: f"{v:.4g}") + pairs
 
     def figure(self, column: str | None = None):
         """The drivers bar chart; with ``column``, how the prediction moves with that column (PDP and ICE)."""
@@ -106,8 +113,9 @@ def explain(model, data: pd.DataFrame | None = None, *, rows: int = 1000, column
         raise WorkbenchError(f"no dependence curve for {', '.join(unknown)}: curves are drawn for number and "
                              "category columns")
     dependence, output = _dependence(re, X, shown, ice_rows, grid)
+    interactions = _interactions(re, X, shown[:PAIR_COLUMNS], seed)
     return Explanation(getattr(trained, "name", "") or type(trained.estimator).__name__, re.scale, re.method, re.exact,
-                       contributions, importance, dependence, output, time.perf_counter() - t0)
+                       contributions, importance, dependence, output, time.perf_counter() - t0, interactions)
 
 
 def reasons(model, rows: pd.DataFrame, k: int = 3, *, background: pd.DataFrame | None = None) -> list[list[dict]]:
@@ -165,3 +173,37 @@ def _dependence(re: RowExplainer, X: np.ndarray, columns: list[str], ice_rows: i
     return (pd.concat(frames, ignore_index=True) if frames else empty), output
 
 
+
+
+def _interactions(re: RowExplainer, X: np.ndarray, columns: list[str], seed: int) -> pd.DataFrame:
+    """Friedman's H for each pair of ``columns``: partial dependences at ``PAIR_ROWS`` of the explained rows, each
+    column (and each pair) set to every row's value in all of them; H² is the share of the pair's joint, centred
+    partial dependence that the two single ones do not explain."""
+    rows = X[np.random.default_rng(seed).permutation(len(X))[:PAIR_ROWS]]
+    n = len(rows)
+    if n < 2 or len(columns) < 2:
+        return pd.DataFrame(columns=["column_a", "column_b", "h"])
+    task = re.model.task
+    j_out = None if task == "regression" else 1 if task == "binary" else int(
+        np.asarray(re.model.scorer(rows)).mean(axis=0).argmax())  # the class most predicted, as the curves show
+    features = {c: int(re.layout.groups[re.names.index(c)][0]) for c in columns}
+
+    def pd_at(cols: list[str]) -> np.ndarray:
+        """The centred partial dependence on ``cols`` at each row's own values of them."""
+        M = np.repeat(rows[None], n, axis=0)  # M[i]: every row, with ``cols`` set to row i's values
+        for c in cols:
+            M[:, :, features[c]] = rows[:, features[c]][:, None]
+        out = np.asarray(re.model.scorer(M.reshape(-1, rows.shape[1])), dtype=float)
+        f = (out if j_out is None else out[:, j_out]).reshape(n, n).mean(axis=1)
+        return f - f.mean()
+
+    single = {c: pd_at([c]) for c in columns}
+    found = []
+    for a_i, a in enumerate(columns):
+        for b in columns[a_i + 1:]:
+            joint = pd_at([a, b])
+            total = float((joint ** 2).sum())
+            h2 = float(((joint - single[a] - single[b]) ** 2).sum()) / total if total > 1e-12 else 0.0
+            found.append((a, b, float(np.sqrt(min(max(h2, 0.0), 1.0)))))
+    return pd.DataFrame(found, columns=["column_a", "column_b", "h"]).sort_values("h", ascending=False,
+                                                                                  ignore_index=True)

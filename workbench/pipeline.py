@@ -26,6 +26,7 @@ from workbench.ensemble import ensemble
 from workbench.errors import WorkbenchError
 from workbench.explanation import explain, reasons
 from workbench.models.compare import Candidate, Leaderboard, encode_target, fitting_together, make_folds, refit
+from workbench.models.decide import Calibrated, trust
 from workbench.models.explain import feature_importance, learning_curve
 from workbench.models.metrics import is_better
 from workbench.models.train import Prepared, TrainResult, evaluate, fit, oof_frame, prepare
@@ -144,11 +145,13 @@ def tune_stage(run_dir: str | Path, *, model: str = "best", strategy: str = "tpe
 
 
 def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select", "stack"), top: int = 5,
-                   max_latency_ms: float | None = None, mlflow_run_id: str | None = None,
+                   max_latency_ms: float | None = None, values: dict | None = None, mlflow_run_id: str | None = None,
                    settings: Settings | None = None) -> list:
     """Ensemble the saved leaderboard's best candidates by each method; each result joins the leaderboard,
     and the best by cross-validation becomes the run's model. Members, and the ensembles that may become the run's
-    model, score a row within ``max_latency_ms`` (None: the ``WORKBENCH_MAX_LATENCY_MS`` setting; 0: no limit)."""
+    model, score a row within ``max_latency_ms`` (None: the ``WORKBENCH_MAX_LATENCY_MS`` setting; 0: no limit).
+    The run's model is then made trustworthy as ``auto`` makes its own: two classes' probabilities calibrated when
+    that helps out of fold, and with ``values`` (what each outcome is worth) the decision rule that earns the most."""
     s = settings or get_settings()
     prepared = load_prepared(run_dir)
     result = load_result(run_dir, prepared, settings=s)
@@ -168,7 +171,11 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
         if r.candidate.name not in board.within_latency(limit)[1]:
             result = choose(result, r.candidate, prepared)
     reports = [r.report.to_dict() for r in results]
-    keep_result(run_dir, result, prepared, ensembles=reports)
+    result, calibration = trusted(result, values)
+    result.test_metrics = evaluate(result.model, prepared.test, prepared.cleaned.target)  # of the model kept
+    keep_result(run_dir, result, prepared, ensembles=reports,
+                calibration=calibration.to_dict() if calibration is not None else None,
+                decision=result.model.decision.to_dict() if result.model.decision is not None else None)
     if mlflow_run_id:
         log_run(params={}, metrics={f"ensemble_{r.report.method}_cv_{board.metric}": r.report.cv for r in results},
                 artifacts={"ensembles.json": json.dumps(reports, indent=1, default=str)}, run_id=mlflow_run_id, settings=s)
@@ -293,6 +300,19 @@ def _registered(run_dir: str | Path) -> tuple[Path, dict, dict]:
     if "version" not in pkg:
         raise WorkbenchError("the run's model is not registered: run the package stage (06_package) with register=True")
     return art, meta, pkg
+
+
+def trusted(result: AutoResult, values: dict | None):
+    """``result`` with its model calibrated and given a decision rule as ``auto`` does (``models.decide.trust``, on
+    the model's out-of-fold predictions), and what calibration did. A model calibrated before (the stage run again)
+    is calibrated afresh from its inner model."""
+    est = result.model.estimator
+    inner = est.estimator if isinstance(est, Calibrated) else est
+    board = result.leaderboard
+    estimator, calibration, decision = trust(inner, result.best.oof, result.cleaned.y, board.task, board.classes, values)
+    m = result.model
+    result.model = TrainedModel(m.cleaner, estimator, m.task, m.classes, m.name, decision)
+    return result, calibration
 
 
 def explanation_figures(run_dir: str | Path, rows: int = 300) -> dict:

@@ -376,6 +376,8 @@ def _predict_frame(url: str, name: str, df, model, s: Settings):
         raise WorkbenchError(f"{url} answered {r.status_code}: {r.text[:300]}")
     rows = r.json()["predictions"]
     out = pd.DataFrame({"prediction": [p["prediction"] for p in rows]})
+    if rows and "decision" in rows[0]:  # the package's decision rule, in predict_frame's place
+        out["decision"] = [p["decision"] for p in rows]
     if model.task != "regression" and rows and "probabilities" in rows[0]:
         for label in model.classes:
             out[str(label)] = [p["probabilities"][str(label)] for p in rows]
