@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
-import peers
+from peers import categories, labels, run as run_peer
 from workbench.registry.package import load_package
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -79,11 +79,11 @@ def _table(name: str, info: dict, budget: float, others: list[str], tmp: Path) -
     tr.to_csv(tmp / "train_peers.csv", index=False)
     te.to_csv(tmp / "test_peers.csv", index=False)
     t0 = time.time()
-    base, base_pred, labels = _lightgbm_defaults(tr, te, target, task)
+    base, base_pred, classes = _lightgbm_defaults(tr, te, target, task)
     row |= {"lgbm": base[m], "lgbm_s": round(time.time() - t0, 1)}
-    row["noise"], row["auto_minus_lgbm"] = _paired(model, test_df, base_pred, labels, target, task, m)
+    row["noise"], row["auto_minus_lgbm"] = _paired(model, test_df, base_pred, classes, target, task, m)
     for peer in others:
-        got = peers.run(peer, tmp / "train_peers.csv", tmp / "test_peers.csv", target, task, budget,
+        got = run_peer(peer, tmp / "train_peers.csv", tmp / "test_peers.csv", target, task, budget,
                         timeout=3 * budget + 300)
         row |= {peer: got.get(m, np.nan), f"{peer}_s": round(got.get("wall_s", np.nan), 1)}
         if "error" in got:
@@ -121,7 +121,7 @@ def _ranks(row, systems) -> pd.Series:
     return pd.Series(ranks)
 
 
-def _paired(model, test_df, base_pred, labels, target, task, metric) -> tuple[float, float]:
+def _paired(model, test_df, base_pred, classes, target, task, metric) -> tuple[float, float]:
     """(standard deviation, mean) of auto's metric minus LightGBM defaults' over bootstrap resamples of the test rows."""
     ours = model.predict_frame(test_df.drop(columns=[target]))
     rng = np.random.default_rng(0)
@@ -132,16 +132,16 @@ def _paired(model, test_df, base_pred, labels, target, task, metric) -> tuple[fl
         def value(idx, p):
             return float(np.sqrt(np.mean((y[idx] - p[idx]) ** 2)))
     else:
-        y = _labels(test_df[target]).to_numpy()
-        a = ours[[str(c) for c in labels]].to_numpy(float) if all(str(c) in ours for c in labels) else None
+        y = labels(test_df[target]).to_numpy()
+        a = ours[[str(c) for c in classes]].to_numpy(float) if all(str(c) in ours for c in classes) else None
         b = base_pred
         if a is None:
             return np.nan, np.nan
 
         def value(idx, p):
             if metric == "roc_auc":
-                return float(skm.roc_auc_score(y[idx] == labels[1], p[idx, 1]))
-            return float(np.mean(np.asarray(labels)[p[idx].argmax(1)] == y[idx]))
+                return float(skm.roc_auc_score(y[idx] == classes[1], p[idx, 1]))
+            return float(np.mean(np.asarray(classes)[p[idx].argmax(1)] == y[idx]))
     diffs = []
     for _ in range(RESAMPLES):
         idx = rng.integers(0, len(y), len(y))
@@ -150,20 +150,6 @@ def _paired(model, test_df, base_pred, labels, target, task, metric) -> tuple[fl
         except ValueError:  # a resample with one class only
             continue
     return float(np.std(diffs)), float(np.mean(diffs))
-
-
-def _labels(y: pd.Series) -> pd.Series:
-    return y.astype("string").str.strip().str.rstrip(".").astype(str)
-
-
-def _categories(Xtr, Xte):
-    Xtr, Xte = Xtr.copy(), Xte.copy()
-    for c in Xtr.columns:
-        if not pd.api.types.is_numeric_dtype(Xtr[c]):
-            cats = Xtr[c].astype("string").str.strip().dropna().unique()
-            Xtr[c] = pd.Categorical(Xtr[c].astype("string").str.strip(), categories=cats)
-            Xte[c] = pd.Categorical(Xte[c].astype("string").str.strip(), categories=cats)
-    return Xtr, Xte
 
 
 def _split(info):
@@ -177,12 +163,12 @@ def _split(info):
 def _lightgbm_defaults(train_df, test_df, target, task):
     """The baseline: LightGBM defaults on the raw table, text columns as pandas categories. Returns (metrics, test
     predictions: values or probabilities n × classes, class labels)."""
-    Xtr, Xte = _categories(train_df.drop(columns=[target]), test_df.drop(columns=[target]))
+    Xtr, Xte = categories(train_df.drop(columns=[target]), test_df.drop(columns=[target]))
     if task == "regression":
         ytr, yte = train_df[target], test_df[target]
         p = lgb.LGBMRegressor(verbose=-1).fit(Xtr, ytr).predict(Xte)
         return {"rmse": float(np.sqrt(skm.mean_squared_error(yte, p))), "r2": skm.r2_score(yte, p)}, p, None
-    ytr, yte = _labels(train_df[target]), _labels(test_df[target])
+    ytr, yte = labels(train_df[target]), labels(test_df[target])
     model = lgb.LGBMClassifier(verbose=-1).fit(Xtr, ytr)
     proba = model.predict_proba(Xte)
     classes = list(model.classes_)

@@ -47,25 +47,33 @@ def run(peer: str, train: Path, test: Path, target: str, task: str, budget: floa
     return json.loads(p.stdout.strip().splitlines()[-1]) | {"wall_s": time.time() - t0}
 
 
-def _labels(y):
+def labels(y):
+    """Class labels as every contender reads them: text, without spaces around or a trailing '.'."""
     return y.astype("string").str.strip().str.rstrip(".").astype(str)
 
 
-def _fit_flaml(tr, te, target, task, budget):
+def categories(Xtr, Xte):
+    """Text columns as pandas categories (the training values' categories), as LightGBM and FLAML take them."""
     import pandas as pd
-    from flaml import AutoML
 
-    Xtr, Xte = tr.drop(columns=[target]), te.drop(columns=[target])
-    for c in Xtr.columns:  # text as categories, as FLAML takes them
+    Xtr, Xte = Xtr.copy(), Xte.copy()
+    for c in Xtr.columns:
         if not pd.api.types.is_numeric_dtype(Xtr[c]):
             cats = Xtr[c].astype("string").str.strip().dropna().unique()
             Xtr[c] = pd.Categorical(Xtr[c].astype("string").str.strip(), categories=cats)
             Xte[c] = pd.Categorical(Xte[c].astype("string").str.strip(), categories=cats)
+    return Xtr, Xte
+
+
+def _fit_flaml(tr, te, target, task, budget):
+    from flaml import AutoML
+
+    Xtr, Xte = categories(tr.drop(columns=[target]), te.drop(columns=[target]))
     automl = AutoML()
     if task == "regression":
         automl.fit(Xtr, tr[target], task="regression", time_budget=budget, metric="rmse", seed=0, verbose=0)
         return automl.predict(Xte), None
-    automl.fit(Xtr, _labels(tr[target]), task="classification", time_budget=budget,
+    automl.fit(Xtr, labels(tr[target]), task="classification", time_budget=budget,
                metric="roc_auc" if task == "binary" else "log_loss", seed=0, verbose=0)
     return automl.predict_proba(Xte), list(automl.classes_)
 
@@ -76,7 +84,7 @@ def _fit_autogluon(tr, te, target, task, budget):
     from autogluon.tabular import TabularPredictor
 
     if task != "regression":
-        tr = tr.assign(**{target: _labels(tr[target])})
+        tr = tr.assign(**{target: labels(tr[target])})
     problem = {"binary": "binary", "multiclass": "multiclass", "regression": "regression"}[task]
     with tempfile.TemporaryDirectory(prefix="ag-") as folder:  # its models on disk, removed after the test rows
         predictor = TabularPredictor(target, problem_type=problem, path=folder, verbosity=0,
@@ -103,7 +111,7 @@ def _main(peer, train, test, target, task, budget) -> None:
         y = te[target].to_numpy(float)
         out = {"rmse": float(np.sqrt(skm.mean_squared_error(y, pred))), "r2": float(skm.r2_score(y, pred))}
     else:
-        y = _labels(te[target])
+        y = labels(te[target])
         out = {"accuracy": float(skm.accuracy_score(y, np.asarray(classes)[pred.argmax(1)])),
                "log_loss": float(skm.log_loss(y, np.clip(pred, 1e-15, 1), labels=classes))}
         if task == "binary":

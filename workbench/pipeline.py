@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pandas as pd
 
 from workbench.auto import AutoResult
@@ -256,10 +260,6 @@ def monitor_stage(run_dir: str | Path, *, batch: int = 25, settings: Settings | 
     """The released model meets traffic: a service of it (the champion if the release promoted it) answers the run's
     test rows as a business system would send them, their true outcomes are fed back by request id, and the
     monitoring status and report are written (``<run_dir>/monitor.html``). Live quality sits beside validation."""
-    import time
-
-    import httpx
-
     s = settings or get_settings()
     art, meta, pkg = _registered(run_dir)
     name, target = pkg["name"], meta["target"]
@@ -364,9 +364,6 @@ def keep_result(run_dir: str | Path, result: TrainResult, prepared: Prepared, **
     """Keep ``result`` in the run for the next stage and the dashboard: its leaderboard and out-of-fold predictions,
     its model as a package (swapped in whole), the model's test predictions, and the run's record (``result.json``,
     which the dashboard reads) with ``record``'s entries."""
-    import shutil
-    import tempfile
-
     art = _artifacts(run_dir)
     save_board(run_dir, result.leaderboard, prepared.cleaned.y)
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=art))
@@ -390,8 +387,6 @@ def _record(run_dir: str | Path, **entries) -> None:
 
 
 def _remove(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)
 
 
