@@ -106,3 +106,21 @@ def test_auto_ends_by_a_deadline_already_partly_spent():
     r = auto(load("demo", n_rows=800, seed=3), "churn", time_budget=d, log=False, progress=False)
     assert time.time() <= d.at + 2 and r.best.status == "ok"
     assert any(":p" in c.name for c in r.leaderboard.candidates)  # the portfolio was tried
+
+
+def test_work_past_the_deadline_is_stopped_only_once_its_grace_has_passed_too():
+    import time
+
+    from workbench import compute
+    from workbench.deadline import Deadline
+
+    passed = Deadline.after(20, start=time.time() - 21)  # grace: 5 % of 20 s, so 1 s, passed by now
+    in_grace = Deadline.after(200, start=time.time() - 200.5)  # grace: 10 s, not passed yet
+    assert passed.expired() and passed.overrun()
+    assert in_grace.expired() and not in_grace.overrun() and 0 < in_grace.poll() <= 10
+    assert not Deadline.of(None).overrun() and Deadline.of(None).poll() is None
+    assert Deadline.after(60).poll() <= 60
+    # jobs not started by the deadline come back cancelled; the one that started runs to its end (in its grace)
+    out = list(compute.run(time.sleep, [(2.5,)] * 8, deadline=Deadline.after(2), parallel=False))
+    assert sorted(o.key for o in out) == list(range(8))
+    assert out[0].status == "ok" and {o.status for o in out[1:]} == {"cancelled"}

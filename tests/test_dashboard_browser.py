@@ -153,7 +153,8 @@ def test_dashboard_shows_charts_with_data_and_switches_model(dashboard, browser)
 
 
 def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, browser, tmp_path):
-    """A real service and the monitoring dashboard on one log: traffic and a shifted column show up without a reload."""
+    """A real service and the monitoring dashboard on one log: traffic and a shifted column show up without a reload;
+    quality by region, and estimated beside realized once the outcomes are fed back."""
     import json
 
     import httpx
@@ -185,7 +186,7 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=120_000)
         assert page.locator(".jp-InputArea, .jp-Cell-inputWrapper").count() == 0  # no code
         traffic = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('Requests'))"
         drift = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('How far'))"
@@ -214,6 +215,17 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
                         f"outcomes shown {page.evaluate(scored)}; page: {page.inner_text('body')[:600]}")
         waited = time.time() - t0
         assert "alert" in page.inner_text("body") and "age" in page.inner_text("body")
+        # the business view: accuracy per region (the demo's first category column), and over time the accuracy
+        # estimated from the model's confidence beside the realized one, both drawn with points
+        chart = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.layout.title.text.startsWith('{}'))"
+        finite = "(t => t && Array.from(t.y || []).some(Number.isFinite))"
+        segment = chart.format("Accuracy by region")
+        quality = chart.format("Accuracy: estimated")
+        page.wait_for_function(f"{segment} && {finite}({segment}.data[0]) && {quality} && "
+                               f"{finite}({quality}.data.find(t => t.name.startsWith('estimated'))) && "
+                               f"{finite}({quality}.data.find(t => t.name.startsWith('realized')))", timeout=30_000)
+        regions = page.evaluate(f"Array.from({segment}.data[0].x)")
+        assert {"North", "South", "East", "West"} <= set(regions), regions
         SCREENSHOTS.mkdir(exist_ok=True)
         page.wait_for_timeout(3000)  # a few more refreshes: every chart drawn from the same, final traffic
         page.screenshot(path=str(SCREENSHOTS / "monitor_dashboard.png"), full_page=True)

@@ -7,6 +7,7 @@ import sys
 import httpx
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from servers import Server
 from workbench.data import load
@@ -38,6 +39,18 @@ def test_overconfident_probabilities_are_calibrated_and_honest_ones_left_alone()
     assert none is None and kept.method == "none" and "none kept" in str(kept)
     assert expected_calibration_error(y, honest) < 0.03
 
+
+
+def test_an_isotonic_map_keeps_the_models_ranking():
+    """A staircase map would tie rows the model ranks apart and lower ROC AUC: the calibrated scores keep every order."""
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=3000)
+    y = (rng.uniform(size=len(p)) < np.where(p > 0.5, 0.9, 0.1) * p).astype(int)
+    calibration, report = calibrate(y, np.column_stack([1 - p, p]))
+    assert report.method == "isotonic", report
+    fixed = calibration(p)
+    assert len(np.unique(fixed)) == len(np.unique(p))
+    assert roc_auc_score(y, fixed) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
 def test_the_threshold_is_where_the_values_say_for_calibrated_probabilities():
     rng = np.random.default_rng(1)

@@ -64,6 +64,18 @@ def test_a_tight_budget_stops_slow_models_and_keeps_the_rest(cleaned):
     assert all(c.error and c.oof is None for c in lb.candidates if c.status != "ok")
 
 
+def test_a_model_too_slow_to_serve_stops_after_its_first_fold(cleaned):
+    """Under a latency limit, the folds after the first would buy a candidate that cannot be chosen."""
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "random_forest"], folds=5, progress=False,
+                 params={"random_forest": {"n_estimators": 300}}, max_latency_ms=0.001)
+    forest = lb["random_forest"]
+    assert forest.status == "skipped" and "after its first fold" in forest.error and forest.latency_ms > 0.001
+    assert forest.oof is None and forest.fit_time > 0
+    allowed, slow = lb.within_latency(0.001)
+    assert "random_forest" in slow and "its other folds not run" in slow["random_forest"]
+    assert all(c.name != "random_forest" for c in allowed)
+
+
 def test_a_failing_model_is_recorded_and_the_others_go_on(cleaned):
     lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "lightgbm"], folds=3, progress=False,
                  params={"lightgbm": {"num_leaves": -5}})
@@ -72,8 +84,8 @@ def test_a_failing_model_is_recorded_and_the_others_go_on(cleaned):
 
 
 def test_unknown_model_and_wrong_task_are_clear_errors(cleaned):
-    with pytest.raises(UnknownNameError, match="Valid names: lightgbm"):
-        compare(cleaned.X, cleaned.y, task="binary", models=["xgboost"])
+    with pytest.raises(UnknownNameError, match=r"Did you mean .xgboost.\?.*Valid names: lightgbm"):
+        compare(cleaned.X, cleaned.y, task="binary", models=["xgbost"])
     with pytest.raises(ModelError, match="does not do regression"):
         compare(cleaned.X, cleaned.y.eq("Yes").astype(float), task="regression", models=["naive_bayes"])
     with pytest.raises(ModelError, match="Valid metrics"):

@@ -414,4 +414,102 @@ def test_a_regression_model_is_monitored_with_its_errors(tmp_path):
     assert day["prediction_mean"] == pytest.approx(pred.mean())
     assert st.headline == "mae" and len(st.feedback) == len(rows) and st.feedback["actual"].dtype == float
     figs = st.figures()
-    assert len(figs["feedback"].data[0].x) == len(rows) and figs["quality"].data[0].name == "live"
+    assert len(figs["feedback"].data[0].x) == len(rows) and figs["quality"].data[0].name == "realized (real outcomes)"
+
+
+def hand_made_log(path, task: str, labels: list[str], records: list[dict], scores: np.ndarray, actual: list | None = None,
+                  now: float | None = None, validation: dict | None = None) -> PredictionLog:
+    """A log written as a service writes it, without a service: one request a row over the last minutes, one model
+    version with no package (drift is left out), outcomes for the rows ``actual`` gives (None: no outcome)."""
+    log = PredictionLog(path)
+    now = time.time() if now is None else now
+    ids, entries = [], []
+    for k, (r, s) in enumerate(zip(records, scores)):
+        ts = now - 300 + k * 240 / len(records)
+        ids.append(f"{int(ts * 1e9):016x}{k:08x}")
+        entries.append(entry(ts, 200, 1.0, r, ids[-1], np.atleast_2d(s) if labels else np.atleast_1d(s)))
+    model = ("m", "1", task, orjson.dumps(labels).decode(), "", "", orjson.dumps(validation or {}).decode(), now - 300)
+    log.write({("m", "1"): entries}, [model])
+    if actual is not None:
+        assert log.feedback("m", [(i, a) for i, a in zip(ids, actual) if a is not None], now=now)[1] == []
+    return log
+
+
+def test_estimated_quality_matches_the_realized_on_calibrated_probabilities():
+    from workbench.monitor.quality import estimated_quality, live_metrics
+
+    rng = np.random.default_rng(5)
+    p = 1 / (1 + np.exp(-rng.normal(-0.5, 1.8, 5000)))  # calibrated: each outcome drawn from its probability
+    y = np.where(rng.uniform(size=5000) < p, "Yes", "No")
+    preds = pd.DataFrame({"score": p, "prediction": np.where(p >= 0.5, "Yes", "No"), "actual": y})
+    estimated, realized = estimated_quality(preds, "binary", ["No", "Yes"]), live_metrics(preds, "binary", ["No", "Yes"])
+    assert estimated["estimated_accuracy"] == pytest.approx(realized["accuracy"], abs=0.02)
+    assert estimated["estimated_roc_auc"] == pytest.approx(realized["roc_auc"], abs=0.02)
+    assert estimated_quality(preds.assign(actual=None), "binary", ["No", "Yes"]) == estimated  # no outcome needed
+
+    proba = rng.dirichlet([0.6, 0.6, 0.6], 5000)
+    labels = ["a", "b", "c"]
+    drawn = [labels[rng.choice(3, p=q)] for q in proba]
+    multi = pd.DataFrame({"probabilities": [dict(zip(labels, q)) for q in proba], "actual": drawn, "score": proba.max(1)})
+    estimated, realized = estimated_quality(multi, "multiclass", labels), live_metrics(multi, "multiclass", labels)
+    assert estimated["estimated_accuracy"] == pytest.approx(realized["accuracy"], abs=0.02)
+    assert estimated["estimated_roc_auc"] == pytest.approx(realized["roc_auc"], abs=0.02)
+
+
+def test_an_unsure_model_raises_an_estimated_drop_before_any_outcome(tmp_path):
+    yes = np.random.default_rng(0).uniform(0.4, 0.6, 80)  # a model that validated at 0.9 and now hesitates on every row
+    log = hand_made_log(tmp_path / "unsure.db", "binary", ["No", "Yes"], [{"x": k} for k in range(80)],
+                        np.column_stack([1 - yes, yes]), validation={"test_accuracy": 0.9})
+    st = status("m", log=log, record=False)
+    assert [a.kind for a in st.alerts] == ["estimated drop"] and st.windows["outcomes"].sum() == 0
+    assert st.alerts[0].value == pytest.approx(np.maximum(yes, 1 - yes).mean()) and "before outcomes" in st.alerts[0].message
+
+
+def test_quality_by_segment_counts_and_scores_each_value_and_the_cli_prints_it(tmp_path, monkeypatch, capsys):
+    from workbench.monitor import MonitorError
+    from workbench.monitor.quality import segment_values, segments
+
+    # 12 rows: North 6 (4 right), South 4 (all right), East 2 (outcome for one, wrong); a number column beside
+    region = ["North"] * 6 + ["South"] * 4 + ["East"] * 2
+    yes = np.array([0.9, 0.8, 0.3, 0.2, 0.7, 0.1, 0.6, 0.4, 0.2, 0.9, 0.8, 0.3])
+    actual = ["Yes", "Yes", "No", "No", "No", "Yes", "Yes", "No", "No", "Yes", "No", None]
+    records = [{"region": r, "age": 30 + k} for k, r in enumerate(region)]
+    log = hand_made_log(tmp_path / "seg.db", "binary", ["No", "Yes"], records, np.column_stack([1 - yes, yes]), actual)
+    st = status("m", log=log, record=False)
+    assert st.segment == "region"  # the text column with 2-20 values, not the numbers
+    g = st.segments.set_index("segment")
+    assert g["rows"].to_dict() == {"North": 6, "South": 4, "East": 2} and g["outcomes"].tolist() == [6, 4, 1]
+    assert g["accuracy"].tolist() == pytest.approx([4 / 6, 1.0, 0.0])
+    assert g.loc["North", "predicted_positive_rate"] == pytest.approx(3 / 6)
+    assert g.loc["North", "positive_rate"] == pytest.approx(3 / 6) and g.loc["East", "positive_rate"] == 0
+    assert g.loc["South", "estimated_accuracy"] == pytest.approx(np.mean([0.6, 0.6, 0.8, 0.9]))
+    assert "estimated_accuracy" in st.windows.columns and "estimated_roc_auc" in st.timeline.columns
+
+    _, preds = log.read("m")
+    tail = segments(preds, "binary", ["No", "Yes"], segment_values(preds, "region"), top=1)
+    assert tail[["segment", "rows"]].values.tolist() == [["North", 6], ["(other)", 6]]  # long tails: top N + other
+    with pytest.raises(MonitorError, match="no input column 'town'.*region, age"):
+        status("m", log=log, record=False, segment="town")
+
+    figs = st.figures()
+    assert figs["segments"].layout.title.text == "Accuracy by region"
+    assert list(figs["segments"].data[0].x) == ["North", "South", "East"]
+    assert [t.name for t in figs["quality"].data] == ["realized (real outcomes)", "estimated (before outcomes)"]
+
+    monkeypatch.setenv("WORKBENCH_MONITOR_STORE", str(tmp_path / "seg.db"))
+    assert main(["monitor", "status", "--model", "m", "--segment", "region"]) == 0
+    out = capsys.readouterr().out
+    assert "by region:" in out and "predicted_positive_rate" in out and "estimated_accuracy" in out
+    assert main(["monitor", "status", "--model", "m", "--segment", "town"]) == 2
+
+
+def test_a_regression_has_no_estimate_and_says_so(tmp_path):
+    values = np.linspace(10, 20, 30)
+    records = [{"kind": "ab"[k % 2], "x": float(k)} for k in range(30)]
+    log = hand_made_log(tmp_path / "reg.db", "regression", [], records, values, list(values + 1))
+    st = status("m", log=log, record=False)
+    assert not st.estimated and any("cannot be estimated before outcomes" in n for n in st.notes)
+    assert not [c for c in [*st.windows.columns, *st.timeline.columns, *st.segments.columns] if c.startswith("estimated")]
+    assert st.segments.set_index("segment")["mae"].tolist() == pytest.approx([1.0, 1.0])
+    quality = st.figures()["quality"]
+    assert "no estimate" in quality.layout.title.text and [t.name for t in quality.data] == ["realized (real outcomes)"]

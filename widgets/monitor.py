@@ -11,16 +11,17 @@ import plotly.graph_objects as go
 from widgets.results import chart
 from workbench.viz.saved import bundle, plain
 
-CHARTS = ("traffic", "latency", "quality", "feedback", "drift")
+CHARTS = ("traffic", "latency", "quality", "segments", "feedback", "drift")
 
 
 class MonitorPanel(W.VBox):
-    """``MonitorPanel("churn", every=5)``: headline numbers, the alert list and five charts from
-    ``workbench.monitor.status``; ``start()`` refreshes them every ``every`` seconds on the kernel's event loop (the
-    figures are updated in place, so a Voila page changes without a reload). ``result`` is the last MonitorStatus."""
+    """``MonitorPanel("churn", every=5)``: headline numbers, the alert list and six charts from
+    ``workbench.monitor.status`` (``segment``: the input column quality is broken down by; None: the settings'
+    choice); ``start()`` refreshes them every ``every`` seconds on the kernel's event loop (the figures are updated
+    in place, so a Voila page changes without a reload). ``result`` is the last MonitorStatus."""
 
-    def __init__(self, model: str, every: float = 5.0, since_hours: float = 24.0):
-        self.model, self.every, self.since_hours = model, every, since_hours
+    def __init__(self, model: str, every: float = 5.0, since_hours: float = 24.0, segment: str | None = None):
+        self.model, self.every, self.since_hours, self.segment = model, every, since_hours, segment or None
         self.result = None
         self.refreshes = 0
         self._log = None
@@ -32,11 +33,12 @@ class MonitorPanel(W.VBox):
         # edits travel as deltas, and one lost while the page loaded left a chart stale for good in one CI run)
         self.figures = {k: figures.get(k) or go.Figure(layout={"height": 320}) for k in CHARTS}
         self._drawn = {k: plain(self.figures[k]) for k in CHARTS}
-        self.boxes = {k: chart(self._drawn[k], width=None if k == "drift" else "50%") for k in CHARTS}
+        self.boxes = {k: chart(self._drawn[k], width="50%") for k in CHARTS}
         self._task = None
         super().__init__([self.header, self.alerts,
                           W.HBox([self.boxes["traffic"], self.boxes["latency"]]),
-                          W.HBox([self.boxes["quality"], self.boxes["feedback"]]), self.boxes["drift"]])
+                          W.HBox([self.boxes["quality"], self.boxes["segments"]]),
+                          W.HBox([self.boxes["feedback"], self.boxes["drift"]])])
         self._show(first, figures=False)
 
     def refresh(self) -> None:
@@ -60,7 +62,7 @@ class MonitorPanel(W.VBox):
         try:  # any failure is shown on the page, never a dead refresh loop
             if self._log is None:  # one log object: it keeps the batches it decoded, a refresh decodes only new ones
                 self._log = PredictionLog(create=False)
-            return status(self.model, log=self._log, since=time.time() - self.since_hours * 3600)
+            return status(self.model, log=self._log, since=time.time() - self.since_hours * 3600, segment=self.segment)
         except Exception as exc:  # noqa: BLE001
             return exc
 
@@ -77,6 +79,9 @@ class MonitorPanel(W.VBox):
         live, base = st.windows.iloc[1][m], st.validation_score
         quality = (f"{m.replace('_', ' ').capitalize()} on real outcomes (last hour): <b>{live:.3f}</b> (validation {base:.3f})"
                    if live == live else "no real outcomes fed back yet")
+        estimate = st.windows.iloc[1].get(f"estimated_{m}", float("nan"))
+        if estimate == estimate:  # NaN: a regression, or no rows in the last hour
+            quality += f"; estimated from the model's confidence on every row: <b>{estimate:.3f}</b>"
         self.header.value = (
             f"<h2>{html.escape(st.model)} <small>version {html.escape(st.version)}</small></h2>"
             f"<p>Last 15 minutes: <b>{w['requests']:,}</b> requests, <b>{w['errors']:,}</b> failed"

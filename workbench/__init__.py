@@ -19,7 +19,8 @@ for _name, _module in {"lightgbm": "workbench.models.kinds", "skops": "workbench
                        "ensemble": "workbench.ensemble.estimators", "decomposed": "workbench.decompose.core",
                        "lightgbm-compact": "workbench.compress.estimators",
                        "lightgbm-compiled": "workbench.compress.estimators",
-                       "onnx": "workbench.compress.estimators", "calibrated": "workbench.models.decide"}.items():
+                       "onnx": "workbench.compress.estimators", "calibrated": "workbench.models.decide",
+                       "catboost": "workbench.models.boost", "xgboost": "workbench.models.boost"}.items():
     kinds.KINDS.declare(_name, _module)
 
 _PUBLIC = {"load": "workbench.data", "profile": "workbench.data", "clean": "workbench.data", "split": "workbench.data",

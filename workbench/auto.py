@@ -34,12 +34,17 @@ from workbench.tune import tune
 
 COMPARE = 0.5  # the comparison's share of the search time; tuning the leaders gets what it leaves
 LEADERS = 2  # how many of the best families are tuned, in turn, each with an equal share of the time left
+MIN_TUNE_S = 3.0  # a tuning run shorter than this finds nothing a portfolio configuration had not: not started
 MEMBERS = 10  # the best finished candidates the greedy selection draws from (it refits only those it keeps)
 STACKED = 5  # the best finished candidates a stack holds (it refits and scores every one)
 # kept back from the search for what follows it: the test, logging, the package and the exit (refits are planned
 # from their measured fit times); a fixed part, a share of the budget, and a share of the start-up this process
-# took before auto began (MLflow's import and store cost about what the library's did: a busy machine slows both)
-FINISH_S, FINISH_SHARE, START_SHARE = 2.0, 0.1, 0.5
+# took before auto began (MLflow's import and store cost about what the library's did: a busy machine slows both).
+# The exit itself costs nothing since the CLI ends the process once its files are closed (it took 2-6 s before)
+FINISH_S, FINISH_SHARE, START_SHARE = 2.0, 0.05, 0.5
+# registering the package as a model version after auto (the CLI's --register: it loads and checks the package and
+# logs it to the MLflow store that auto's logging opened; ~1 s on a busy machine): kept back from auto's deadline
+REGISTER_S = 2.0
 ENSEMBLE_S = 1.0  # an ensemble's own work beyond its members' refits (the meta-model, its scoring time)
 # below this budget the search runs in this process: starting the embedded cluster's workers (each importing the
 # library) costs several seconds of both cores, more than its parallel folds win back on a short budget
@@ -121,36 +126,39 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     t0 = time.time()
     tracking = _beside(mlflow_client, s) if log else None  # MLflow's import and store, while the search runs
     max_latency_ms = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
-    stages = {}
+    stages = {"start": max(0.0, t0 - deadline.start)}  # the budget spent before auto began (the CLI's start-up)
     prepared = prepare(data, target, test=test, task=task, settings=s)
     c = prepared.cleaned
     if values:  # refused now, not after the search
         if c.task == "regression":
             raise WorkbenchError(f"decision values need classes; '{c.target}' is a number (regression)")
         value_matrix(values, encode_target(c.y, c.task)[1])
-    stages["prepare"] = time.time() - t0
-    search = deadline.before(FINISH_S + FINISH_SHARE * deadline.seconds + START_SHARE * max(0.0, t0 - deadline.start))
+    stages["prepare"] = deadline.elapsed() - sum(stages.values())
+    search = deadline.before(FINISH_S + FINISH_SHARE * deadline.seconds + START_SHARE * stages["start"])
     parallel = bool(s.dask_address) or deadline.seconds >= CLUSTER_S
     folds = FEW_FOLDS if len(c.X) > LARGE_ROWS and deadline.seconds < CLUSTER_S else FOLDS
     # every family's defaults, then the portfolio of proven configurations, cheap first, before any search
     board = compare(c.X, c.y, task=c.task, folds=folds, time_budget=search.share(COMPARE), progress=progress,
-                    parallel=parallel, portfolio=True, settings=s)
+                    parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms)
     if not board.within_latency(None)[0]:
         # the budget went before any model finished (a slow start on a busy machine): the first family of the zoo,
-        # LightGBM, runs to the end anyway, since a model a little late beats no model
+        # LightGBM, runs to the end anyway (on few folds), since a model a little late beats no model
         first = models_for(c.task, len(c.X))[:1]
-        for cand in compare(c.X, c.y, task=c.task, models=first, folds=folds, parallel=parallel, progress=progress,
-                            settings=s).candidates:
+        for cand in compare(c.X, c.y, task=c.task, models=first, folds=min(folds, FEW_FOLDS), parallel=parallel,
+                            progress=progress, settings=s).candidates:
             board.add(cand)
-    stages["compare"] = time.time() - t0 - sum(stages.values())
+    stages["compare"] = deadline.elapsed() - sum(stages.values())
     families = [x.model for x in board.within_latency(max_latency_ms)[0] if x.model != "ensemble"]
     leaders = list(dict.fromkeys(families))[:LEADERS]  # the best families, each once
     for i, leader in enumerate(leaders):
         # the ensembles' refits of the best members are planned in: tuning ends early enough for them
         members = _members(board, max_latency_ms)[:STACKED]
         planned = refit_seconds(members) + refit_seconds(members[:1]) + 2 * ENSEMBLE_S
-        tuning = search.before(planned).share(1 / (len(leaders) - i))
-        if tuning.left() < 3:
+        left = search.before(planned)
+        tuning = left.share(1 / (len(leaders) - i))
+        if tuning.left() < MIN_TUNE_S:
+            tuning = left  # too little to share: the best family left takes all of it
+        if tuning.left() < MIN_TUNE_S:
             break
         try:
             r = tune(leader, c.X, c.y, task=c.task, strategy="tpe", metric=board.metric, cv=len(board.folds),
@@ -160,7 +168,7 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
             continue  # no trial finished in its share of the budget: the untuned model stays on the board
         if r.candidate.oof is not None:
             board.add(r.candidate)
-    stages["tune"] = time.time() - t0 - sum(stages.values())
+    stages["tune"] = deadline.elapsed() - sum(stages.values())
     reports = []
     for method in ("select", "stack"):
         # members whose refits fit the time left (a tuned model may cost more than planned; selection's are refit)
@@ -177,7 +185,7 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
             continue  # fewer than two finished members, or no time to refit them: no ensemble to build
         board.add(e.candidate)
         reports.append(e.report)
-    stages["ensemble"] = time.time() - t0 - sum(stages.values())
+    stages["ensemble"] = deadline.elapsed() - sum(stages.values())
     allowed, too_slow = board.within_latency(max_latency_ms)
     best = allowed[0] if allowed else min(board.within_latency(None)[0] or [board.best], key=lambda x: x.latency_ms)
     if best.estimator is None:
@@ -189,13 +197,13 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
                         too_slow=too_slow, chosen=best.name, calibration=calibration)
     if prepared.test is not None:
         result.test_metrics = evaluate(model, prepared.test, c.target)
-    stages["refit"] = time.time() - t0 - sum(stages.values())
+    stages["refit"] = deadline.elapsed() - sum(stages.values())
     saved = save_final(result, out) if out is not None else None  # written once: the MLflow run logs the same folder
     if tracking is not None:
         tracking.join()
         result.run_id, result.artifact_uri = log_training(result, data=data if isinstance(data, (str, Path)) else None,
                                                           settings=s, package=saved)
-    stages["save"] = time.time() - t0 - sum(stages.values())
+    stages["save"] = deadline.elapsed() - sum(stages.values())
     result.seconds = time.time() - t0
     result.stages = {k: round(v, 1) for k, v in stages.items()}
     return result

@@ -7,6 +7,7 @@ it as cleanly as one during its work.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -38,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         # the embedded cluster's worker processes end with the command, without a word; and on Ctrl-C or SIGTERM
         # the process ends within END_S whatever the close or the interpreter's exit might wait on
         with compute.closing(), _ending(said):
-            return args.func(args) or 0
+            code = args.func(args) or 0
+        if argv is None and getattr(args, "exit_at_once", False):
+            _exit_at_once(code)  # the program, not a call: done, every file written and closed, the clusters too
+        return code
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -51,6 +55,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 END_S = 3.0
+
+
+def _exit_at_once(code: int) -> None:
+    """End the process as an exit would, without the interpreter's teardown: freeing every object of some 2,400
+    modules one by one costs seconds of a busy machine, after the work, inside a budget on the user's clock.
+    Non-daemon threads are joined and exit handlers run (logging flushed, temporary folders removed, an MLflow run
+    ended), as at any exit; then the streams are flushed and the process ends."""
+    threading._shutdown()  # noqa: SLF001 - what the interpreter's exit does first (multiprocessing's children do so)
+    atexit._run_exitfuncs()  # noqa: SLF001
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said on it anyway
+            stream.flush()
+    os._exit(code)
 
 
 class Terminated(KeyboardInterrupt):
@@ -143,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="what each outcome is worth, for the decision that earns the most: tp=100,fp=-10,fn=-100,tn=0 "
                         "(two classes) or a JSON object {actual: {decided: value}}")
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=_auto)
+    c.set_defaults(func=_auto, exit_at_once=True)  # its budget ends with the process: no teardown after the work
 
     c = sub.add_parser("predict", help="score a raw table with a package or a registered model")
     c.add_argument("--model", required=True, help="a package folder or .tar.gz, or NAME[@alias|/version] in the registry")
@@ -263,6 +280,8 @@ def _monitor_parser(sub) -> None:
     c = msub.add_parser("status", help="windows, alerts and drift, printed")
     c.add_argument("--model", required=True)
     c.add_argument("--since", help="30m, 6h, 7d or a date (default: the last day)")
+    c.add_argument("--segment", metavar="COLUMN", help="the input column live quality is broken down by (default: "
+                   "WORKBENCH_MONITOR_SEGMENT, else the first category column with 2-20 levels)")
     c.set_defaults(func=_monitor_status)
     c = msub.add_parser("report", help="an HTML drift-and-quality report under reports/monitor/")
     c.add_argument("--model", required=True)
@@ -277,6 +296,8 @@ def _monitor_parser(sub) -> None:
     c.add_argument("--port", type=int, default=8867)
     c.add_argument("--host", default="127.0.0.1", help="beyond 127.0.0.1 only with users or keys in the settings")
     c.add_argument("--every", type=float, default=5, help="seconds between updates")
+    c.add_argument("--segment", metavar="COLUMN", help="the input column live quality is broken down by (default: "
+                   "WORKBENCH_MONITOR_SEGMENT, else the first category column with 2-20 levels)")
     c.set_defaults(func=_monitor_dashboard)
 
 
@@ -299,10 +320,14 @@ def _monitor_status(args) -> int:
     from workbench.monitor import status
     from workbench.monitor.report import parse_since
 
-    st = status(args.model, since=parse_since(args.since))
+    st = status(args.model, since=parse_since(args.since), segment=args.segment)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(f"{st.model} version {st.version} ({st.task})\n")
         print(st.windows.to_string(index=False))
+        if st.estimated:
+            print("\n(estimated_*: quality expected from the model's confidence on every row, before outcomes arrive)")
+        print(f"\nby {st.segment}:\n{st.segments.to_string(index=False)}" if st.segment else
+              "\nby segment: no input column fits (--segment COLUMN)")
         print("\n" + (st.drift.to_string(index=False) if len(st.drift) else "drift: not enough rows yet"))
     if st.value is not None:
         print(f"\ndecision value per row: {st.value['realized_per_row']:,.4g} on {st.value['outcomes']} live outcomes, "
@@ -335,8 +360,9 @@ def _monitor_dashboard(args) -> int:
     from workbench.monitor import PredictionLog  # start-up cost: only monitor commands load it
 
     PredictionLog(create=False).model_info(args.model)  # a clear error now rather than a broken page later
-    return _voila("monitor_dashboard.ipynb", args.port, {"WORKBENCH_MONITOR_MODEL": args.model,
-                                                         "WORKBENCH_MONITOR_EVERY": str(args.every)}, args.host)
+    env = {"WORKBENCH_MONITOR_MODEL": args.model, "WORKBENCH_MONITOR_EVERY": str(args.every)}
+    return _voila("monitor_dashboard.ipynb", args.port, env | ({"WORKBENCH_MONITOR_SEGMENT": args.segment}
+                                                               if args.segment else {}), args.host)
 
 
 def _models_parser(sub) -> None:
@@ -627,17 +653,19 @@ def _tune(args) -> int:
 
 
 def _auto(args) -> int:
-    from workbench.auto import auto
+    from workbench.auto import REGISTER_S, auto
     from workbench.deadline import Deadline
     from workbench.models.decide import parse_values
 
     if args.time_budget <= 0:
         raise WorkbenchError("--time-budget must be a positive number of seconds")
     _check_before(out=args.out, register=args.register, store=True)
-    # the user's clock: the budget counts from the process start, so start-up and imports are inside it
     values = parse_values(args.values) if args.values else None
-    result = auto(args.data, args.target, time_budget=Deadline.since_process_start(args.time_budget), test=args.test,
-                  task=args.task, out=args.out,
+    # the user's clock: the budget counts from the process start, so start-up and imports are inside it, and the
+    # registration after auto is planned in (auto ends that much earlier)
+    deadline = Deadline.since_process_start(args.time_budget)
+    result = auto(args.data, args.target, time_budget=deadline.before(REGISTER_S) if args.register else deadline,
+                  test=args.test, task=args.task, out=args.out,
                   max_latency_ms=args.max_latency_ms, progress=not args.json, values=values)
     version = _register(result, args.register, args.out) if args.register else None
     if args.json:

@@ -10,11 +10,11 @@ import contextlib
 import logging
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from workbench import kinds
+from workbench.deadline import Deadline
 from workbench.errors import WorkbenchError
 from workbench.extras import extra
 from workbench.settings import Settings, get_settings
@@ -289,28 +289,27 @@ class Jobs:
             self.client.cancel([*self._futures, *[a for a in self.shared if hasattr(a, "key")]])
 
 
-def run(fn: Callable, jobs: list[tuple], *, shared: tuple = (), deadline: float | None = None,
-        settings: Settings | None = None, grace: float = 0.0, parallel: bool | None = None) -> Iterator[Outcome]:
+def run(fn: Callable, jobs: list[tuple], *, shared: tuple = (), deadline: Deadline | None = None,
+        settings: Settings | None = None, parallel: bool | None = None) -> Iterator[Outcome]:
     """Run ``fn(*shared, *job)`` for every job; yield an Outcome (keyed by the job's index) as each finishes.
 
-    ``deadline`` (a ``time.time()`` value) cancels jobs that have not started by then;
-    jobs still running ``grace`` seconds after it (``Deadline.grace``) are stopped by restarting the workers.
+    At the ``deadline`` jobs that have not started are cancelled; jobs still running once its grace has passed too
+    (``Deadline.overrun``) are stopped by restarting the workers.
     ``parallel=False`` runs the jobs one by one in this process (None: on the cluster when ``uses_cluster``).
     """
+    deadline = Deadline.of(deadline)
     parallel = uses_cluster(len(jobs), settings) if parallel is None else parallel
     pool = Jobs(fn, shared=shared, parallel=parallel, settings=settings)
     try:
         for i, job in enumerate(jobs):
             pool.submit(i, *job)
         while pool.pending:
-            now = time.time()
-            if deadline is not None and now > deadline:
+            if deadline.expired():
                 yield from pool.cancel_waiting()
-                if now > deadline + grace:
+                if deadline.overrun():
                     yield from pool.stop_running()
                     break
-            timeout = None if deadline is None else max(0.2, (deadline + (grace if now > deadline else 0)) - now)
-            yield from pool.wait(timeout)
+            yield from pool.wait(deadline.poll())
     finally:
         pool.close()
 

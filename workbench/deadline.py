@@ -2,7 +2,8 @@
 
 ``compare``, ``tune``, ``ensemble``, the refit and the packaging all ask the same object how much time is left,
 so the whole command, start-up included, ends within the budget the user gave. A step gets a ``share`` (a
-sub-deadline that never ends after its parent) or keeps time back for later steps with ``before``.
+sub-deadline that never ends after its parent) or keeps time back for later steps with ``before``. Work already
+running when the deadline passes may finish within its ``grace``; once that too has passed (``overrun``) it is stopped.
 
 Examples
 --------
@@ -10,6 +11,8 @@ Examples
 >>> 59 < d.left() <= 60 and not d.expired()
 True
 >>> d.share(0.5).at <= d.at
+True
+>>> d.overrun() or Deadline.after(1, start=0).overrun()
 True
 >>> Deadline.of(None).left()
 inf
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 # how long a job already running may overrun its deadline before it is stopped: a share of the budget, within
 # bounds (a short budget cannot afford a long overrun: 1.5 s of 30; a long one need not stop a fold about to finish)
 GRACE_SHARE, GRACE_MIN_S, GRACE_MAX_S = 0.05, 1.0, 10.0
+POLL_S = 0.2  # the shortest wait between two looks at running work
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,18 @@ class Deadline:
 
     def expired(self) -> bool:
         return time.time() >= self.at
+
+    def overrun(self) -> bool:
+        """Whether the grace after the deadline has passed too: work still running now is stopped."""
+        return time.time() > self.at + self.grace
+
+    def poll(self) -> float | None:
+        """How long to wait for running work before looking again: until the deadline, then until its grace ends
+        (at least POLL_S); None without a limit."""
+        if not self.limited:
+            return None
+        now = time.time()
+        return max(POLL_S, (self.at if now < self.at else self.at + self.grace) - now)
 
     def fits(self, seconds: float) -> bool:
         """Whether work expected to take ``seconds`` ends before the deadline."""

@@ -1,6 +1,6 @@
 """The optional parts of the workbench, installed as extras of ``aims-workbench`` (see pyproject.toml): ``parquet``,
-``tracking`` (MLflow), ``dask``, ``tune``, ``compile``, ``notebook``, ``explain`` (shap); ``all`` is every one. The
-core — data, models, packages and the service — imports none of them.
+``tracking`` (MLflow), ``dask``, ``tune``, ``compile``, ``notebook``, ``explain`` (shap), ``boost`` (CatBoost,
+XGBoost); ``all`` is every one. The core — data, models, packages and the service — imports none of them.
 
 Examples
 --------

@@ -25,17 +25,22 @@ import pandas as pd
 
 from workbench.data import Schema
 from workbench.errors import WorkbenchError
+from workbench.explanation import explain, reasons
 from workbench.extras import extra
+from workbench.models.contrib import SCALES
 from workbench.pipeline import RunResults, load_results, run_folder
+from workbench.registry.package import load_package
 from workbench.settings import Settings, get_settings
 from workbench.viz.compression import pareto
-from workbench.viz.figures import METRIC_WORDS, calibration_curve, importance_bar, leaderboard_bar
+from workbench.viz.figures import METRIC_WORDS, calibration_curve, leaderboard_bar
 
 with extra("notebook"):  # the report's charts
     from plotly.offline import get_plotlyjs
 
 WIDTH = 760  # px: an A4 page's printable width, so screen and PDF show the same charts
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+DRIVER_ROWS = 300  # training rows whose contributions make the drivers (as on the dashboard)
+REASONS = 5  # each example row's largest contributions
 
 
 def trust_report(run: str | Path, *, out: str | Path | None = None, pdf: bool | None = None, explanation=None,
@@ -43,9 +48,8 @@ def trust_report(run: str | Path, *, out: str | Path | None = None, pdf: bool | 
     """Write ``<run>/trust_report.html`` (or ``out``) and, with ``pdf``, its PDF beside it (None: when Chromium is
     installed); returns their paths.
 
-    ``explanation``: what drives the predictions, per column and for example rows, when the run has one (an object
-    with ``to_frame()`` of column/importance and ``examples()`` of explained rows); without it the permutation
-    importance saved by the training stage is shown.
+    ``explanation``: the run's model explained (``workbench.explanation.explain``); without it, it is explained on
+    ``DRIVER_ROWS`` of its training rows.
     """
     s = settings or get_settings()
     results = load_results(run, s)
@@ -178,27 +182,50 @@ def _decision(r: RunResults) -> str:
 
 
 def _drivers(r: RunResults, art: Path, explanation) -> str:
-    if explanation is not None:
-        body = _table(explanation.to_frame()) + _table(explanation.examples())
-        return _section("What drives the predictions", body)
-    imp = r.importance
-    model = r.meta["best_model"] if (imp["model"] == r.meta["best_model"]).any() else (str(imp["model"].iloc[0]) if len(imp) else "")
-    if not model:
+    """What drives the predictions, by one measure: each raw column's mean size of contribution to the output (the
+    dashboard's chart and the service's reasons come from the same contributions), and three test rows explained."""
+    if not (art / "model" / "manifest.json").is_file():
         return ""
-    note = "" if model == r.meta["best_model"] else (f"<p>Measured on <b>{html.escape(model)}</b>, the closest model "
-                                                      "whose importance the training stage measured.</p>")
-    y, proba = _test_scores(r) if r.task != "regression" else (None, None)
-    examples = ""
-    if proba is not None:  # three test rows as they came in: the surest yes, a borderline one, the surest no
-        order = np.argsort(proba[:, -1])
-        picks = r.test_predictions.iloc[[order[-1], order[len(order) // 2], order[0]]]
-        raw = pd.read_parquet(art / "test_raw.parquet").drop(columns=[r.meta["target"]])
-        rows = picks.round(3).join(raw).T.reset_index().set_axis(["", "surest yes", "borderline", "surest no"], axis=1)
-        examples = ("<p>Three rows of the test set as they came in, with what the model answered and what really "
-                    "happened:</p>" + _table(rows.astype(str)))
+    pkg = load_package(art / "model")
+    e = explanation if explanation is not None else explain(pkg, rows=DRIVER_ROWS)
+    top = e.importance.head(10)[["column", "importance", "share"]].assign(share=lambda f: f["share"].map("{:.0%}".format))
     return _section("What drives the predictions",
-                    "<p>How much the score drops when a column's values are shuffled: the columns the model relies on "
-                    "most.</p>" + note + _chart(importance_bar(r.importance[r.importance["model"] == model])) + examples)
+                    f"<p>How far each column pushes a row's output on average, over {len(e.contributions):,} training "
+                    f"rows: the mean size of its contribution ({'exact' if e.exact else 'estimated'}: "
+                    f"{html.escape(e.method)}), on the {html.escape(e.scale)} scale "
+                    f"({html.escape(SCALES.get(e.scale, ''))}). The columns the model relies on most:</p>"
+                    + _chart(e.figure()) + _table(top) + _examples(r, art, pkg))
+
+
+def _examples(r: RunResults, art: Path, pkg) -> str:
+    """Three test rows with their answer, what really happened and the columns that pushed the answer most: the
+    surest of the positive class, a borderline row and the surest of the other (the most and least sure with more
+    classes; the highest, middle and lowest value for a regression)."""
+    t = r.test_predictions
+    if r.task == "regression":
+        score, names = t["prediction"].to_numpy(float), ["highest", "middle", "lowest"]
+    elif r.task == "binary":
+        score = t[str(r.classes[1])].to_numpy(float)
+        names = [f"surest '{r.classes[1]}'", "borderline", f"surest '{r.classes[0]}'"]
+    else:
+        score, names = t[[str(c) for c in r.classes]].to_numpy(float).max(axis=1), ["surest", "middle", "least sure"]
+    order = np.argsort(score, kind="stable")
+    at = [order[-1], order[len(order) // 2], order[0]]
+    picks = t.iloc[at]
+    raw = pd.read_parquet(art / "test_raw.parquet").drop(columns=[r.meta["target"]]).loc[picks.index]
+    why = reasons(pkg, raw, k=REASONS)
+    rows = {"the model answered": [_plain(v) for v in picks["prediction"]],
+            "what really happened": [_plain(v) for v in picks["actual"]]}
+    if r.task != "regression":
+        rows[f"probability of '{r.classes[1]}'" if r.task == "binary" else "probability of its answer"] = \
+            [f"{v:.1%}" for v in score[at]]
+    for k in range(REASONS):
+        rows[f"reason {k + 1}"] = [f"{w[k]['column']} = {str(w[k]['value']).strip()} ({w[k]['contribution']:+.3g})" if k < len(w) else ""
+                                   for w in why]
+    table = pd.DataFrame(rows, index=names).T.rename_axis("").reset_index()
+    towards = {"binary": f"towards '{r.classes[1]}'", "multiclass": "towards the answer"}.get(r.task, "up")
+    return ("<p>Three test rows, with the columns that pushed each answer most (each one's contribution on the same "
+            f"scale: + pushes {html.escape(towards)}, − the other way):</p>" + _table(table))
 
 
 def _compression(meta: dict, art: Path) -> str:

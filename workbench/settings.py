@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     monitor_check_s: float = Field(60, ge=0, description="a service checks its alerts this often (0: never)")
     monitor_min_rows: int = Field(50, ge=1, description="fewer live rows or outcomes than this are not judged")
     monitor_reference_rows: int = Field(200, ge=1, description="a version's first live rows: the reference its predictions drift from")
+    monitor_segment: str = Field("", description="the input column live quality is broken down by (empty: the first category column with 2–20 levels)")
     alert_psi: float = Field(0.2, description="drift alert: a column's population stability index at or over this ...")
     alert_p_value: float = Field(0.01, description="... and its two-sample test's p-value under this")
     alert_metric_drop: float = Field(0.05, description="the live metric worse than validation by this (relative for errors)")

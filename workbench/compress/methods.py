@@ -6,6 +6,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from workbench import kinds
 from workbench.compress.core import Data, Variant, method, scores_of, with_estimator
 from workbench.compress.estimators import CompactBooster, CompiledBooster, to_onnx_model
 from workbench.compress.lgbtext import ModelText, lgb_matrix, pack
@@ -18,6 +19,7 @@ from workbench.models.metrics import GREATER_IS_BETTER
 from workbench.models.trained import TrainedModel
 
 COMPILE_TOLERANCE = 1e-6
+BOOSTED_KINDS = ("catboost", "xgboost")  # kinds whose estimators keep their first k iterations with ``first(k)``
 # the LightGBM settings a refit keeps (the rest are LightGBM's defaults or bookkeeping)
 REFIT_PARAMS = ("objective", "num_class", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
                 "min_sum_hessian_in_leaf", "lambda_l1", "lambda_l2", "feature_fraction", "bagging_fraction", "bagging_freq",
@@ -65,11 +67,13 @@ def prune(model: TrainedModel, data: Data) -> list[Variant]:
             out += _prune_features(model, booster, data)
     elif forest_of(est) is not None:
         out += _prune_forest(model, data)
+    elif kinds.kind_of(est).name in BOOSTED_KINDS:
+        out += _prune_boosted(model, data)
     elif isinstance(est, WeightedEnsemble) and (est.task == "regression" or est.voting == "soft"):
         out += _prune_members(model, data)
     else:
-        raise ModelError(f"prune applies to LightGBM models, random forests / extra trees and weighted (averaging, "
-                         f"soft voting, selected) ensembles; '{model.name}' is a {type(est).__name__}")
+        raise ModelError(f"prune applies to LightGBM, XGBoost and CatBoost models, random forests / extra trees and "
+                         f"weighted (averaging, soft voting, selected) ensembles; '{model.name}' is a {type(est).__name__}")
     return out
 
 
@@ -81,6 +85,17 @@ def _prune_iterations(model, booster, data: Data) -> list[Variant]:
             cut = LightGBMBooster(booster.model_to_string(num_iteration=k), model.task).fit()
             return [Variant("prune:iterations", with_estimator(model, cut, f"{model.name}, {k} iterations"),
                             f"{k} of {n} iterations")]
+    return []
+
+
+def _prune_boosted(model, data: Data) -> list[Variant]:
+    """XGBoost or CatBoost cut to the fewest iterations whose validation metric holds."""
+    est = model.estimator
+    n = est.best_iteration_
+    for k in _grid(n):
+        cut = with_estimator(model, est.first(k), f"{model.name}, {k} iterations") if k < n else None
+        if cut is not None and data.keeps(scores_of(cut, data.X_valid)):
+            return [Variant("prune:iterations", cut, f"{k} of {n} iterations")]
     return []
 
 

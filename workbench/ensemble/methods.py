@@ -13,7 +13,7 @@ from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
-                                      refit_seconds, scoring_latency)
+                                      member_cost, refit_seconds, scoring_latency)
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.settings import Settings, get_settings
 
@@ -183,10 +183,11 @@ def _vote(members, board, X, y, codes, s, deadline, voting="soft", weights=None)
 def _select(members, board, X, y, codes, s, deadline, rounds: int = 50, max_latency_ms: float | None = None):
     """Greedy ensemble selection with replacement (Caruana et al., 2004) on out-of-fold predictions. With
     ``max_latency_ms``, a member joins only while the chosen members together still score a row within it (an
-    ensemble scores every member it holds). Members that end with weight 0 are left out of the model."""
+    ensemble scores every member it holds: ``member_cost``). Members that end with weight 0 are left
+    out of the model."""
     metric, sign = board.metric, (1 if GREATER_IS_BETTER[board.metric] else -1)
     measure = _one_metric(board.task, metric)
-    cost = np.array([c.latency_ms if np.isfinite(c.latency_ms) else 0.0 for c in members])
+    cost = np.array([member_cost(c) for c in members])
     counts = np.zeros(len(members))
     total = None
     best_score, best_counts = -np.inf, None

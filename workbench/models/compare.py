@@ -79,12 +79,14 @@ class Leaderboard:
 
     def within_latency(self, max_ms: float | None) -> tuple[list[Candidate], dict[str, str]]:
         """The finished candidates, best first, whose one-row scoring time is at most ``max_ms`` (None or 0: no
-        limit; a candidate never measured passes), and why each other finished one was left out."""
+        limit; a candidate never measured passes), and why each other one was left out (finished, or stopped after its
+        first fold for its latency)."""
         done = [c for c in self.candidates if c.status == "ok"]
         if not max_ms:
             return done, {}
         slow = {c.name: f"scores a row in {c.latency_ms:.2f} ms, over the limit of {max_ms:g} ms"
-                for c in done if c.latency_ms > max_ms}
+                        + (" (after its first fold: its other folds not run)" if c.status == "skipped" else "")
+                for c in self.candidates if c.status in ("ok", "skipped") and c.latency_ms > max_ms}
         return [c for c in done if c.name not in slow], slow
 
     def __getitem__(self, name: str) -> Candidate:
@@ -112,12 +114,22 @@ class Leaderboard:
             index=False, float_format=lambda v: f"{v:.4f}")
 
 
+# a member's share of an ensemble's own work as it scores a row (its call, its part of the combination): measured
+# 0.003 ms a member on 2 cores; ensembles plan with a little more, so that one built within a limit is measured within it
+MEMBER_MS = 0.005
+
+
+def member_cost(c: Candidate) -> float:
+    """What a candidate adds to an ensemble's time to score a row, in ms (one never measured: only ``MEMBER_MS``)."""
+    return (c.latency_ms if np.isfinite(c.latency_ms) else 0.0) + MEMBER_MS
+
+
 def fitting_together(candidates: list[Candidate], max_ms: float | None) -> list[Candidate]:
     """The candidates, in order, that together score a row within ``max_ms`` (an ensemble scores every member it
-    holds); all of them without a limit. A candidate never measured costs nothing here."""
+    holds, each costing ``member_cost``); all of them without a limit."""
     chosen, spent = [], 0.0
     for c in candidates:
-        cost = c.latency_ms if np.isfinite(c.latency_ms) else 0.0
+        cost = member_cost(c)
         if not max_ms or spent + cost <= max_ms:
             chosen.append(c)
             spent += cost
@@ -153,7 +165,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
             folds: int = 5, groups=None, time_budget: float | Deadline | None = None, model_timeout: float | None = None,
             params: dict[str, dict] | None = None, settings: Settings | None = None,
             on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True,
-            parallel: bool | None = None, portfolio: bool = False) -> Leaderboard:
+            parallel: bool | None = None, portfolio: bool = False, max_latency_ms: float | None = None) -> Leaderboard:
     """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
 
     ``time_budget`` (seconds, or a ``Deadline``) bounds the whole comparison, the cluster's start included: models
@@ -163,6 +175,8 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     in parallel across the cores (see ``workbench.compute``; ``parallel=False``: one by one in this process, each with
     every core); ``on_result`` is called as each one finishes. ``portfolio`` adds each model's proven configurations after the
     defaults (``lightgbm:p1``, ...: ``workbench.models.zoo.portfolio``), in rounds across the families.
+    ``max_latency_ms``: a model whose first fold already scores a row slower than this (with ``LATENCY_SLACK``) stops
+    there, skipped: its other folds would buy a candidate that cannot be chosen.
 
     Examples
     --------
@@ -196,10 +210,11 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
     jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
-             None if model_timeout else fair_share(i, len(configs), workers)) for i, (name, model, p) in enumerate(configs)]
+             None if model_timeout else fair_share(i, len(configs), workers), max_latency_ms)
+            for i, (name, model, p) in enumerate(configs)]
     with _progress(len(jobs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline.at if deadline.limited else None,
-                               grace=deadline.grace, parallel=parallel, settings=s):
+        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, parallel=parallel,
+                               settings=s):
             name, model, p = configs[out.key]
             if out.status == "ok":
                 cand = out.value
@@ -214,6 +229,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     return board
 
 
+LATENCY_SLACK = 1.25  # a first fold's latency is measured quickly, on fewer rows than the refit sees: only clear cases stop
 MIN_SHARE = 0.25  # a model may always take this share of the time left as it starts: one stopped early is wasted
 
 
@@ -226,11 +242,13 @@ def fair_share(i: int, n_models: int, workers: int) -> float | None:
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,
                    seed: int, timeout: float | None = None, deadline: Deadline | None = None,
-                   label: str | None = None, share: float | None = None) -> Candidate:
+                   label: str | None = None, share: float | None = None,
+                   max_latency_ms: float | None = None) -> Candidate:
     """One model on every fold (runs on a worker); stops between folds once over its time. ``label`` names the
     candidate (default: the model's name); ``share`` bounds it to that share of the time left as it starts. What the
     folds' fits learned (early stopping's number of trees, averaged) goes into the candidate's parameters, so that
-    its refit repeats it."""
+    its refit repeats it. ``max_latency_ms``: after the first fold, a model that scores a row slower than this (times
+    ``LATENCY_SLACK``) stops, skipped."""
     spec = get_model(name)
     start = time.time()
     stop = Deadline.of(deadline).within(timeout)
@@ -256,6 +274,14 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
             fit_time += t1 - t0
             oof[test_idx] = pred
             scores.append(score(task, y[test_idx], pred))
+            if max_latency_ms and len(scores) == 1 and len(split) > 1:
+                latency = scoring_latency(est, X.iloc[test_idx[:100]], task, k, budget_s=0.1)[0]
+                if latency > LATENCY_SLACK * max_latency_ms:
+                    cand.status = "skipped"
+                    cand.latency_ms = latency
+                    cand.error = (f"scores a row in {latency:.2f} ms after its first fold, over the limit of "
+                                  f"{max_latency_ms:g} ms: its other folds not run")
+                    break
     if cand.status == "ok":
         frame = pd.DataFrame(scores)
         cand.cv, cand.cv_std = frame.mean().to_dict(), frame.std(ddof=0).to_dict()

@@ -5,6 +5,8 @@ column and a bias (the output with nothing known about the row): ``bias + sum ==
 ``scale`` to rounding. Each model kind registers how its contributions are made (``Kind.contributions``):
 
 - LightGBM: its own TreeSHAP (``pred_contrib``), on the raw margin (log-odds, per-class margins, or values);
+- CatBoost and XGBoost (``workbench.models.boost``): their own TreeSHAP (``ShapValues``, ``pred_contribs``), on the
+  raw margin likewise;
 - forests, extra trees, gradient boosting and histogram gradient boosting: path-dependent TreeSHAP (the ``shap``
   package's C implementation) on the trees' own output (class probabilities for forests, margins for boosting);
 - linear models: coefficient × (value − the training mean), in the model's link space;

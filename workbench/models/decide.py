@@ -42,6 +42,7 @@ from workbench.models import contrib
 BINS = 10  # equal-width probability bins of the expected calibration error
 EPS = 1e-6
 MIN_GAIN = 0.002  # a calibration map is kept when it lowers the out-of-fold log loss by at least this (relative)
+KEEP_ORDER = 1e-6  # the raw probability's weight in an isotonic map's output: no two rows the model ranks apart tie
 OUTCOMES = ("tp", "fp", "fn", "tn")
 
 
@@ -68,7 +69,9 @@ class Calibration:
         if self.method == "sigmoid":
             z = self.params["a"] * _logit(p) + self.params["b"]
             return 1.0 / (1.0 + np.exp(-z))
-        return np.interp(p, self.params["x"], self.params["y"])
+        # an isotonic map is a staircase: rows the model ranks apart would tie and cost ROC AUC; a millionth of the
+        # raw probability keeps their order (the calibration moves by at most 1e-6)
+        return (1 - KEEP_ORDER) * np.interp(p, self.params["x"], self.params["y"]) + KEEP_ORDER * p
 
 
 @dataclass

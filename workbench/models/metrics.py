@@ -1,6 +1,8 @@
 """Metrics for each task, and the data behind ROC, PR, calibration and residual curves."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
@@ -41,8 +43,11 @@ def score(task: str, y_true, pred) -> dict[str, float]:
     labels = np.arange(k)
     hard = p.argmax(axis=1)
     avg = "binary" if task == "binary" else "macro"
+    with warnings.catch_warnings():  # a few rows of one class (a fold, a live segment): "classes not in y_true"
+        warnings.simplefilter("ignore", UserWarning)
+        balanced = skm.balanced_accuracy_score(y, hard)
     out = {
-        "accuracy": skm.accuracy_score(y, hard), "balanced_accuracy": skm.balanced_accuracy_score(y, hard),
+        "accuracy": skm.accuracy_score(y, hard), "balanced_accuracy": balanced,
         "precision": skm.precision_score(y, hard, average=avg, zero_division=0, labels=None if avg == "binary" else labels),
         "recall": skm.recall_score(y, hard, average=avg, zero_division=0, labels=None if avg == "binary" else labels),
         "f1": skm.f1_score(y, hard, average=avg, zero_division=0, labels=None if avg == "binary" else labels),

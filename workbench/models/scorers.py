@@ -21,6 +21,7 @@ True
 """
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from functools import singledispatch
@@ -483,8 +484,13 @@ def _(est, columns):
 @_compile.register(NuSVR)
 @_compile.register(CalibratedClassifierCV)
 def _(est, columns):
-    """Neighbours and kernels: scikit-learn's own methods on the matrix, without its finiteness checks."""
+    """Neighbours and kernels: scikit-learn's own methods on the matrix, without its finiteness checks, on the
+    caller's thread (a neighbour search trained with ``n_jobs`` would start a thread pool per call: 14 ms a row
+    instead of 0.4 ms)."""
     _numbers_only(est, columns)
+    if getattr(est, "n_jobs", None) not in (None, 1):
+        est = copy.copy(est)
+        est.n_jobs = None
 
     def labels(Z):
         with config_context(assume_finite=True):
@@ -538,7 +544,7 @@ class _Forest:
         members = members or [(len(trees), 1.0)]
         sizes = np.array([len(t.feature) for t in trees])
         offsets = np.concatenate([[0], np.cumsum(sizes)])
-        self.roots = offsets[:-1].astype(np.intp)[:, None]
+        self.roots = offsets[:-1].astype(np.intp)
         self.feature = np.concatenate([t.feature for t in trees]).astype(np.intp)
         self.threshold = np.concatenate([t.threshold for t in trees]).astype(np.float64)
         self.nan_right = ~np.concatenate([t.nan_left for t in trees]).astype(bool)
@@ -566,11 +572,14 @@ class _Forest:
     def __call__(self, X: np.ndarray) -> np.ndarray:
         n, d = X.shape
         V = np.ascontiguousarray(X, dtype=np.float32 if self.float32 else np.float64).ravel()
-        rows = np.arange(0, n * d, d)
-        node = np.broadcast_to(self.roots, (len(self.roots), n))
+        # the (tree, row) pairs tree by tree in one flat array: flat gathers cost least (40 % less than on a
+        # trees × rows grid for one row, where each level's handful of gathers is the whole cost)
+        node = np.repeat(self.roots, n)
+        offset = np.tile(np.arange(0, n * d, d), len(self.roots)) if n > 1 else None
         missing = self.missing_right and bool(np.isnan(V).any())
         for _ in range(self.depth):
-            x = V[rows + self.feature[node]]
+            at = self.feature[node]
+            x = V[at if offset is None else at + offset]
             right = x > self.threshold[node]
             if missing:
                 right |= np.isnan(x) & self.nan_right[node]
@@ -582,7 +591,7 @@ class _Forest:
                     slot = np.where((code >= 0) & (code < self.n_codes), code, self.n_codes).astype(np.intp)
                     right[split] = self.category_right[row[split], slot]
             node = self.children[2 * node + right]
-        values = self.value[node]  # trees × rows × outputs
+        values = self.value[node.reshape(len(self.roots), n)]  # trees × rows × outputs
         if self.base is not None:
             values[0] += self.base
         if self.equal is not None:  # cumsum: strictly tree after tree, where a sum may pair them up

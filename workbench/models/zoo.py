@@ -2,6 +2,7 @@
 search space."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -45,6 +46,9 @@ class ModelSpec:
     space: Space = field(default_factory=dict)
     max_rows: int | None = None  # slower than that many rows allows in a default run
     portfolio: tuple[Config, ...] = ()
+    stop: Callable | None = None  # stop(est, X, y, (X_valid, y_valid), rounds) -> trees kept: how it stops early
+    default: bool = True  # compared when no models are named (False: by name only)
+    requires: tuple[str, ...] = ()  # modules from an extra that it needs
 
     def make(self, task: str, params: dict | None = None, *, n_jobs: int = 1, seed: int = 0) -> BaseEstimator:
         params = {k: v for k, v in (params or {}).items() if k != EARLY_STOP}
@@ -57,17 +61,19 @@ class ModelSpec:
         that a refit must repeat (the number of trees)."""
         rounds = params.get(EARLY_STOP)
         y = np.asarray(y)
-        if not rounds or self.name != "lightgbm" or len(y) < EARLY_STOP_MIN_ROWS:
+        if not rounds or self.stop is None or len(y) < EARLY_STOP_MIN_ROWS:
             est.fit(X, y)
             return {}
-        import lightgbm as lgb  # loaded with the first LightGBM model, as the zoo's builders do
-
         classes = is_classifier(est) and np.unique(y, return_counts=True)[1].min() >= 2
         fit, valid = train_test_split(np.arange(len(y)), test_size=EARLY_STOP_SHARE, random_state=seed,
                                       stratify=y if classes else None)
-        est.fit(X.iloc[fit], y[fit], eval_set=[(X.iloc[valid], y[valid])],
-                callbacks=[lgb.early_stopping(rounds, first_metric_only=True, verbose=False)])
-        return {"n_estimators": int(est.best_iteration_ or est.n_estimators)}
+        trees = self.stop(est, X.iloc[fit], y[fit], (X.iloc[valid], y[valid]), rounds)
+        return {"n_estimators": int(trees)}
+
+    @property
+    def available(self) -> bool:
+        """Its library is installed (a family from an extra that is not is left out of the defaults)."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
 
 
 EARLY_STOP = "early_stopping_rounds"
@@ -87,9 +93,11 @@ META_MODELS = ("bag", "boost")  # ensembles over a base model: built by workbenc
 
 
 def models_for(task: str, n_rows: int | None = None) -> list[str]:
-    """The zoo models that apply to a task (and, given ``n_rows``, fit in a default run)."""
-    return [n for n in ZOO if n not in META_MODELS and task in ZOO.get(n).tasks
-            and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)]
+    """The zoo models that apply to a task (and, given ``n_rows``, fit in a default run): those compared when none
+    are named (families asked for by name only, or whose extra is not installed, are left out)."""
+    return [n for n in ZOO if n not in META_MODELS and task in ZOO.get(n).tasks and ZOO.get(n).default
+            and (n_rows is None or ZOO.get(n).max_rows is None or n_rows <= ZOO.get(n).max_rows)
+            and ZOO.get(n).available]
 
 
 def portfolio(task: str, models: list[str], n_rows: int | None = None) -> list[tuple[str, str, dict]]:
@@ -120,11 +128,25 @@ def _scaled_target(model: BaseEstimator) -> BaseEstimator:
 
 
 def _register(name: str, label: str, tasks, space: Space | None = None, max_rows: int | None = None,
-              portfolio: tuple[Config, ...] = ()):
+              portfolio: tuple[Config, ...] = (), stop: Callable | None = None, default: bool = True,
+              requires: tuple[str, ...] = ()):
     def deco(build):
-        ZOO.register(name, ModelSpec(name, label, tuple(tasks), build, space or {}, max_rows, portfolio))
+        ZOO.register(name, ModelSpec(name, label, tuple(tasks), build, space or {}, max_rows, portfolio, stop, default,
+                                     requires))
         return build
     return deco
+
+
+def _stop_lightgbm(est, X, y, valid, rounds) -> int:
+    import lightgbm as lgb  # loaded with the first LightGBM model, as the zoo's builders do
+
+    est.fit(X, y, eval_set=[valid], callbacks=[lgb.early_stopping(rounds, first_metric_only=True, verbose=False)])
+    return est.best_iteration_ or est.n_estimators
+
+
+def _stop_boosted(est, X, y, valid, rounds) -> int:
+    est.fit(X, y, eval_set=[valid], early_stopping_rounds=rounds)
+    return est.best_iteration_
 
 
 # boosting with many small steps, stopped on an inner hold-out of each fold's training rows (trees learned, not guessed)
@@ -143,7 +165,7 @@ _BOOSTED = {"n_estimators": 2000, "learning_rate": 0.05, EARLY_STOP: 50}
     Config(_BOOSTED | {"extra_trees": True}),
     Config(_BOOSTED | {"class_weight": "balanced"}, tasks=CLASSIFICATION),
     Config(_BOOSTED | {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 3, "colsample_bytree": 0.9}),
-))
+), stop=_stop_lightgbm)
 def _lightgbm(task, params, n_jobs, seed):
     import lightgbm as lgb
 
@@ -160,6 +182,38 @@ def _hist_gb(task, params, n_jobs, seed):
 
     cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
     return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
+
+
+# XGBoost and CatBoost come with the `boost` extra; AutoGluon's zero-shot portfolio supplies their proven configurations.
+# By name only: in benchmarks/accuracy.py (2026-12-05, 30 s and 60 s, titanic, penguins, winequality_red,
+# movie_reviews) adding them to auto's defaults did not improve the test metric within the budget — they take
+# the time cheaper families, tuning and the ensembles would have had. True puts them in every default comparison.
+_BOOST = ("catboost", "xgboost")
+BOOST_DEFAULT = False
+
+
+def _boosted(library: str) -> Callable:
+    """The builder of a `boost` extra family: ``workbench.models.boost``'s ``<library>Classifier`` or ``...Regressor``."""
+    def build(task, params, n_jobs, seed):
+        from workbench.models import boost  # XGBoost and CatBoost (the `boost` extra) load with the first model
+
+        boost.require()
+        cls = getattr(boost, f"{library}{'Regressor' if task == 'regression' else 'Classifier'}")
+        return cls(params, n_jobs=n_jobs, random_state=seed)
+    return build
+
+
+_register("xgboost", "XGBoost", ALL_TASKS, {
+    "n_estimators": Int(50, 1000, log=True), "learning_rate": Float(0.01, 0.3, log=True), "max_depth": Int(3, 10),
+    "min_child_weight": Float(0.5, 10.0, log=True), "subsample": Float(0.5, 1.0), "colsample_bytree": Float(0.5, 1.0),
+    "reg_lambda": Float(1e-3, 10.0, log=True),
+}, portfolio=(
+    Config({"n_estimators": 2000, "learning_rate": 0.1, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.088, "max_depth": 5, "min_child_weight": 0.63,
+            "colsample_bytree": 0.66, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.018, "max_depth": 10, "min_child_weight": 0.6,
+            "colsample_bytree": 0.69, EARLY_STOP: 50}),
+), stop=_stop_boosted, default=BOOST_DEFAULT, requires=_BOOST)(_boosted("XGBoost"))
 
 
 @_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)}, portfolio=(
@@ -221,6 +275,18 @@ def _extra_trees(task, params, n_jobs, seed):
 
     cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
     return _onehot(cls(**{"n_estimators": 100, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
+
+
+_register("catboost", "CatBoost", ALL_TASKS, {
+    "n_estimators": Int(100, 1500, log=True), "learning_rate": Float(0.02, 0.3, log=True), "depth": Int(4, 8),
+    "l2_leaf_reg": Float(1.0, 10.0, log=True), "one_hot_max_size": Choice(2, 10),
+}, portfolio=(
+    Config({"n_estimators": 2000, "learning_rate": 0.05, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.069, "depth": 6, "l2_leaf_reg": 2.15, "max_ctr_complexity": 4,
+            "one_hot_max_size": 10, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.049, "depth": 4, "l2_leaf_reg": 4.56, "max_ctr_complexity": 3,
+            "one_hot_max_size": 3, EARLY_STOP: 50}),
+), stop=_stop_boosted, default=BOOST_DEFAULT, requires=_BOOST)(_boosted("CatBoost"))
 
 
 @_register("svm", "Support vector machine", ALL_TASKS, {"C": Float(1e-2, 100.0, log=True), "gamma": Choice("scale", "auto")}, max_rows=5_000)

@@ -1,5 +1,6 @@
-"""Live quality and drift from the prediction log: windows over time, a timeline, drift of every input column and of
-the predictions against the training sample stored in the package, and alerts against the settings' thresholds."""
+"""Live quality and drift from the prediction log: windows over time, a timeline, quality by segment (an input column's
+values), quality estimated from the model's confidence before outcomes arrive, drift of every input column and of the
+predictions against the training sample stored in the package, and alerts against the settings' thresholds."""
 from __future__ import annotations
 
 import threading
@@ -13,6 +14,8 @@ import orjson
 import pandas as pd
 from scipy import stats
 
+from workbench.data.columns import as_text
+from workbench.data.encode import RowEncoder
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.monitor.store import MonitorError, PredictionLog
 from workbench.registry import repository
@@ -23,6 +26,12 @@ WINDOWS = {"last 15 minutes": 900, "last hour": 3600, "last day": 86400}
 LIVE_METRICS = {"binary": ["accuracy", "roc_auc", "f1"], "multiclass": ["accuracy", "roc_auc", "f1"],
                 "regression": ["rmse", "mae"]}
 HEADLINE = {"binary": "accuracy", "multiclass": "accuracy", "regression": "mae"}  # the metric business users watch
+ESTIMATED = ["accuracy", "roc_auc"]  # what the model's confidence estimates before outcomes arrive (classification)
+TOP_SEGMENTS = 10  # a segment column's most frequent values; the rest are one segment, OTHER
+OTHER = "(other)"  # the cleaner's own word for the values it did not keep
+SEGMENT_LEVELS = (2, 20)  # the levels a category column has to be the segment column by default
+NO_ESTIMATE = ("a regression's quality cannot be estimated before outcomes arrive (its answers carry no confidence): "
+               "live quality shows once outcomes are fed back")
 BINS = 10
 EPS = 1e-4  # a share of zero would make the PSI infinite
 
@@ -46,7 +55,7 @@ class Thresholds:
 
 @dataclass
 class Alert:
-    kind: str  # drift | prediction drift | metric drop | error rate | latency
+    kind: str  # drift | prediction drift | metric drop | estimated drop | error rate | latency
     subject: str
     value: float
     threshold: float
@@ -56,7 +65,9 @@ class Alert:
 @dataclass
 class MonitorStatus:
     """How a served model is doing: ``windows`` (a row per window), ``timeline`` (a row per minute), ``drift`` (a row
-    per input column and one for the predictions), ``feedback`` (predicted against actual), and the ``alerts``."""
+    per input column and one for the predictions), ``feedback`` (predicted against actual), ``segments`` (a row per
+    value of the ``segment`` column), and the ``alerts``. For classification, windows and timeline carry the quality
+    estimated from the model's confidence (``estimated_accuracy``, ``estimated_roc_auc``) beside the realized one."""
 
     model: str
     version: str
@@ -71,6 +82,13 @@ class MonitorStatus:
     thresholds: Thresholds = field(default_factory=Thresholds)
     notes: list[str] = field(default_factory=list)
     value: dict | None = None  # with a decision rule: what it earned per row on live outcomes against its expectation
+    segment: str | None = None  # the input column ``segments`` breaks the rows down by (None: no column fits)
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def estimated(self) -> bool:
+        """Whether quality is estimated before outcomes arrive (``estimated_*`` columns of windows and timeline)."""
+        return self.task != "regression"
 
     @property
     def validation_score(self) -> float:
@@ -90,15 +108,20 @@ class MonitorStatus:
         notes = "".join(f"<p><i>{n}</i></p>" for n in self.notes)
         return (f"<h3>{self.model} (version {self.version})</h3>{notes}<h4>Alerts</h4><ul>{alerts}</ul>"
                 f"<h4>Windows</h4>{self.windows.to_html(index=False, na_rep='—', float_format=lambda v: f'{v:.4g}')}"
+                + (f"<h4>By {self.segment}</h4>"
+                   f"{self.segments.to_html(index=False, na_rep='—', float_format=lambda v: f'{v:.4g}')}"
+                   if self.segment else "") +
                 f"<h4>Drift</h4>{self.drift.to_html(index=False, na_rep='—', float_format=lambda v: f'{v:.3g}')}")
 
 
 def status(model: str, *, log: PredictionLog | None = None, since: float | None = None, now: float | None = None,
            settings: Settings | None = None, record: bool = True, bucket_s: int = 60,
-           newest: int | None = None) -> MonitorStatus:
+           newest: int | None = None, segment: str | None = None) -> MonitorStatus:
     """Everything the report and the dashboard show, computed from the log; with ``record`` new alerts are written
     to the log's alert table (one per kind and subject per hour). ``newest``: judge only the newest that many requests and
-    rows together (a service checking its own alerts keeps the cost of a check bounded, whatever its traffic)."""
+    rows together (a service checking its own alerts keeps the cost of a check bounded, whatever its traffic).
+    ``segment``: the input column quality is broken down by (default: the ``WORKBENCH_MONITOR_SEGMENT`` setting, else
+    the first category column with 2 to 20 levels)."""
     s = settings or get_settings()
     log = log or PredictionLog(create=False)
     now = time.time() if now is None else now
@@ -139,10 +162,15 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
         drift_ = drift(package, recent, th, baseline)
     if len(recent) < th.min_rows:
         notes.append(f"{len(recent)} new predictions to judge: drift is judged from {th.min_rows}")
+    if task == "regression":
+        notes.append(NO_ESTIMATE)
+    column = segment_column(package, preds, segment or s.monitor_segment or None)
+    segments_ = segments(preds, task, labels, segment_values(preds, column, package)) if column else pd.DataFrame()
     decision = package.model.decision if package is not None else None
     status_ = MonitorStatus(model, version, task, HEADLINE[task], validation, windows_, timeline_, drift_,
                             feedback_pairs(preds, task, labels), thresholds=th, notes=notes,
-                            value=realized_value(decision, preds[preds["version"] == version], labels))
+                            value=realized_value(decision, preds[preds["version"] == version], labels),
+                            segment=column, segments=segments_)
     status_.alerts = alerts_of(status_)
     if record and status_.alerts:
         raise_alerts(log, model, status_.version, status_.alerts, now)
@@ -152,7 +180,8 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
 def windows(reqs: pd.DataFrame, preds: pd.DataFrame, task: str, labels: list[str], *, now: float | None = None,
             spans: dict = WINDOWS) -> pd.DataFrame:
     """From ``PredictionLog.read``'s requests and rows: a row per window — requests, errors, error rate, rows, latency
-    percentiles, what was predicted, and, for the rows with outcomes, the task's metrics."""
+    percentiles, what was predicted, for the rows with outcomes the task's metrics, and for classification the
+    quality estimated on all rows from the model's confidence (``estimated_quality``)."""
     now = time.time() if now is None else now
     out = []
     for name, span in spans.items():
@@ -164,29 +193,32 @@ def windows(reqs: pd.DataFrame, preds: pd.DataFrame, task: str, labels: list[str
                **dict(zip(["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
                           np.percentile(lat, [50, 95, 99]).tolist() if len(lat) else [np.nan] * 3))}
         row |= _distribution(p, task, labels) | {"outcomes": int(p["actual"].notna().sum())} | live_metrics(p, task, labels)
+        row |= estimated_quality(p, task, labels)
         out.append(row)
     return pd.DataFrame(out)
 
 
 def timeline(reqs: pd.DataFrame, preds: pd.DataFrame, task: str, labels: list[str], *, bucket_s: int = 60,
              hourly: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A row per ``bucket_s`` seconds: requests, errors, rows, latency p50/p95, outcomes and the headline metric.
+    """A row per ``bucket_s`` seconds: requests, errors, rows, latency p50/p95, outcomes and the headline metric on
+    them (and ROC AUC for classification, with both estimated from the model's confidence on all the bucket's rows).
     Compacted hours (``hourly``) appear as one row each (their counts; the latency percentiles of that hour)."""
     reqs = reqs.assign(bucket=reqs["ts"] - reqs["ts"] % bucket_s)
     preds = preds.assign(bucket=preds["ts"] - preds["ts"] % bucket_s)
+    names = [HEADLINE[task]] if task == "regression" else ESTIMATED
     rows = []
     for b, r in reqs.groupby("bucket"):
         p = preds[preds["bucket"] == b]
         lat = r["latency_ms"].to_numpy(float)
-        metric = live_metrics(p, task, labels, [HEADLINE[task]]).get(HEADLINE[task], np.nan)
         rows.append({"time": b, "requests": len(r), "errors": int((r["status"] >= 400).sum()), "rows": int(r["rows"].sum()),
                      "latency_p50_ms": float(np.percentile(lat, 50)), "latency_p95_ms": float(np.percentile(lat, 95)),
-                     "outcomes": int(p["actual"].notna().sum()), HEADLINE[task]: metric})
+                     "outcomes": int(p["actual"].notna().sum()), **live_metrics(p, task, labels, names),
+                     **estimated_quality(p, task, labels)})
     out = pd.concat([hourly, pd.DataFrame(rows)], ignore_index=True) if hourly is not None and len(hourly) \
         else pd.DataFrame(rows)
     if out.empty:
         return pd.DataFrame(columns=["time", "requests", "errors", "rows", "latency_p50_ms", "latency_p95_ms", "outcomes",
-                                     HEADLINE[task]])
+                                     *names, *(f"estimated_{m}" for m in names if task != "regression")])
     out["time"] = pd.to_datetime(out["time"], unit="s", utc=True)
     return out.sort_values("time").reset_index(drop=True)
 
@@ -203,6 +235,106 @@ def live_metrics(preds: pd.DataFrame, task: str, labels: list[str], names: list[
         code = {c: k for k, c in enumerate(labels)}
         m = score(task, done["actual"].map(code).to_numpy(), _probabilities(done, labels))
     return {k: m.get(k, np.nan) for k in names}
+
+
+def estimated_quality(preds: pd.DataFrame, task: str, labels: list[str]) -> dict:
+    """Quality expected from the logged probabilities alone, before any outcome arrives: confidence-based performance
+    estimation (CBPE, as NannyML does). It holds when the probabilities are calibrated (``auto`` calibrates two
+    classes' when that helps out of fold) and the link from inputs to outcomes has not changed; input drift alone it
+    follows. Accuracy is the mean probability of the predicted class; ROC AUC comes from the expected confusion
+    matrices over all thresholds (``expected_roc_auc``). A regression has no estimate: an empty dict."""
+    if task == "regression":
+        return {}
+    if preds.empty:
+        return {f"estimated_{m}": np.nan for m in ESTIMATED}
+    proba = _probabilities(preds, labels)
+    return {"estimated_accuracy": float(proba.max(axis=1).mean()), "estimated_roc_auc": expected_roc_auc(proba)}
+
+
+def expected_roc_auc(proba: np.ndarray) -> float:
+    """The ROC AUC expected if the probabilities (n × classes) are right; one-vs-rest macro average for more than two
+    classes, as the realized one. At each threshold t on a class's probability p the expected confusion matrix is
+    TP = Σ p and FP = Σ (1 − p) over the rows with p ≥ t, FN = Σ p and TN = Σ (1 − p) over the rest: its true and false
+    positive rates trace the expected ROC curve.
+
+    Examples
+    --------
+    >>> round(expected_roc_auc(np.array([[0.9, 0.1], [0.1, 0.9]])), 3)  # each row's class 90 % sure
+    0.9
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    ks = [1] if proba.shape[1] == 2 else range(proba.shape[1])
+    areas = [_expected_auc(proba[:, k]) for k in ks]
+    return float(np.nanmean(areas)) if np.isfinite(areas).any() else np.nan
+
+
+def _expected_auc(p: np.ndarray) -> float:
+    p = np.sort(p)[::-1]
+    positives, negatives = p.sum(), (1 - p).sum()
+    if positives <= 0 or negatives <= 0:
+        return np.nan
+    last = np.append(p[1:] != p[:-1], True)  # rows tied at a threshold are all on its positive side
+    tpr = np.append(0.0, np.cumsum(p)[last] / positives)
+    fpr = np.append(0.0, np.cumsum(1 - p)[last] / negatives)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def segment_column(package, preds: pd.DataFrame, wanted: str | None = None) -> str | None:
+    """The input column to break quality down by: ``wanted`` if the model reads it, else the first category column of
+    the package's schema with 2 to 20 levels (without the package: the first logged text column with that many values);
+    None when no column fits."""
+    names = [c.name for c in package.schema] if package is not None else \
+        list(dict.fromkeys(k for r in preds["input"].head(100) if isinstance(r, dict) for k in r))
+    if wanted:
+        if wanted not in names:
+            raise MonitorError(f"the model reads no input column '{wanted}' to break quality down by; choose one of "
+                               f"{', '.join(names)}")
+        return wanted
+    lo, hi = SEGMENT_LEVELS
+    if package is not None:
+        return next((c.name for c in package.schema if c.type == "category" and lo <= len(c.categories or []) <= hi), None)
+    raw = pd.DataFrame.from_records([r for r in preds["input"] if isinstance(r, dict)], columns=names)
+    for name in names:
+        text = as_text(raw[name]).str.strip()
+        if pd.to_numeric(text, errors="coerce").isna().all() and lo <= text.nunique() <= hi:
+            return name
+    return None
+
+
+def segment_values(preds: pd.DataFrame, column: str, package=None) -> pd.Series:
+    """Each logged row's segment: its ``column`` value as the model read it when the package is there (spellings
+    merged, unseen values "(other)", missing ones "(missing)"), else the raw value as text."""
+    raw = pd.Series([r.get(column) if isinstance(r, dict) else None for r in preds["input"]], index=preds.index,
+                    name=column, dtype=object)
+    plan = package.model.cleaner.plan_.get(column) if package is not None else None
+    if plan is not None and plan["kind"] == "category":
+        encoder = RowEncoder({column: plan})
+        return encoder.to_frame(encoder.frame(raw.to_frame()), raw.index)[column].astype(str)
+    return as_text(raw).str.strip().fillna("(missing)").astype(str)
+
+
+def segments(preds: pd.DataFrame, task: str, labels: list[str], values: pd.Series, top: int = TOP_SEGMENTS) -> pd.DataFrame:
+    """Live quality per segment (``values``: each row's, as ``segment_values`` gives them): rows, outcomes, the task's
+    metrics on the outcomes, the quality estimated from confidence (classification), and for two classes the share
+    predicted positive and, on the outcomes, the share that was. The ``top`` most frequent values each, the rest as
+    one "(other)" segment; largest first, "(other)" last."""
+    keep = values.value_counts().index[:top]
+    seg = values.where(values.isin(keep), OTHER)
+    positive = labels[1] if task == "binary" else None
+    rows = []
+    for name, p in preds.groupby(seg, sort=False):
+        done = p["actual"].dropna()
+        row = {"segment": name, "rows": len(p), "outcomes": len(done), **live_metrics(p, task, labels),
+               **estimated_quality(p, task, labels)}
+        if positive is not None:
+            row |= {"predicted_positive_rate": float((p["prediction"] == positive).mean()),
+                    "positive_rate": float((done == positive).mean()) if len(done) else np.nan}
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    return out.sort_values(["rows"], ascending=False, key=lambda v: v.where(out["segment"] != OTHER, -1)) \
+        .reset_index(drop=True)
 
 
 def realized_value(decision, preds: pd.DataFrame, labels: list[str]) -> dict | None:
@@ -312,13 +444,24 @@ def alerts_of(st: MonitorStatus) -> list[Alert]:
                          f"95% of the requests in the last 15 minutes took up to {last15['latency_p95_ms']:.0f} ms "
                          f"(alert over {th.latency_ms:g} ms)"))
     m, base = st.headline, st.validation_score
-    if hour["outcomes"] >= th.min_rows and np.isfinite(base) and np.isfinite(hour[m]):
-        drop = (base - hour[m]) if GREATER_IS_BETTER[m] else (hour[m] - base) / abs(base or 1)
-        if drop > th.metric_drop:
-            out.append(Alert("metric drop", m, float(hour[m]), base,
-                             f"{m} over the last hour is {hour[m]:.3f} against {base:.3f} at validation "
-                             f"(alert when worse by more than {th.metric_drop:g})"))
+    if hour["outcomes"] >= th.min_rows and _drop(m, hour[m], base) > th.metric_drop:
+        out.append(Alert("metric drop", m, float(hour[m]), base,
+                         f"{m} over the last hour is {hour[m]:.3f} against {base:.3f} at validation "
+                         f"(alert when worse by more than {th.metric_drop:g})"))
+    estimate = hour.get(f"estimated_{m}", np.nan)  # an early warning: before the outcomes come back
+    if hour["rows"] >= th.min_rows and _drop(m, estimate, base) > th.metric_drop:
+        out.append(Alert("estimated drop", m, float(estimate), base,
+                         f"{m} estimated from the model's confidence over the last hour is {estimate:.3f} against "
+                         f"{base:.3f} at validation, before outcomes arrive (alert when worse by more than "
+                         f"{th.metric_drop:g})"))
     return out
+
+
+def _drop(metric: str, live: float, base: float) -> float:
+    """How much worse ``live`` is than ``base`` (relative for errors); NaN when either is unknown."""
+    if not (np.isfinite(live) and np.isfinite(base)):
+        return np.nan
+    return (base - live) if GREATER_IS_BETTER[metric] else (live - base) / abs(base or 1)
 
 
 def raise_alerts(log: PredictionLog, model: str, version: str, alerts: list[Alert], now: float) -> list[Alert]:

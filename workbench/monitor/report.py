@@ -34,10 +34,11 @@ def parse_since(since: str | float | None, now: float | None = None) -> float | 
 
 
 def write_report(model: str, *, since: str | float | None = None, out: str | Path | None = None,
-                 log: PredictionLog | None = None, settings: Settings | None = None) -> Path:
-    """Compute the model's status (alerts are recorded) and write it with its charts as one HTML file; returns it."""
+                 log: PredictionLog | None = None, settings: Settings | None = None, segment: str | None = None) -> Path:
+    """Compute the model's status (alerts are recorded; quality by the ``segment`` column) and write it with its
+    charts as one HTML file; returns it."""
     s = settings or get_settings()
-    st = status(model, log=log, since=parse_since(since), settings=s)
+    st = status(model, log=log, since=parse_since(since), settings=s, segment=segment)
     now = datetime.now(timezone.utc)
     out = Path(out) if out else s.reports / "monitor" / f"{model}-{now:%Y%m%d-%H%M%S}.html"
     figs = st.figures()

@@ -165,13 +165,10 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
                 if not can_go_on or state["told"] == told_before:  # done, or a strategy with nothing to propose
                     break
                 continue
-            if over:
-                outcomes = pool.cancel_waiting()
-                if time.time() > deadline.at + deadline.grace:
-                    outcomes += pool.stop_running()
-                outcomes += pool.wait(1.0)
-            else:
-                outcomes = pool.wait(max(0.2, deadline.left()) if deadline.limited else None)
+            outcomes = pool.cancel_waiting() if over else []
+            if deadline.overrun():
+                outcomes += pool.stop_running()
+            outcomes += pool.wait(deadline.poll())
             for out in outcomes:
                 proposal = in_flight.pop(out.key)
                 cand = out.value if out.status == "ok" else None

@@ -1,5 +1,6 @@
-"""The monitoring pictures: traffic, response time and live quality over time, drift by column, predicted against
-actual. Pure functions of a :class:`workbench.monitor.MonitorStatus`; the dashboard and the report both use them."""
+"""The monitoring pictures: traffic, response time and live quality over time (estimated from the model's confidence
+beside the realized), quality by segment, drift by column, predicted against actual. Pure functions of a
+:class:`workbench.monitor.MonitorStatus`; the dashboard and the report both use them."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,11 +13,12 @@ with extra("notebook"):
 from workbench.viz.figures import METRIC_WORDS, SHARES, _fig
 
 ALERT, CALM = "#dc2626", "#2563eb"
+REALIZED, ESTIMATE = "#2563eb", "#f59e0b"
 
 
 def monitor_figures(st) -> dict[str, go.Figure]:
     return {"traffic": traffic(st), "latency": latency(st), "quality": quality(st), "drift": drift_bar(st),
-            "feedback": predicted_vs_actual(st)}
+            "feedback": predicted_vs_actual(st), "segments": segments_bar(st)}
 
 
 def traffic(st) -> go.Figure:
@@ -39,11 +41,21 @@ def latency(st) -> go.Figure:
 
 
 def quality(st) -> go.Figure:
+    """The headline metric per minute: estimated from the model's confidence on every row (classification), and
+    realized on the rows whose outcomes came back (only there), against validation."""
     m, t = st.headline, st.timeline
     words = METRIC_WORDS.get(m, m)
-    fig = _over_time(st, f"{words.split(' (')[0]} on real outcomes, against validation", words)
+    short = words.split(" (")[0]
+    title = (f"{short}: estimated from the model's confidence, and on real outcomes" if st.estimated else
+             f"{short} on real outcomes, against validation (no estimate before outcomes for a regression)")
+    fig = _over_time(st, title, words)
     y = t[m] if m in t.columns else []
-    fig.add_scatter(x=t["time"], y=y, mode="lines+markers", name="live", connectgaps=True)
+    fig.add_scatter(x=t["time"], y=y, mode="lines+markers", name="realized (real outcomes)", connectgaps=True,
+                    line={"color": REALIZED})
+    if st.estimated:
+        e = t[f"estimated_{m}"] if f"estimated_{m}" in t.columns else []
+        fig.add_scatter(x=t["time"], y=e, mode="lines+markers", name="estimated (before outcomes)", connectgaps=True,
+                        line={"color": ESTIMATE, "dash": "dash"})
     if m in SHARES:  # plotly pads a lone point or a flat line by ±0.5: an accuracy axis ran to 1.5
         fig.update_yaxes(autorangeoptions={"minallowed": 0, "maxallowed": 1})
     base = st.validation_score
@@ -92,4 +104,26 @@ def predicted_vs_actual(st) -> go.Figure:
                     name="rows", marker={"color": [CALM if h else ALERT for h in hit], "opacity": 0.6},
                     text=f["predicted"], hovertemplate="score %{x:.2f}<br>predicted %{text}<extra></extra>")
     fig.update_yaxes(tickvals=list(range(len(classes))), ticktext=classes)
+    return fig
+
+
+def segments_bar(st) -> go.Figure:
+    """The headline metric per value of the segment column: realized on the outcomes (bars), estimated from the
+    model's confidence on all rows (diamonds, classification); each value's rows and outcomes on hover."""
+    m, g = st.headline, st.segments
+    words = METRIC_WORDS.get(m, m)
+    if not st.segment or g.empty:
+        return _fig("Quality by segment: no input column to break it down by (choose one: WORKBENCH_MONITOR_SEGMENT)",
+                    "Segment", words, height=360)
+    fig = _fig(f"{words.split(' (')[0]} by {st.segment}", st.segment, words, height=360)
+    x = g["segment"].astype(str)
+    counts = np.stack([g["rows"], g["outcomes"]], axis=1)
+    fig.add_bar(x=x, y=g[m], name="realized (real outcomes)", marker={"color": REALIZED}, customdata=counts,
+                hovertemplate="%{x}: %{y:.3f} on %{customdata[1]:,} outcomes of %{customdata[0]:,} rows<extra></extra>")
+    if st.estimated:
+        fig.add_scatter(x=x, y=g[f"estimated_{m}"], mode="markers", name="estimated (all rows)", customdata=counts,
+                        marker={"color": ESTIMATE, "symbol": "diamond", "size": 11},
+                        hovertemplate="%{x}: %{y:.3f} expected on %{customdata[0]:,} rows<extra></extra>")
+    if m in SHARES:
+        fig.update_yaxes(autorangeoptions={"minallowed": 0, "maxallowed": 1})
     return fig
