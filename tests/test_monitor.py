@@ -26,6 +26,7 @@ from workbench.monitor.quality import Thresholds, windows
 from workbench.monitor.store import _PACKED, entry, id_time
 from workbench.registry.package import package_result
 from workbench.runner import NOTEBOOKS, _execute
+from workbench.settings import Settings
 
 MODEL = "churn"
 
@@ -457,12 +458,20 @@ def test_estimated_quality_matches_the_realized_on_calibrated_probabilities():
 
 
 def test_an_unsure_model_raises_an_estimated_drop_before_any_outcome(tmp_path):
-    yes = np.random.default_rng(0).uniform(0.4, 0.6, 80)  # a model that validated at 0.9 and now hesitates on every row
-    log = hand_made_log(tmp_path / "unsure.db", "binary", ["No", "Yes"], [{"x": k} for k in range(80)],
-                        np.column_stack([1 - yes, yes]), validation={"test_accuracy": 0.9})
-    st = status("m", log=log, record=False)
+    # a model sure of its first 200 rows (its reference) that now hesitates on every row; its validation says nothing
+    # of its confidence (an over- or under-confident model is so in both periods): estimate against estimate
+    rng = np.random.default_rng(0)
+    yes = np.concatenate([rng.choice([0.03, 0.97], 200), rng.uniform(0.4, 0.6, 100)])
+    log = hand_made_log(tmp_path / "unsure.db", "binary", ["No", "Yes"], [{"x": k} for k in range(300)],
+                        np.column_stack([1 - yes, yes]), validation={"test_accuracy": 0.5})
+    first = Settings(monitor_reference_rows=200)  # this module's service sets 100 in the environment
+    st = status("m", log=log, record=False, settings=first)
     assert [a.kind for a in st.alerts] == ["estimated drop"] and st.windows["outcomes"].sum() == 0
-    assert st.alerts[0].value == pytest.approx(np.maximum(yes, 1 - yes).mean()) and "before outcomes" in st.alerts[0].message
+    assert st.alerts[0].value == pytest.approx(np.maximum(yes, 1 - yes)[200:].mean())
+    assert st.alerts[0].threshold == pytest.approx(0.97) and "before outcomes" in st.alerts[0].message
+    steady = hand_made_log(tmp_path / "steady.db", "binary", ["No", "Yes"], [{"x": k} for k in range(300)],
+                           np.tile([0.7, 0.3], (300, 1)), validation={"test_accuracy": 0.9})
+    assert status("m", log=steady, record=False, settings=first).alerts == []  # unsure from the start: no fall, whatever validation said
 
 
 def test_quality_by_segment_counts_and_scores_each_value_and_the_cli_prints_it(tmp_path, monkeypatch, capsys):
@@ -490,6 +499,9 @@ def test_quality_by_segment_counts_and_scores_each_value_and_the_cli_prints_it(t
     assert tail[["segment", "rows"]].values.tolist() == [["North", 6], ["(other)", 6]]  # long tails: top N + other
     with pytest.raises(MonitorError, match="no input column 'town'.*region, age"):
         status("m", log=log, record=False, segment="town")
+    # the setting holds for every model: one that does not read its column keeps its status and alerts
+    other = status("m", log=log, record=False, settings=Settings(monitor_segment="town"))
+    assert other.segment == "region" and any("'town'" in n for n in other.notes)
 
     figs = st.figures()
     assert figs["segments"].layout.title.text == "Accuracy by region"

@@ -141,11 +141,14 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     board = compare(c.X, c.y, task=c.task, folds=folds, time_budget=search.share(COMPARE), progress=progress,
                     parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms)
     if not board.within_latency(None)[0]:
-        # the budget went before any model finished (a slow start on a busy machine): the first family of the zoo,
-        # LightGBM, runs to the end anyway (on few folds), since a model a little late beats no model
-        first = models_for(c.task, len(c.X))[:1]
-        for cand in compare(c.X, c.y, task=c.task, models=first, folds=min(folds, FEW_FOLDS), parallel=parallel,
-                            progress=progress, settings=s).candidates:
+        # no model finished: the budget went first (a slow start on a busy machine), or every one scored a row over the
+        # limit on its first fold. The fastest of those, else the zoo's first family (LightGBM), runs to the end
+        # anyway (on few folds), since a model a little late, or a little slow, beats no model
+        slow = [x for x in board.candidates if x.status == "skipped" and np.isfinite(x.latency_ms)]
+        pick = min(slow, key=lambda x: x.latency_ms) if slow else None
+        first, params = ([pick.model], {pick.model: pick.params}) if pick else (models_for(c.task, len(c.X))[:1], None)
+        for cand in compare(c.X, c.y, task=c.task, models=first, params=params, folds=min(folds, FEW_FOLDS),
+                            parallel=parallel, progress=progress, settings=s).candidates:
             board.add(cand)
     stages["compare"] = deadline.elapsed() - sum(stages.values())
     families = [x.model for x in board.within_latency(max_latency_ms)[0] if x.model != "ensemble"]

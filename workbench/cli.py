@@ -270,6 +270,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+SEGMENT_HELP = ("the input column live quality is broken down by (default: WORKBENCH_MONITOR_SEGMENT, else the first "
+                "category column with 2-20 levels)")
+
+
 def _monitor_parser(sub) -> None:
     mon = sub.add_parser("monitor", help="the prediction log: outcomes, live quality and drift, reports, dashboard")
     msub = mon.add_subparsers(title="actions")
@@ -280,13 +284,13 @@ def _monitor_parser(sub) -> None:
     c = msub.add_parser("status", help="windows, alerts and drift, printed")
     c.add_argument("--model", required=True)
     c.add_argument("--since", help="30m, 6h, 7d or a date (default: the last day)")
-    c.add_argument("--segment", metavar="COLUMN", help="the input column live quality is broken down by (default: "
-                   "WORKBENCH_MONITOR_SEGMENT, else the first category column with 2-20 levels)")
+    c.add_argument("--segment", metavar="COLUMN", help=SEGMENT_HELP)
     c.set_defaults(func=_monitor_status)
     c = msub.add_parser("report", help="an HTML drift-and-quality report under reports/monitor/")
     c.add_argument("--model", required=True)
     c.add_argument("--since", help="30m, 6h, 7d or a date (default: the last day)")
     c.add_argument("--out", help="the HTML file (default: reports/monitor/NAME-TIME.html)")
+    c.add_argument("--segment", metavar="COLUMN", help=SEGMENT_HELP)
     c.set_defaults(func=_monitor_report)
     c = msub.add_parser("compact", help="rows older than the retention become hourly aggregates")
     c.add_argument("--older-than", type=float, help="hours (default: WORKBENCH_MONITOR_RETENTION_HOURS)")
@@ -296,8 +300,7 @@ def _monitor_parser(sub) -> None:
     c.add_argument("--port", type=int, default=8867)
     c.add_argument("--host", default="127.0.0.1", help="beyond 127.0.0.1 only with users or keys in the settings")
     c.add_argument("--every", type=float, default=5, help="seconds between updates")
-    c.add_argument("--segment", metavar="COLUMN", help="the input column live quality is broken down by (default: "
-                   "WORKBENCH_MONITOR_SEGMENT, else the first category column with 2-20 levels)")
+    c.add_argument("--segment", metavar="COLUMN", help=SEGMENT_HELP)
     c.set_defaults(func=_monitor_dashboard)
 
 
@@ -341,7 +344,7 @@ def _monitor_status(args) -> int:
 def _monitor_report(args) -> int:
     from workbench.monitor.report import write_report  # start-up cost: only monitor commands load it
 
-    print(f"report: {write_report(args.model, since=args.since, out=args.out)}")
+    print(f"report: {write_report(args.model, since=args.since, out=args.out, segment=args.segment)}")
     return 0
 
 

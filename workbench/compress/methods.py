@@ -6,7 +6,6 @@ import copy
 import numpy as np
 import pandas as pd
 
-from workbench import kinds
 from workbench.compress.core import Data, Variant, method, scores_of, with_estimator
 from workbench.compress.estimators import CompactBooster, CompiledBooster, to_onnx_model
 from workbench.compress.lgbtext import ModelText, lgb_matrix, pack
@@ -19,7 +18,6 @@ from workbench.models.metrics import GREATER_IS_BETTER
 from workbench.models.trained import TrainedModel
 
 COMPILE_TOLERANCE = 1e-6
-BOOSTED_KINDS = ("catboost", "xgboost")  # kinds whose estimators keep their first k iterations with ``first(k)``
 # the LightGBM settings a refit keeps (the rest are LightGBM's defaults or bookkeeping)
 REFIT_PARAMS = ("objective", "num_class", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
                 "min_sum_hessian_in_leaf", "lambda_l1", "lambda_l2", "feature_fraction", "bagging_fraction", "bagging_freq",
@@ -67,7 +65,7 @@ def prune(model: TrainedModel, data: Data) -> list[Variant]:
             out += _prune_features(model, booster, data)
     elif forest_of(est) is not None:
         out += _prune_forest(model, data)
-    elif kinds.kind_of(est).name in BOOSTED_KINDS:
+    elif callable(getattr(est, "first", None)):  # XGBoost and CatBoost: ``first(k)`` keeps their first k iterations
         out += _prune_boosted(model, data)
     elif isinstance(est, WeightedEnsemble) and (est.task == "regression" or est.voting == "soft"):
         out += _prune_members(model, data)

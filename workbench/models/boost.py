@@ -4,8 +4,10 @@ Both read the encoded matrix (``RowEncoder``'s layout: numbers as floats, a cate
 fitted on it, so training, the pandas path and the service give the same numbers. CatBoost takes the category
 columns natively (its ordered target statistics over the codes); XGBoost splits them as categories
 (``enable_categorical`` with the columns' feature types). Each is written in its library's own safe format
-(CatBoost's ``.cbm``, XGBoost's UBJSON), scored by its library's C predictor on the matrix with no pandas, and
-explained by its library's exact TreeSHAP on the raw margin.
+(CatBoost's ``.cbm``, XGBoost's UBJSON), scored on the matrix with no pandas — their trees walked in numpy by the
+forest walker of ``workbench.models.scorers`` (XGBoost always, within about 1e-7 of its own predictor; CatBoost when
+every split is on a number, exactly), else by CatBoost's own predictor — and explained by the library's exact
+TreeSHAP on the raw margin.
 
 Examples
 --------
@@ -381,8 +383,8 @@ def _objects(M: np.ndarray, cats: list[int]) -> np.ndarray:
 # ---- the kinds: written in each library's own format, scored and explained on the encoded matrix -------------------
 
 def scorer(est: _Boosted, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Scorer:
-    """The library's C predictor on the matrix, the margin turned into probabilities (or values) in float64; a class
-    the training rows lacked gets 0."""
+    """The margin on the matrix (the trees walked in numpy where the module's docstring says, else the library's
+    predictor), turned into probabilities (or values) in float64; a class the training rows lacked gets 0."""
     names = [name for name, _ in columns]
     if names != [name for name, _ in est.columns_]:
         raise WorkbenchError(f"the {type(est).__name__} reads the columns {[n for n, _ in est.columns_]}, "

@@ -70,8 +70,10 @@ class Calibration:
             z = self.params["a"] * _logit(p) + self.params["b"]
             return 1.0 / (1.0 + np.exp(-z))
         # an isotonic map is a staircase: rows the model ranks apart would tie and cost ROC AUC; a millionth of the
-        # raw probability keeps their order (the calibration moves by at most 1e-6)
-        return (1 - KEEP_ORDER) * np.interp(p, self.params["x"], self.params["y"]) + KEEP_ORDER * p
+        # raw probability keeps their order (the calibration moves by at most 1e-6). Maps saved without it replay as
+        # they were fitted
+        keep = self.params.get("keep_order", 0.0)
+        return (1 - keep) * np.interp(p, self.params["x"], self.params["y"]) + keep * p
 
 
 @dataclass
@@ -125,7 +127,8 @@ def _fit(method: str, y: np.ndarray, p: np.ndarray) -> Calibration:
         lr = LogisticRegression(C=1e6).fit(_logit(p).reshape(-1, 1), y)
         return Calibration("sigmoid", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
     iso = IsotonicRegression(y_min=EPS, y_max=1 - EPS, out_of_bounds="clip").fit(p, y)
-    return Calibration("isotonic", {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()})
+    return Calibration("isotonic", {"x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(),
+                                    "keep_order": KEEP_ORDER})
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

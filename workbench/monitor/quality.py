@@ -83,6 +83,10 @@ class MonitorStatus:
     notes: list[str] = field(default_factory=list)
     value: dict | None = None  # with a decision rule: what it earned per row on live outcomes against its expectation
     segment: str | None = None  # the input column ``segments`` breaks the rows down by (None: no column fits)
+    # the headline metric estimated from the model's confidence on the version's first rows (its reference period)
+    # and on the newest rows after them: a fall is an early warning, estimate against estimate (a model that is over-
+    # or under-confident is so in both)
+    confidence: dict | None = None
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
@@ -164,13 +168,22 @@ def status(model: str, *, log: PredictionLog | None = None, since: float | None 
         notes.append(f"{len(recent)} new predictions to judge: drift is judged from {th.min_rows}")
     if task == "regression":
         notes.append(NO_ESTIMATE)
-    column = segment_column(package, preds, segment or s.monitor_segment or None)
+    setting = s.monitor_segment or None
+    if not segment and setting and setting not in _inputs(package, preds):  # a setting for all models: not an error
+        notes.append(f"WORKBENCH_MONITOR_SEGMENT names '{setting}', which this model does not read: its segments are "
+                     "by the default column")
+        setting = None
+    column = segment_column(package, preds, segment or setting)
+    key = f"estimated_{HEADLINE[task]}"
+    confidence = None if baseline is None or task == "regression" else {
+        "reference": estimated_quality(first, task, labels)[key], "recent": estimated_quality(recent, task, labels)[key],
+        "reference_rows": len(first), "recent_rows": len(recent)}
     segments_ = segments(preds, task, labels, segment_values(preds, column, package)) if column else pd.DataFrame()
     decision = package.model.decision if package is not None else None
     status_ = MonitorStatus(model, version, task, HEADLINE[task], validation, windows_, timeline_, drift_,
                             feedback_pairs(preds, task, labels), thresholds=th, notes=notes,
                             value=realized_value(decision, preds[preds["version"] == version], labels),
-                            segment=column, segments=segments_)
+                            segment=column, segments=segments_, confidence=confidence)
     status_.alerts = alerts_of(status_)
     if record and status_.alerts:
         raise_alerts(log, model, status_.version, status_.alerts, now)
@@ -283,8 +296,7 @@ def segment_column(package, preds: pd.DataFrame, wanted: str | None = None) -> s
     """The input column to break quality down by: ``wanted`` if the model reads it, else the first category column of
     the package's schema with 2 to 20 levels (without the package: the first logged text column with that many values);
     None when no column fits."""
-    names = [c.name for c in package.schema] if package is not None else \
-        list(dict.fromkeys(k for r in preds["input"].head(100) if isinstance(r, dict) for k in r))
+    names = _inputs(package, preds)
     if wanted:
         if wanted not in names:
             raise MonitorError(f"the model reads no input column '{wanted}' to break quality down by; choose one of "
@@ -299,6 +311,12 @@ def segment_column(package, preds: pd.DataFrame, wanted: str | None = None) -> s
         if pd.to_numeric(text, errors="coerce").isna().all() and lo <= text.nunique() <= hi:
             return name
     return None
+
+
+def _inputs(package, preds: pd.DataFrame) -> list[str]:
+    """The model's input columns: its package's schema, else the keys of the logged rows."""
+    return [c.name for c in package.schema] if package is not None else \
+        list(dict.fromkeys(k for r in preds["input"].head(100) if isinstance(r, dict) for k in r))
 
 
 def segment_values(preds: pd.DataFrame, column: str, package=None) -> pd.Series:
@@ -448,11 +466,12 @@ def alerts_of(st: MonitorStatus) -> list[Alert]:
         out.append(Alert("metric drop", m, float(hour[m]), base,
                          f"{m} over the last hour is {hour[m]:.3f} against {base:.3f} at validation "
                          f"(alert when worse by more than {th.metric_drop:g})"))
-    estimate = hour.get(f"estimated_{m}", np.nan)  # an early warning: before the outcomes come back
-    if hour["rows"] >= th.min_rows and _drop(m, estimate, base) > th.metric_drop:
-        out.append(Alert("estimated drop", m, float(estimate), base,
-                         f"{m} estimated from the model's confidence over the last hour is {estimate:.3f} against "
-                         f"{base:.3f} at validation, before outcomes arrive (alert when worse by more than "
+    c = st.confidence  # an early warning, before the outcomes come back
+    if c is not None and c["recent_rows"] >= th.min_rows and _drop(m, c["recent"], c["reference"]) > th.metric_drop:
+        out.append(Alert("estimated drop", m, float(c["recent"]), float(c["reference"]),
+                         f"{m} estimated from the model's confidence on the newest {c['recent_rows']:,} rows is "
+                         f"{c['recent']:.3f} against {c['reference']:.3f} on this version's first "
+                         f"{c['reference_rows']:,}, before outcomes arrive (alert when worse by more than "
                          f"{th.metric_drop:g})"))
     return out
 
