@@ -249,8 +249,10 @@ def test_schemathesis_finds_no_server_error_and_no_response_off_the_document(ser
     st = Path(sys.executable).with_name("schemathesis")
     p = subprocess.run([str(st), "run", f"{server.url}/openapi.json", "--checks",
                         "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-                        "-n", "40", "--seed", "1", "--workers", "2", "--no-color"], capture_output=True, text=True, timeout=600,
+                        "-n", "40", "--seed", "1", "--workers", "1", "--no-color"], capture_output=True, text=True, timeout=600,
                        cwd=tmp_path)  # its cache folder goes there, not into the project
+    # one worker: two threads parsing lambdas at once trip CPython 3.11's AST recursion check (hypothesis
+    # describes every filter by parsing its source) and schemathesis reports a "Runtime Error" of its own
     assert p.returncode == 0 and " passed" in p.stdout and "failed" not in p.stdout.split("SUMMARY")[-1], p.stdout[-4000:]
     assert httpx.get(f"{server.url}/healthz").status_code == 200  # and the service is still up
 
