@@ -33,15 +33,21 @@ def test_train_panel_fills_the_leaderboard_live():
 def test_results_panel_switches_model_and_charts(pipeline_run):
     panel = ResultsPanel(pipeline_run["run_id"])
     assert panel.model.value == panel.result.meta["best_model"]
-    titles = lambda: [c.outputs[0]["data"][MIME]["layout"]["title"]["text"] for c in panel.charts.children]
-    before = titles()
+    drawn = lambda tab: [c.outputs[0]["data"][MIME] for c in panel.charts.children[tab].children if hasattr(c, "outputs")]
+    titles = lambda: [f["layout"]["title"]["text"] for f in drawn(0)]
+    before = titles()  # the overview: the leaderboard and what drives the run's model, drawn on arrival
+    assert len(before) == 3 and any(t.startswith("What drives the predictions") for t in before), before
+    assert [tab.children for tab in panel.charts.children[1:]] == [(), ()]  # the other tabs wait until opened
     other = next(m for m in panel.model.options if m != panel.model.value)
     panel.model.value = other
     after = titles()
-    assert before != after and any(other in t for t in after)
-    # the pipeline saved every model's charts: the panel shows them as saved, not rebuilt
-    assert [c.outputs[0]["data"][MIME] for c in panel.charts.children] == list(
-        saved_figures(pipeline_run["report_dir"], other).values())
+    assert before != after  # the leaderboard now marks the other model, and its drivers (if any) are its own
+    panel.charts.selected_index = 1
+    assert len(drawn(1)) >= 4 and all(other in f["layout"]["title"]["text"] for f in drawn(1))
+    panel.charts.selected_index = 2
+    # the pipeline saved every model's charts: the panel shows them as saved, not rebuilt, each in one tab
+    saved = saved_figures(pipeline_run["report_dir"], other).values()
+    assert sorted(map(str, drawn(0) + drawn(1) + drawn(2))) == sorted(map(str, saved))
 
 
 def test_tuning_panel_draws_the_history_as_trials_finish():

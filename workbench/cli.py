@@ -964,6 +964,10 @@ def _report(args) -> int:
     return 0
 
 
+# the panels (ipywidgets and the manager Voila brings for them) and their charts
+PAGE_EXTENSIONS = ("@jupyter-widgets/jupyterlab-manager", "@voila-dashboards/widgets-manager8", "jupyterlab-plotly")
+
+
 def _voila(name: str, port: int, env: dict, host: str = "127.0.0.1") -> int:
     """Become Voila serving the packaged notebook ``name`` on ``host``:``port``, code hidden, behind a login when the
     settings name users or keys (and only then beyond 127.0.0.1). A kernel has run the notebook before a visitor comes
@@ -983,7 +987,9 @@ def _voila(name: str, port: int, env: dict, host: str = "127.0.0.1") -> int:
     cmd = [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", f"--Voila.ip={host}",
            "--strip_sources=True", "--show_tracebacks=False", f"--Voila.root_dir={notebook.parent.parent}",
            # the next kernel is heated once the visitor's page has loaded, not while its 60 files are being served
-           "--preheat_kernel=True", "--pool_size=1", "--VoilaKernelManager.fill_delay=10"]
+           "--preheat_kernel=True", "--pool_size=1", "--VoilaKernelManager.fill_delay=10",
+           # only the page's own front-end: other installed extensions (catboost's 3.5 MB widget) cost every visit
+           *(f"--VoilaConfiguration.extension_allowlist={ext}" for ext in PAGE_EXTENSIONS)]
     if login:
         cmd.append(f"--Voila.identity_provider_class={IDENTITY_PROVIDER}")
     # become Voila (no child left behind): a SIGTERM to this process stops Voila and its kernels
