@@ -138,12 +138,10 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     stages["prepare"] = deadline.elapsed() - sum(stages.values())
     search = deadline.before(FINISH_S + FINISH_SHARE * deadline.seconds + START_SHARE * stages["start"])
     parallel = bool(s.dask_address) or deadline.seconds >= CLUSTER_S
-    large = len(c.X) > LARGE_ROWS and deadline.seconds < CLUSTER_S  # a table large for the budget
-    folds = FEW_FOLDS if large else FOLDS
-    # every family's defaults, then the portfolio of proven configurations, cheap first, before any search (on a large
-    # table the first family's configurations first: diamonds at 30 s, RMSE 542 -> 537)
+    folds = FEW_FOLDS if len(c.X) > LARGE_ROWS and deadline.seconds < CLUSTER_S else FOLDS
+    # every family's defaults, then the portfolio of proven configurations, cheap first, before any search
     board = compare(c.X, c.y, task=c.task, folds=folds, time_budget=search.share(COMPARE), progress=progress,
-                    parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms, grow_first=large)
+                    parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms)
     if not board.within_latency(None)[0]:
         # no model finished: the budget went first (a slow start on a busy machine), or every one scored a row over the
         # limit on its first fold. The fastest of those, else the zoo's first family (LightGBM), runs to the end

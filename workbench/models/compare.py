@@ -165,8 +165,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
             folds: int = 5, groups=None, time_budget: float | Deadline | None = None, model_timeout: float | None = None,
             params: dict[str, dict] | None = None, settings: Settings | None = None,
             on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True,
-            parallel: bool | None = None, portfolio: bool = False, max_latency_ms: float | None = None,
-            grow_first: bool = False) -> Leaderboard:
+            parallel: bool | None = None, portfolio: bool = False, max_latency_ms: float | None = None) -> Leaderboard:
     """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
 
     ``time_budget`` (seconds, or a ``Deadline``) bounds the whole comparison, the cluster's start included: models
@@ -175,10 +174,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     first on each core, so a model asked for alone, and the first of the zoo, run while the budget lasts). Models run
     in parallel across the cores (see ``workbench.compute``; ``parallel=False``: one by one in this process, each with
     every core); ``on_result`` is called as each one finishes. ``portfolio`` adds each model's proven configurations after the
-    defaults (``lightgbm:p1``, ...: ``workbench.models.zoo.portfolio``), in rounds across the families; ``grow_first``
-    puts the first family's configurations right after its defaults, before the other families (``auto`` on a table
-    large for its budget, as FLAML grows its cheap learner first: there each slower family's fold costs seconds, and
-    one stopped after a fold for its time is time lost).
+    defaults (``lightgbm:p1``, ...: ``workbench.models.zoo.portfolio``), in rounds across the families.
     ``max_latency_ms``: a model whose first fold already scores a row slower than this (with ``LATENCY_SLACK``) stops
     there, skipped: its other folds would buy a candidate that cannot be chosen.
 
@@ -205,11 +201,7 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
         raise ModelError("the target has one class only; a classifier needs at least two")
     split = make_folds(pd.Series(codes), task, folds, groups=groups, seed=s.seed)
     configs = [(name, name, (params or {}).get(name, {})) for name in names]
-    proven = portfolio_of(task, names, len(X)) if portfolio else []
-    if grow_first:
-        configs = configs[:1] + [c for c in proven if c[1] == names[0]] + configs[1:]
-        proven = [c for c in proven if c[1] != names[0]]
-    configs += proven
+    configs += portfolio_of(task, names, len(X)) if portfolio else []
     parallel = compute.uses_cluster(len(configs), s) if parallel is None else parallel
     n_jobs = compute.threads_per_task(len(configs), s) if parallel else s.n_threads
     if parallel:
