@@ -325,7 +325,7 @@ def scoring_latency(est, X: pd.DataFrame, task: str, k: int, budget_s: float = 0
     return out[0], out[1]
 
 
-REFIT_ROWS = 1.5  # a refit on all rows against one fold's fit: more rows (k/(k-1)), and slack for a busy machine
+REFIT_ROWS = 2.0  # a refit on all rows against one fold's fit: k/(k-1) more rows (2 with two folds), with slack
 
 
 def refit_seconds(candidates: list[Candidate]) -> float:
