@@ -9,6 +9,7 @@ from workbench.models import compare, models_for
 from workbench.models.metrics import score
 from workbench.data.task import detect_task
 from workbench.settings import get_settings
+from workbench.tune import tune
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +87,11 @@ def test_a_failing_model_is_recorded_and_the_others_go_on(cleaned):
 def test_unknown_model_and_wrong_task_are_clear_errors(cleaned):
     with pytest.raises(UnknownNameError, match=r"Did you mean .xgboost.\?.*Valid names: lightgbm"):
         compare(cleaned.X, cleaned.y, task="binary", models=["xgbost"])
-    with pytest.raises(ModelError, match="does not do regression"):
+    # the models that do the task, those asked for by name too (CatBoost is not in the defaults)
+    with pytest.raises(ModelError, match="does not do regression. Models for regression: lightgbm.*catboost"):
         compare(cleaned.X, cleaned.y.eq("Yes").astype(float), task="regression", models=["naive_bayes"])
+    with pytest.raises(ModelError, match="does not do regression"):
+        tune("naive_bayes", cleaned.X, cleaned.y.eq("Yes").astype(float), task="regression", log=False)
     with pytest.raises(ModelError, match="Valid metrics"):
         compare(cleaned.X, cleaned.y, task="binary", metric="rmse")
 

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from workbench.errors import ModelError
 from workbench.lookup import Registry
 from workbench.models.space import Choice, Float, Int, Space, When
 
@@ -85,8 +86,13 @@ EARLY_STOP_MIN_ROWS = 100  # fewer: no early stopping (the configured trees are 
 ZOO: Registry[ModelSpec] = Registry("model")
 
 
-def get_model(name: str) -> ModelSpec:
-    return ZOO.get(name)
+def get_model(name: str, task: str | None = None) -> ModelSpec:
+    """The model ``name``; given ``task``, refused with every model that does it (asked-for-by-name ones too)."""
+    spec = ZOO.get(name)
+    if task is not None and task not in spec.tasks:
+        able = [n for n in ZOO if n not in META_MODELS and task in ZOO.get(n).tasks]
+        raise ModelError(f"model '{name}' does not do {task}. Models for {task}: {', '.join(able)}")
+    return spec
 
 
 META_MODELS = ("bag", "boost")  # ensembles over a base model: built by workbench.ensemble, not compared by default

@@ -15,7 +15,7 @@ from workbench.extras import extra
 from workbench.models.compare import Candidate, cross_validate, encode_target, make_folds, refit
 from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS
 from workbench.models.space import Space, check_space
-from workbench.models.zoo import get_model, models_for
+from workbench.models.zoo import get_model
 from workbench.registry.tracking import mlflow_client
 from workbench.settings import Settings, get_settings
 from workbench.tune.strategies import STRATEGIES
@@ -90,10 +90,8 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
     """
     s = settings or get_settings()
     seed = s.seed if seed is None else seed
-    spec = get_model(model)
+    spec = get_model(model, task)
     make_strategy = STRATEGIES.get(strategy)
-    if task not in spec.tasks:
-        raise ModelError(f"model '{model}' does not do {task}. Models for {task}: {', '.join(models_for(task))}")
     metric = metric or DEFAULT_METRIC[task]
     if metric not in TASK_METRICS[task]:
         raise ModelError(f"metric '{metric}' does not apply to {task}. Valid metrics: {', '.join(TASK_METRICS[task])}")
