@@ -176,6 +176,7 @@ def test_compression_prunes_iterations_and_skips_what_does_not_apply_with_a_reas
     assert {"quantize", "compile"} <= set(report.skipped)  # and after pruning, the same two, for the same reason
     assert all(type(model.estimator).__name__ in reason for reason in report.skipped.values())
     pruned = [v for v in report.variants if v.name == "prune:iterations"]
+    assert pruned, report
     for v in pruned:  # fewer trees, scored and explained like the original
         assert v.model.estimator.best_iteration_ < model.estimator.best_iteration_
         assert v.model.predict_frame(valid.drop(columns=["churn"])).shape[0] == len(valid)

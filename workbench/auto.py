@@ -148,7 +148,7 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
         # no model finished: the budget went first (a slow start on a busy machine), or every one scored a row over the
         # limit on its first fold. The fastest of those, else the zoo's first family (LightGBM), runs to the end
         # anyway (on few folds), since a model a little late, or a little slow, beats no model
-        slow = [x for x in board.candidates if x.status == "skipped" and np.isfinite(x.latency_ms)]
+        slow = [x for x in board.candidates if x.status == "skipped"]  # each with its measured latency
         pick = min(slow, key=lambda x: x.latency_ms) if slow else None
         first, params = ([pick.model], {pick.model: pick.params}) if pick else (models_for(c.task, len(c.X))[:1], None)
         for cand in compare(c.X, c.y, task=c.task, models=first, params=params, folds=min(folds, FEW_FOLDS),

@@ -284,6 +284,14 @@ class Jobs:
         self._futures.clear()
         return out
 
+    def collect(self, deadline: Deadline) -> list[Outcome]:
+        """The outcomes of the next look at the jobs: once ``deadline`` has passed, those not started are cancelled;
+        once its grace has passed too (``Deadline.overrun``), those still running are stopped."""
+        out = self.cancel_waiting() if deadline.expired() else []
+        if deadline.overrun():
+            out += self.stop_running()
+        return out + self.wait(deadline.poll())
+
     def close(self) -> None:
         if self.parallel:
             self.client.cancel([*self._futures, *[a for a in self.shared if hasattr(a, "key")]])
@@ -304,12 +312,7 @@ def run(fn: Callable, jobs: list[tuple], *, shared: tuple = (), deadline: Deadli
         for i, job in enumerate(jobs):
             pool.submit(i, *job)
         while pool.pending:
-            if deadline.expired():
-                yield from pool.cancel_waiting()
-                if deadline.overrun():
-                    yield from pool.stop_running()
-                    break
-            yield from pool.wait(deadline.poll())
+            yield from pool.collect(deadline)
     finally:
         pool.close()
 

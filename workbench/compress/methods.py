@@ -90,9 +90,9 @@ def _prune_boosted(model, data: Data) -> list[Variant]:
     """XGBoost or CatBoost cut to the fewest iterations whose validation metric holds."""
     est = model.estimator
     n = est.best_iteration_
-    for k in _grid(n):
-        cut = with_estimator(model, est.first(k), f"{model.name}, {k} iterations") if k < n else None
-        if cut is not None and data.keeps(scores_of(cut, data.X_valid)):
+    for k in _grid(n)[:-1]:  # the grid ends with all n
+        cut = with_estimator(model, est.first(k), f"{model.name}, {k} iterations")
+        if data.keeps(scores_of(cut, data.X_valid)):
             return [Variant("prune:iterations", cut, f"{k} of {n} iterations")]
     return []
 

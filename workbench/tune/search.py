@@ -163,11 +163,7 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
                 if not can_go_on or state["told"] == told_before:  # done, or a strategy with nothing to propose
                     break
                 continue
-            outcomes = pool.cancel_waiting() if over else []
-            if deadline.overrun():
-                outcomes += pool.stop_running()
-            outcomes += pool.wait(deadline.poll())
-            for out in outcomes:
+            for out in pool.collect(deadline):
                 proposal = in_flight.pop(out.key)
                 cand = out.value if out.status == "ok" else None
                 status = cand.status if cand is not None else out.status
