@@ -13,8 +13,9 @@ import numpy as np
 import orjson
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import auc
 
-from workbench.data.columns import as_text
+from workbench.data.columns import as_text, infer_kind
 from workbench.data.encode import RowEncoder
 from workbench.models.metrics import GREATER_IS_BETTER, score
 from workbench.monitor.store import MonitorError, PredictionLog
@@ -289,7 +290,7 @@ def _expected_auc(p: np.ndarray) -> float:
     last = np.append(p[1:] != p[:-1], True)  # rows tied at a threshold are all on its positive side
     tpr = np.append(0.0, np.cumsum(p)[last] / positives)
     fpr = np.append(0.0, np.cumsum(1 - p)[last] / negatives)
-    return float(np.trapezoid(tpr, fpr))
+    return float(auc(fpr, tpr))  # np.trapezoid is numpy 2 only; numpy 1.26 is allowed
 
 
 def segment_column(package, preds: pd.DataFrame, wanted: str | None = None) -> str | None:
@@ -306,9 +307,8 @@ def segment_column(package, preds: pd.DataFrame, wanted: str | None = None) -> s
     if package is not None:
         return next((c.name for c in package.schema if c.type == "category" and lo <= len(c.categories or []) <= hi), None)
     raw = pd.DataFrame.from_records([r for r in preds["input"] if isinstance(r, dict)], columns=names)
-    for name in names:
-        text = as_text(raw[name]).str.strip()
-        if pd.to_numeric(text, errors="coerce").isna().all() and lo <= text.nunique() <= hi:
+    for name in names:  # the kind cleaning would give it
+        if infer_kind(raw[name])[0] == "category" and lo <= as_text(raw[name]).nunique() <= hi:
             return name
     return None
 
@@ -328,7 +328,7 @@ def segment_values(preds: pd.DataFrame, column: str, package=None) -> pd.Series:
     if plan is not None and plan["kind"] == "category":
         encoder = RowEncoder({column: plan})
         return encoder.to_frame(encoder.frame(raw.to_frame()), raw.index)[column].astype(str)
-    return as_text(raw).str.strip().fillna("(missing)").astype(str)
+    return as_text(raw).fillna("(missing)").astype(str)
 
 
 def segments(preds: pd.DataFrame, task: str, labels: list[str], values: pd.Series, top: int = TOP_SEGMENTS) -> pd.DataFrame:
