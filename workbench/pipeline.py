@@ -315,16 +315,28 @@ def trusted(result: AutoResult, values: dict | None):
     return result, calibration
 
 
-def explanation_figures(run_dir: str | Path, rows: int = 300) -> dict:
-    """The run's model explained: what drives its predictions (its contributions on up to ``rows`` training rows)
-    and why it answers the first held-out row as it does; none when the run has no model yet."""
+DRIVER_ROWS = 300  # training rows whose contributions make a run's drivers (the dashboard's and the trust report's)
+
+
+def explained(run_dir: str | Path):
+    """The run's model package and its explanation on ``DRIVER_ROWS`` training rows; None when the run has no model
+    yet (or is from before models were packages)."""
     art = Path(run_dir) / "artifacts"
-    if not (art / "model" / "manifest.json").is_file():  # no model yet (or a run from before models were packages)
-        return {}
+    if not (art / "model" / "manifest.json").is_file():
+        return None
     pkg = load_package(art / "model")
+    return pkg, explain(pkg, rows=DRIVER_ROWS)
+
+
+def explanation_figures(run_dir: str | Path) -> dict:
+    """The run's model explained: what drives its predictions and why it answers the first held-out row as it does;
+    none when the run has no model yet."""
+    if (got := explained(run_dir)) is None:
+        return {}
+    pkg, e = got
     target = pkg.model.cleaner.target_["name"]
-    example = pd.read_parquet(art / "test_raw.parquet").head(1).drop(columns=[target], errors="ignore")
-    e = explain(pkg, rows=rows)
+    example = pd.read_parquet(Path(run_dir) / "artifacts" / "test_raw.parquet").head(1).drop(columns=[target],
+                                                                                             errors="ignore")
     why = reasons(pkg, example, k=8)[0]
     answer = pkg.model.predict(example)[0]
     return {"drivers": e.figure(), "why": reasons_bar(why, e.scale, f"Why the model answers '{answer}' for the first "

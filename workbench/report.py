@@ -25,11 +25,10 @@ import pandas as pd
 
 from workbench.data import Schema
 from workbench.errors import WorkbenchError
-from workbench.explanation import explain, reasons
+from workbench.explanation import reasons
 from workbench.extras import extra
 from workbench.models.contrib import SCALES
-from workbench.pipeline import RunResults, load_results, run_folder
-from workbench.registry.package import load_package
+from workbench.pipeline import RunResults, explained, load_results, run_folder
 from workbench.settings import Settings, get_settings
 from workbench.viz.compression import pareto
 from workbench.viz.figures import METRIC_WORDS, calibration_curve, leaderboard_bar
@@ -39,25 +38,20 @@ with extra("notebook"):  # the report's charts
 
 WIDTH = 760  # px: an A4 page's printable width, so screen and PDF show the same charts
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-DRIVER_ROWS = 300  # training rows whose contributions make the drivers (as on the dashboard)
 REASONS = 5  # each example row's largest contributions
 
 
-def trust_report(run: str | Path, *, out: str | Path | None = None, pdf: bool | None = None, explanation=None,
+def trust_report(run: str | Path, *, out: str | Path | None = None, pdf: bool | None = None,
                  settings: Settings | None = None) -> dict[str, Path]:
     """Write ``<run>/trust_report.html`` (or ``out``) and, with ``pdf``, its PDF beside it (None: when Chromium is
-    installed); returns their paths.
-
-    ``explanation``: the run's model explained (``workbench.explanation.explain``); without it, it is explained on
-    ``DRIVER_ROWS`` of its training rows.
-    """
+    installed); returns their paths."""
     s = settings or get_settings()
     results = load_results(run, s)
     root = Path(run) if Path(run).is_dir() else run_folder(str(run), s)
     art = root / "artifacts"
     meta = results.meta
     sections = [_data(results, art), _cleaning(results), _models(results, art), _chosen(results, root),
-                _calibration(results), _decision(results), _drivers(results, art, explanation), _compression(meta, art),
+                _calibration(results), _decision(results), _drivers(results, root), _compression(meta, art),
                 _release(meta, root)]
     title = f"Predicting {meta['target']}: trust report of run {results.run_id}"
     now = datetime.now(timezone.utc)
@@ -181,20 +175,19 @@ def _decision(r: RunResults) -> str:
                     "mean on the test rows:</p>" + _table(pd.DataFrame(rows)))
 
 
-def _drivers(r: RunResults, art: Path, explanation) -> str:
+def _drivers(r: RunResults, root: Path) -> str:
     """What drives the predictions, by one measure: each raw column's mean size of contribution to the output (the
     dashboard's chart and the service's reasons come from the same contributions), and three test rows explained."""
-    if not (art / "model" / "manifest.json").is_file():
+    if (got := explained(root)) is None:
         return ""
-    pkg = load_package(art / "model")
-    e = explanation if explanation is not None else explain(pkg, rows=DRIVER_ROWS)
+    pkg, e = got
     top = e.importance.head(10)[["column", "importance", "share"]].assign(share=lambda f: f["share"].map("{:.0%}".format))
     return _section("What drives the predictions",
                     f"<p>How far each column pushes a row's output on average, over {len(e.contributions):,} training "
                     f"rows: the mean size of its contribution ({'exact' if e.exact else 'estimated'}: "
                     f"{html.escape(e.method)}), on the {html.escape(e.scale)} scale "
                     f"({html.escape(SCALES.get(e.scale, ''))}). The columns the model relies on most:</p>"
-                    + _chart(e.figure()) + _table(top) + _examples(r, art, pkg))
+                    + _chart(e.figure()) + _table(top) + _examples(r, root / "artifacts", pkg))
 
 
 def _examples(r: RunResults, art: Path, pkg) -> str:
@@ -205,10 +198,10 @@ def _examples(r: RunResults, art: Path, pkg) -> str:
     if r.task == "regression":
         score, names = t["prediction"].to_numpy(float), ["highest", "middle", "lowest"]
     elif r.task == "binary":
-        score = t[str(r.classes[1])].to_numpy(float)
+        score = _test_scores(r)[1][:, 1]
         names = [f"surest '{r.classes[1]}'", "borderline", f"surest '{r.classes[0]}'"]
     else:
-        score, names = t[[str(c) for c in r.classes]].to_numpy(float).max(axis=1), ["surest", "middle", "least sure"]
+        score, names = _test_scores(r)[1].max(axis=1), ["surest", "middle", "least sure"]
     order = np.argsort(score, kind="stable")
     at = [order[-1], order[len(order) // 2], order[0]]
     picks = t.iloc[at]
