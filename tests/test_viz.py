@@ -62,3 +62,13 @@ def test_calibration_and_pr_curves_per_class_for_multiclass():
     p = rng.dirichlet([1, 1, 1], 300)
     assert len(viz.calibration_curve(y, p, ["a", "b", "c"]).data) == 4  # three classes and the diagonal
     assert {t.name for t in viz.pr_curve(y, p, ["a", "b", "c"]).data} == {"class a", "class b", "class c"}
+
+
+def test_a_dashboard_groups_a_models_charts_overview_quality_and_more():
+    from workbench.viz.figures import SECTIONS, section_of
+
+    explained = ["leaderboard", "importance", "scatter", "roc", "learning", "drivers", "why"]
+    assert [SECTIONS[section_of(k, explained)] for k in explained] == [
+        "Overview", "More", "Quality", "Quality", "More", "Overview", "Overview"]
+    plain = ["leaderboard", "importance", "residuals"]  # no contributions: permutation importance is the overview's
+    assert [section_of(k, plain) for k in plain] == [0, 0, 1]

@@ -6,10 +6,8 @@ import ipywidgets as W
 from workbench import viz
 from workbench.pipeline import RunResults, list_runs, load_results, run_folder
 from workbench.settings import get_settings
+from workbench.viz.figures import SECTIONS, section_of
 from workbench.viz.saved import bundle, saved_figures
-
-TABS = ("Overview", "Quality", "More")
-QUALITY = ("scatter", "residuals", "roc", "pr", "confusion", "calibration")  # how right the model is, by the task
 
 
 class ResultsPanel(W.VBox):
@@ -23,7 +21,7 @@ class ResultsPanel(W.VBox):
         self.model = W.Dropdown(description="Model")
         self.summary, self.cleaning = W.HTML(), W.HTML()
         self.figures: dict = {}  # the model on show's charts, by key; a tab draws its share when first opened
-        self.charts = W.Tab(children=[W.VBox() for _ in TABS], titles=tuple(TABS))
+        self.charts = W.Tab(children=[W.VBox() for _ in SECTIONS], titles=SECTIONS)
         self.charts.observe(lambda ch: self._draw(ch["new"]), names="selected_index")
         self.run.observe(lambda ch: self.show_run(ch["new"]), names="value")
         self._switching = False
@@ -56,19 +54,13 @@ class ResultsPanel(W.VBox):
             tab.children = ()
         self._draw(self.charts.selected_index or 0)
 
-    def tab_of(self, key: str) -> int:
-        """Which tab shows the chart ``key``: the overview has the leaderboard and what drives the model (its
-        contributions and one row's reasons, else permutation importance); the quality tab the task's error charts;
-        the rest is "More"."""
-        drivers = ("drivers", "why") if "drivers" in self.figures else ("importance",)
-        return 0 if key == "leaderboard" or key in drivers else 1 if key in QUALITY else 2
-
     def _draw(self, index: int | None) -> None:
         """Draw a tab's charts once it is opened: the page draws three charts on arrival, not ten (plotly draws each
         in the browser's one thread, and nothing shows before all the arrival's charts are drawn)."""
         tab = self.charts.children[index or 0]
         if not tab.children:
-            tab.children = [chart(f) for key, f in self.figures.items() if self.tab_of(key) == (index or 0)] or [
+            tab.children = [chart(f) for key, f in self.figures.items()
+                            if section_of(key, self.figures) == (index or 0)] or [
                 W.HTML("<i>No charts of this kind for this model.</i>")]
 
 

@@ -167,6 +167,18 @@ def figures_for(results, model: str) -> dict[str, go.Figure]:
     return figs
 
 
+SECTIONS = ("Overview", "Quality", "More")  # how a dashboard groups a model's charts (``section_of``)
+QUALITY = ("scatter", "residuals", "roc", "pr", "confusion", "calibration")  # how right the model is, by the task
+
+
+def section_of(key: str, keys) -> int:
+    """Which of ``SECTIONS`` shows the chart ``key`` among a model's ``keys``: the overview has the leaderboard and
+    what drives the model (its contributions and one row's reasons, else permutation importance); the quality section
+    the task's error charts; the rest is "More"."""
+    drivers = ("drivers", "why") if "drivers" in keys else ("importance",)
+    return 0 if key == "leaderboard" or key in drivers else 1 if key in QUALITY else 2
+
+
 def member_correlation(corr: pd.DataFrame) -> go.Figure:
     """How alike the ensemble members' predictions are (1 = the same; lower = more diverse)."""
     names = [str(c) for c in corr.columns]
