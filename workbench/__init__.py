@@ -7,9 +7,12 @@ kind is first looked up.
 import importlib
 import os
 
-# OpenMP threads (LightGBM, histogram boosting) sleep when idle instead of spinning: next to a busy process the
-# default spin-wait makes a 2-thread fit 3-30x slower. Read once, when the runtime loads: so before any model library
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads (LightGBM's, scikit-learn's: two runtimes in one process) spin a little between parallel regions,
+# then sleep. Measured on 2 cores (one fold of every configuration auto compares, diamonds + titanic): sleeping at
+# once (OMP_WAIT_POLICY=PASSIVE) 40.7 s quiet / 26.1 s beside a busy process - each of LightGBM's many small regions
+# then waits to wake a sleeping core, 5-25x slower fits; libgomp's long default spin 30.3 s busy (the spinning threads
+# take the cores); 1,000 spins 16.6 s quiet / 28.8 s busy. Read once, when the runtime loads: before any model library
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from workbench import kinds  # noqa: E402
 
