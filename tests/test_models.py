@@ -65,6 +65,20 @@ def test_a_tight_budget_stops_slow_models_and_keeps_the_rest(cleaned):
     assert all(c.error and c.oof is None for c in lb.candidates if c.status != "ok")
 
 
+def test_a_model_expected_over_its_time_on_a_large_table_is_not_started():
+    """A fit on an eighth of a fold's rows tells that the forest's folds cannot fit its share of the budget: without
+    the probe its first fold ran to the end and was thrown away."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = pd.Series(X.sum(axis=1) + rng.normal(size=len(X)))
+    lb = compare(X, y, task="regression", models=["linear", "random_forest"], folds=2, time_budget=4.0,
+                 params={"random_forest": {"n_estimators": 300, "min_samples_leaf": 1}}, parallel=False, progress=False)
+    assert lb["linear"].status == "ok"  # the first model has no estimate: it runs while the budget lasts
+    forest = lb["random_forest"]
+    assert forest.status == "timeout" and "not started" in forest.error and "expected to take" in forest.error
+    assert np.isnan(forest.fit_time) and forest.oof is None
+
+
 def test_a_model_too_slow_to_serve_stops_after_its_first_fold(cleaned):
     """Under a latency limit, the folds after the first would buy a candidate that cannot be chosen."""
     lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "random_forest"], folds=5, progress=False,
