@@ -124,3 +124,20 @@ def test_work_past_the_deadline_is_stopped_only_once_its_grace_has_passed_too():
     out = list(compute.run(time.sleep, [(2.5,)] * 8, deadline=Deadline.after(2), parallel=False))
     assert sorted(o.key for o in out) == list(range(8))
     assert out[0].status == "ok" and {o.status for o in out[1:]} == {"cancelled"}
+
+
+def test_only_families_close_to_the_best_are_tuned():
+    """A family far behind the best gets no tuning time: an ensemble would not weigh it however it were tuned."""
+    from workbench.auto import _leaders
+    from workbench.models.compare import Candidate, Leaderboard
+
+    def board(task, metric, scores):
+        return Leaderboard([Candidate(n, n.split(":")[0], {}, task, cv={metric: v}) for n, v in scores.items()],
+                           task, metric)
+
+    assert _leaders(board("regression", "rmse", {"lightgbm": 100, "lightgbm:p1": 98, "mlp": 200, "linear": 120}),
+                    None) == ["lightgbm", "linear"]
+    assert _leaders(board("regression", "rmse", {"lightgbm": 100, "mlp": 200, "linear": 130}), None) == ["lightgbm"]
+    # a score is read as its distance to 1: an AUC of 0.915 is close to 0.93 (losses 0.085 and 0.07)
+    assert _leaders(board("binary", "roc_auc", {"random_forest": 0.915, "lightgbm": 0.93, "linear": 0.85}),
+                    None) == ["lightgbm", "random_forest"]

@@ -79,6 +79,25 @@ def test_a_model_expected_over_its_time_on_a_large_table_is_not_started():
     assert np.isnan(forest.fit_time) and forest.oof is None
 
 
+def test_a_model_put_off_for_its_expected_time_runs_once_the_cheaper_ones_are_done():
+    """Expected over its share of the time left among seven configurations, the forest waits for the cheap ones and
+    then has the rest of the budget: it is not lost for being listed early."""
+    from workbench.models.compare import encode_target, expected_fold, make_folds
+    from workbench.models.zoo import get_model
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(24_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = pd.Series(X.sum(axis=1) + rng.normal(size=len(X)))
+    split = make_folds(y, "regression", 2)
+    whole = 2 * expected_fold(get_model("random_forest"), {}, "regression", X, encode_target(y, "regression")[0],
+                              split[0][0], 2, 0)
+    order = []
+    lb = compare(X, y, task="regression", models=["linear", "random_forest", "knn"], portfolio=True, folds=2,
+                 time_budget=2 * whole, parallel=False, progress=False, on_result=lambda c, _: order.append(c.name))
+    assert len(order) == 7 and order[-1] == "random_forest"  # its share in the first round: a third of the time left
+    assert lb["random_forest"].status == "ok" and lb["random_forest"].oof is not None
+
+
 def test_a_model_too_slow_to_serve_stops_after_its_first_fold(cleaned):
     """Under a latency limit, the folds after the first would buy a candidate that cannot be chosen."""
     lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "random_forest"], folds=5, progress=False,

@@ -207,23 +207,40 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     deadline = Deadline.of(time_budget)  # a number of seconds counts from here, once the workers are up
     workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
-    jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
-             None if model_timeout else fair_share(i, len(configs), workers), max_latency_ms, i >= workers)
-            for i, (name, model, p) in enumerate(configs)]
-    with _progress(len(jobs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, parallel=parallel,
-                               settings=s):
-            name, model, p = configs[out.key]
-            if out.status == "ok":
-                cand = out.value
-            else:
-                cand = Candidate(name, model, p, task, status=out.status, error=out.error)
+    with _progress(len(configs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
+        def record(cand: Candidate) -> None:
             board.add(cand)
             bar.update(1)
-            bar.set_postfix_str(f"{name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok"
-                                else f"{name}: {cand.status}")
+            bar.set_postfix_str(f"{cand.name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok"
+                                else f"{cand.name}: {cand.status}")
             if on_result:
                 on_result(cand, board)
+
+        def run(order: list[int], first: bool) -> list[tuple[int, Candidate]]:
+            """The configurations ``order`` names, cross-validated; those of the first round not started for their
+            expected time come back (with their place in ``configs``), for a second round once the cheaper ones are
+            done."""
+            jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
+                     None if model_timeout else fair_share(j, len(order), workers, first), max_latency_ms,
+                     not first or j >= workers)
+                    for j, (name, model, p) in enumerate(configs[i] for i in order)]
+            later = []
+            for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, parallel=parallel,
+                                   settings=s):
+                name, model, p = configs[order[out.key]]
+                cand = out.value if out.status == "ok" else Candidate(name, model, p, task, status=out.status,
+                                                                      error=out.error)
+                if first and not_started(cand):
+                    later.append((order[out.key], cand))
+                else:
+                    record(cand)
+            return later
+
+        later = run(list(range(len(configs))), first=True)
+        if later and not deadline.expired():
+            later = run([i for i, _ in later], first=False)
+        for _, cand in later:
+            record(cand)
     return board
 
 
@@ -237,11 +254,16 @@ PROBE, PROBE_ROWS, PROBE_SLACK = 0.125, 1_000, 1.25
 MIN_SHARE = 0.25  # a model may always take this share of the time left as it starts: one stopped early is wasted
 
 
-def fair_share(i: int, n_models: int, workers: int) -> float | None:
+def fair_share(i: int, n_models: int, workers: int, first: bool = True) -> float | None:
     """The share of the time left when it starts that the ``i``-th of ``n_models`` may take: twice its fair share
-    (at least MIN_SHARE), so a slow family cannot starve the rest; no limit but the deadline for the first on each
-    worker."""
-    return None if i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
+    (at least MIN_SHARE), so a slow family cannot starve the rest; in a ``first`` round, no limit but the deadline
+    for the first on each worker."""
+    return None if first and i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
+
+
+def not_started(cand: Candidate) -> bool:
+    """Stopped for its time before its first fold (expected to run over its share, or its share already gone)."""
+    return cand.status == "timeout" and np.isnan(cand.fit_time)
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,

@@ -76,6 +76,12 @@ def is_better(metric: str, a: float, b: float) -> bool:
     return a > b if GREATER_IS_BETTER[metric] else a < b
 
 
+def loss(metric: str, value: float) -> float:
+    """A score as a loss, 0 at best: a lower-is-better metric as it is, a greater-is-better one (each ends at 1) as
+    its distance to 1. Ratios of losses compare models across metrics (twice the error, whatever the metric)."""
+    return 1.0 - value if GREATER_IS_BETTER[metric] else value
+
+
 def roc_data(y_true, proba, classes) -> pd.DataFrame:
     """False and true positive rates per class (one-vs-rest), for ROC curves."""
     return _per_class_curve(y_true, proba, classes, skm.roc_curve, ("false_positive_rate", "true_positive_rate"))
