@@ -60,6 +60,18 @@ def test_the_time_budget_is_kept_within_a_few_seconds(data):
     assert time.time() - t0 < 4 + 10 and r.stopped == "time budget" and len(r.history) < 100
 
 
+def test_a_trial_expected_past_the_deadline_on_a_large_table_is_not_started():
+    """Its first fold would run past the end of the search (a fold cannot be stopped in this process)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = pd.Series(X.sum(axis=1) + rng.normal(size=len(X)))
+    with pytest.raises(ModelError, match="no trial of random_forest finished.*expected to take .* not started"):
+        tune("random_forest", X, y, task="regression", strategy="random", space={"n_estimators": Int(400, 500)},
+             max_trials=3, cv=2, time_budget=1.0, log=False, parallel=False)
+
+
 def test_early_stop_ends_a_search_that_stalls(data):
     r = tune("naive_bayes", data.X, data.y, task="binary", strategy="random", max_trials=40, early_stop=3, cv=3,
              space={"var_smoothing": Float(1e-12, 1e-11, log=True)}, log=False)

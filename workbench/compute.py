@@ -220,13 +220,13 @@ class Jobs:
         else:
             self.shared = shared
 
-    def submit(self, key, *args) -> None:
+    def submit(self, key, *args, **options) -> None:
         if self.parallel:
             # earlier jobs first: callers order them (fast models before slow ones, trial 0 before trial 1)
-            f = self.client.submit(self.fn, *self.shared, *args, pure=False, priority=-self._count)
+            f = self.client.submit(self.fn, *self.shared, *args, **options, pure=False, priority=-self._count)
             self._futures[f] = key
         else:
-            self._local.append((key, args))
+            self._local.append((key, args, options))
         self._count += 1
 
     @property
@@ -238,9 +238,9 @@ class Jobs:
         if not self.parallel:
             if not self._local:
                 return []
-            key, args = self._local.pop(0)
+            key, args, options = self._local.pop(0)
             try:
-                return [Outcome(key, "ok", self.fn(*self.shared, *args))]
+                return [Outcome(key, "ok", self.fn(*self.shared, *args, **options))]
             except Exception as exc:  # a failing job is recorded, the others go on
                 return [Outcome(key, "failed", error=f"{type(exc).__name__}: {exc}")]
         with extra("dask"):
@@ -265,7 +265,7 @@ class Jobs:
 
     def cancel_waiting(self) -> list[Outcome]:
         """Cancel the jobs that have not started; they come back as cancelled outcomes."""
-        out = [Outcome(k, "cancelled", error="time budget used up before it started") for k, _ in self._local]
+        out = [Outcome(k, "cancelled", error="time budget used up before it started") for k, *_ in self._local]
         self._local.clear()
         if self.parallel and self._futures:
             running = {k for keys in self.client.processing().values() for k in keys}
