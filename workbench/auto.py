@@ -35,9 +35,9 @@ from workbench.tune import tune
 
 COMPARE = 0.5  # the comparison's share of the search time; tuning the leaders gets what it leaves
 LEADERS = 2  # how many of the best families are tuned, in turn, each with an equal share of the time left
-# a family after the best is tuned only when its best loss (``metrics.loss``) is within this ratio of the best
-# family's: one far behind would not be weighed by an ensemble however it is tuned, and its share of the time is the
-# best family's loss (diamonds at 60 s: 17 s tuning an MLP at twice LightGBM's RMSE)
+# a family after the best shares the tuning time only when its best loss (``metrics.loss``) is within this ratio of
+# the best family's: one far behind would not be weighed by an ensemble however it is tuned (diamonds at 60 s: 17 s
+# tuning an MLP at twice LightGBM's RMSE). It is tuned with what the leaders leave (a search out of trials)
 CLOSE = 1.25
 MIN_TUNE_S = 3.0  # a tuning run shorter than this finds nothing a portfolio configuration had not: not started
 MEMBERS = 10  # the best finished candidates the greedy selection draws from (it refits only those it keeps)
@@ -160,13 +160,14 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
                             parallel=parallel, progress=progress, settings=s).candidates:
             board.add(cand)
     stages["compare"] = deadline.elapsed() - sum(stages.values())
-    leaders = _leaders(board, max_latency_ms)
-    for i, leader in enumerate(leaders):
+    leaders, others = _leaders(board, max_latency_ms)
+    for i, leader in enumerate(leaders + others):
         # the ensembles' refits of the best members are planned in: tuning ends early enough for them
         members = _members(board, max_latency_ms)[:STACKED]
         planned = refit_seconds(members) + 2 * ENSEMBLE_S  # each member is refit once, for both ensembles
         left = search.before(planned)
-        tuning = left.share(1 / (len(leaders) - i))
+        # the leaders share the time; a family further behind has what they leave (a search that ran out of trials)
+        tuning = left.share(1 / (len(leaders) - i)) if i < len(leaders) else left
         if tuning.left() < MIN_TUNE_S:
             tuning = left  # too little to share: the best family left takes all of it
         if tuning.left() < MIN_TUNE_S:
@@ -220,15 +221,16 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     return result
 
 
-def _leaders(board: Leaderboard, max_latency_ms: float | None) -> list[str]:
-    """The best families (each once, at most ``LEADERS``) within the latency limit: the first, and those ``CLOSE``
-    to it."""
+def _leaders(board: Leaderboard, max_latency_ms: float | None) -> tuple[list[str], list[str]]:
+    """The families within the latency limit, each once, best first: the leaders (the best, and those ``CLOSE`` to
+    it, at most ``LEADERS``), and the others."""
     best = {}
     for x in board.within_latency(max_latency_ms)[0]:
         if x.model != "ensemble":
             best.setdefault(x.model, loss(board.metric, x.cv[board.metric]))
     first = min(best.values(), default=0.0)
-    return [m for m, v in best.items() if v <= CLOSE * first][:LEADERS]
+    leaders = [m for m, v in best.items() if v <= CLOSE * first][:LEADERS]
+    return leaders, [m for m in best if m not in leaders]
 
 
 def _members(board: Leaderboard, max_latency_ms: float | None) -> list[Candidate]:
