@@ -274,8 +274,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
     candidate (default: the model's name); ``share`` bounds it to that share of the time left as it starts. What the
     folds' fits learned (early stopping's number of trees, averaged) goes into the candidate's parameters, so that
     its refit repeats it. ``max_latency_ms``: after the first fold, a model that scores a row slower than this (times
-    ``LATENCY_SLACK``) stops, skipped. ``probe``: on a large table, a model whose folds are expected (``expected_fold``)
-    to run over its time is not started, skipped."""
+    ``LATENCY_SLACK``) stops, skipped. ``probe``: on a large table, a model whose folds are expected
+    (``expected_fold``) to run over its time is not started (a timeout with no fold run: ``not_started``)."""
     spec = get_model(name)
     start = time.time()
     stop = Deadline.of(deadline).within(timeout)
@@ -331,9 +331,10 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
 def expected_fold(spec, params: dict, task: str, X: pd.DataFrame, y: np.ndarray, train_idx: np.ndarray, n_jobs: int,
                   seed: int) -> float:
     """Seconds one fold's fit is expected to take, from a fit on a ``PROBE`` share of its training rows, in proportion
-    to the rows (0: no estimate). It errs high, never low, where a fit has a fixed part (a boosting's rounds on few
-    rows): such a model is cheap, so it fits its time anyway. A fold too small for a probe to tell more than it costs,
-    or a model that stops early (it learns another number of trees on fewer rows), gets no estimate."""
+    to the rows (0: no estimate). It errs high where a fit has a fixed part (a boosting's rounds on few rows): such a
+    model is cheap, so it fits its time anyway; a model that errs low stops between folds, as without a probe. A fold
+    too small for a probe to tell more than it costs, or a model that stops early (it learns another number of trees
+    on fewer rows), gets no estimate."""
     n = int(len(train_idx) * PROBE)
     if n < PROBE_ROWS or params.get(EARLY_STOP):
         return 0.0

@@ -152,8 +152,9 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
                     if proposal is None:
                         break
                 in_flight[proposal.id] = proposal
-                # probed on a large table: a trial expected to run past the deadline is not started (one that did, a forest
-                # on diamonds at 60 s, ran its first fold past the tuning's end: no time was left for auto's ensembles)
+                # probed on a large table: a trial expected to run past the deadline is not started (one that
+                # did, a forest on diamonds at 60 s, ran its first fold past the tuning's end: no time was left
+                # for auto's ensembles)
                 pool.submit(proposal.id, model, proposal.params, task, split, n_jobs, seed, None, deadline, probe=True)
                 asked += 1
             if search.exhausted and asked < max_trials and not in_flight and stopped == "max_trials":
