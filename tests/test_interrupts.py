@@ -88,6 +88,29 @@ def test_ctrl_c_while_a_command_loads_its_modules_ends_it_with_one_line(tmp_path
     assert p.stderr.split() == ["interrupted"], p.stderr[-3000:]
 
 
+STUCK_AFTER_CTRL_C = """
+import threading, time
+from workbench.cli import _ending
+
+try:
+    with _ending(threading.Event()):
+        raise KeyboardInterrupt
+except KeyboardInterrupt:
+    time.sleep(60)  # what the interpreter's exit may wait on: a thread, a worker that does not answer
+"""
+
+
+def test_a_command_stuck_after_ctrl_c_is_ended_by_its_timer():
+    from workbench.cli import END_S
+
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-c", STUCK_AFTER_CTRL_C], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 128 + signal.SIGINT, p.stderr[-3000:]
+    assert p.stderr.split() == ["interrupted"], p.stderr[-3000:]
+    assert time.time() - t0 < 30, "the timer should end the process END_S after the Ctrl-C, not the sleep"
+    assert END_S < 30
+
+
 class _Reader(threading.Thread):
     """Everything a pipe delivers, as it comes (a progress bar writes no newline)."""
 

@@ -92,11 +92,13 @@ def _ending(said: threading.Event):
     try:
         yield
     except KeyboardInterrupt as exc:
+        word, code = _word(exc), _code(exc)  # ``exc`` itself is unbound once the except block ends, before the timer
+
         def end():
             if not said.is_set():
-                print(_word(exc), file=sys.stderr)
+                print(word, file=sys.stderr)
             sys.stderr.flush()
-            os._exit(_code(exc))
+            os._exit(code)
         timer = threading.Timer(END_S, end)
         timer.daemon = True
         timer.start()
