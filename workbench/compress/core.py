@@ -22,7 +22,7 @@ from workbench.errors import DataError, ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import predict_scores
 from workbench.models.decide import Calibrated
-from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
+from workbench.models.metrics import DEFAULT_METRIC, loss, score
 from workbench.models.trained import TrainedModel
 from workbench.registry.package import build_package
 
@@ -53,9 +53,8 @@ class Data:
 
     def holds(self, value: float, reference: float) -> bool:
         """Is ``value`` within the tolerance of ``reference`` (or better)?"""
-        loss = (reference - value) if GREATER_IS_BETTER[self.metric] else (value - reference)
         allowed = self.tolerance if self.metric in BOUNDED else self.tolerance * abs(reference)
-        return loss <= allowed + 1e-12
+        return loss(self.metric, value) - loss(self.metric, reference) <= allowed + 1e-12
 
     def log_loss_change(self, scores: np.ndarray) -> float:
         """Relative change of the validation log loss against the original's (classification; NaN otherwise)."""

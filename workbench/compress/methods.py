@@ -14,7 +14,7 @@ from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
 from workbench.models.booster import LightGBMBooster
 from workbench.models.compare import predict_scores
-from workbench.models.metrics import GREATER_IS_BETTER
+from workbench.models.metrics import loss
 from workbench.models.trained import TrainedModel
 
 COMPILE_TOLERANCE = 1e-6
@@ -161,7 +161,7 @@ def _prune_members(model, data: Data) -> list[Variant]:
             w = np.array([est.weights_[j] for j in rest])
             p = sum(wj * scores[j] for wj, j in zip(w / w.sum(), rest))
             trials.append((data.metric_of(p), i, p))
-        best, i, p = (max if _greater(data) else min)(trials, key=lambda t: t[0])
+        best, i, p = min(trials, key=lambda t: loss(data.metric, t[0]))
         if not data.keeps(p):
             break
         keep.remove(i)
@@ -176,10 +176,6 @@ def _prune_members(model, data: Data) -> list[Variant]:
                                              n_classes=est.n_classes)
     return [Variant("prune:members", with_estimator(model, small, f"{model.name}, {len(keep)} members"),
                     f"kept {len(keep)} of {len(est.estimators)} members; removed {', '.join(map(str, removed))}")]
-
-
-def _greater(data: Data) -> bool:
-    return GREATER_IS_BETTER[data.metric]
 
 
 def _map_lightgbm(est, make):

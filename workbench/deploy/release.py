@@ -26,7 +26,7 @@ from workbench.decompose.core import is_decomposed
 from workbench.deploy.config import DeployConfig, read_config
 from workbench.deploy.runtime import runtime
 from workbench.errors import WorkbenchError
-from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, score
+from workbench.models.metrics import DEFAULT_METRIC, loss, score
 from workbench.models.train import evaluate
 from workbench.registry import repository
 from workbench.registry.package import compare_predictions, load_package, make_archive
@@ -415,11 +415,11 @@ def _holdout_scores(cfg: DeployConfig, pkg, url: str, s: Settings):
 
 
 def _meets(metric: str, value: float, threshold: float) -> bool:
-    return value >= threshold if GREATER_IS_BETTER[metric] else value <= threshold
+    return loss(metric, value) <= loss(metric, threshold)
 
 
 def _worse_by(metric: str, candidate: float, champion: float) -> float:
-    return champion - candidate if GREATER_IS_BETTER[metric] else candidate - champion
+    return loss(metric, candidate) - loss(metric, champion)
 
 
 def _serving_version(cfg: DeployConfig, s: Settings):

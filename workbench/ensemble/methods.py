@@ -14,7 +14,7 @@ from workbench.errors import ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
                                       member_cost, refit_seconds, scoring_latency)
-from workbench.models.metrics import GREATER_IS_BETTER, score
+from workbench.models.metrics import loss, score
 from workbench.settings import Settings, get_settings
 
 METHODS: Registry = Registry("ensemble method")
@@ -91,8 +91,7 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
     cand.latency_ms, cand.latency_100_ms = scoring_latency(cand.estimator, X.iloc[:100], board.task, _k(board))
     metric = board.metric
     best = chosen[0] if chosen else board.best
-    sign = 1 if GREATER_IS_BETTER[metric] else -1
-    best = max(chosen, key=lambda c: sign * c.cv[metric]) if chosen else best
+    best = min(chosen, key=lambda c: loss(metric, c.cv[metric])) if chosen else best
     report = EnsembleReport(method, metric, [c.name for c in chosen] or [cand.name], list(weights), cand.cv[metric],
                             best.name, best.cv[metric], _correlation(chosen, board.task))
     if test is not None:
@@ -185,24 +184,24 @@ def _select(members, board, X, y, codes, s, deadline, rounds: int = 50, max_late
     ``max_latency_ms``, a member joins only while the chosen members together still score a row within it (an
     ensemble scores every member it holds: ``member_cost``). Members that end with weight 0 are left
     out of the model."""
-    metric, sign = board.metric, (1 if GREATER_IS_BETTER[board.metric] else -1)
+    metric = board.metric
     measure = _one_metric(board.task, metric)
     cost = np.array([member_cost(c) for c in members])
     counts = np.zeros(len(members))
     total = None
-    best_score, best_counts = -np.inf, None
+    best_loss, best_counts = np.inf, None
     for _ in range(rounds):
         spent = cost[counts > 0].sum()
         fits = [counts[j] > 0 or not max_latency_ms or spent + cost[j] <= max_latency_ms for j in range(len(members))]
-        trial = [sign * measure(codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1))
-                 if fits[j] else -np.inf for j, c in enumerate(members)]
-        j = int(np.argmax(trial))
-        if trial[j] == -np.inf:
+        trial = [loss(metric, measure(codes, (c.oof if total is None else (total + c.oof)) / (counts.sum() + 1)))
+                 if fits[j] else np.inf for j, c in enumerate(members)]
+        j = int(np.argmin(trial))
+        if trial[j] == np.inf:
             break
         counts[j] += 1
         total = members[j].oof.copy() if total is None else total + members[j].oof
-        if trial[j] > best_score + 1e-12:
-            best_score, best_counts = trial[j], counts.copy()
+        if trial[j] < best_loss - 1e-12:
+            best_loss, best_counts = trial[j], counts.copy()
     if best_counts is None:
         raise ModelError(f"no member scores a row within {max_latency_ms:g} ms; raise max_latency_ms")
     w = best_counts / best_counts.sum()

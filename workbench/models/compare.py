@@ -16,7 +16,7 @@ from workbench.data.encode import matrix_of
 from workbench.data.task import check_task
 from workbench.deadline import Deadline
 from workbench.errors import ModelError
-from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS, score
+from workbench.models.metrics import DEFAULT_METRIC, TASK_METRICS, loss, score
 from workbench.models.zoo import EARLY_STOP, get_model, models_for, portfolio as portfolio_of
 from workbench.progress import progress_bar
 from workbench.settings import Settings, get_settings
@@ -61,9 +61,9 @@ class Leaderboard:
         self.sort()
 
     def sort(self) -> None:
-        sign = -1 if GREATER_IS_BETTER[self.metric] else 1
-        self.candidates.sort(key=lambda c: (c.status != "ok", sign * c.cv.get(self.metric, np.nan)
-                                            if not np.isnan(c.cv.get(self.metric, np.nan)) else np.inf))
+        def rank(c: Candidate) -> tuple:
+            return c.status != "ok", np.nan_to_num(loss(self.metric, c.cv.get(self.metric, np.nan)), nan=np.inf)
+        self.candidates.sort(key=rank)
 
     def add(self, candidate: Candidate) -> None:
         self.candidates = [c for c in self.candidates if c.name != candidate.name] + [candidate]

@@ -71,9 +71,7 @@ def is_better(metric: str, a: float, b: float) -> bool:
     """Whether score ``a`` beats ``b`` on ``metric``; NaN never wins."""
     if np.isnan(a):
         return False
-    if np.isnan(b):
-        return True
-    return a > b if GREATER_IS_BETTER[metric] else a < b
+    return np.isnan(b) or loss(metric, a) < loss(metric, b)
 
 
 def loss(metric: str, value: float) -> float:

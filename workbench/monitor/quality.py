@@ -17,7 +17,7 @@ from sklearn.metrics import auc
 
 from workbench.data.columns import as_text, infer_kind
 from workbench.data.encode import RowEncoder
-from workbench.models.metrics import GREATER_IS_BETTER, score
+from workbench.models.metrics import GREATER_IS_BETTER, loss, score
 from workbench.monitor.store import MonitorError, PredictionLog
 from workbench.registry import repository
 from workbench.registry.package import load_package
@@ -480,7 +480,8 @@ def _drop(metric: str, live: float, base: float) -> float:
     """How much worse ``live`` is than ``base`` (relative for errors); NaN when either is unknown."""
     if not (np.isfinite(live) and np.isfinite(base)):
         return np.nan
-    return (base - live) if GREATER_IS_BETTER[metric] else (live - base) / abs(base or 1)
+    drop = loss(metric, live) - loss(metric, base)
+    return drop if GREATER_IS_BETTER[metric] else drop / abs(base or 1)
 
 
 def raise_alerts(log: PredictionLog, model: str, version: str, alerts: list[Alert], now: float) -> list[Alert]:

@@ -13,7 +13,7 @@ from workbench.deadline import Deadline
 from workbench.errors import ModelError
 from workbench.extras import extra
 from workbench.models.compare import Candidate, cross_validate, encode_target, make_folds, refit
-from workbench.models.metrics import DEFAULT_METRIC, GREATER_IS_BETTER, TASK_METRICS
+from workbench.models.metrics import DEFAULT_METRIC, TASK_METRICS, loss
 from workbench.models.space import Space, check_space
 from workbench.models.zoo import get_model
 from workbench.registry.tracking import mlflow_client
@@ -108,25 +108,24 @@ def tune(model: str, X: pd.DataFrame, y: pd.Series, *, task: str, strategy: str 
     workers = compute.workers(s) if parallel else 1
     n_jobs = compute.threads_per_task(workers, s)
     search = make_strategy(space, seed=seed, max_trials=max_trials, batch=workers)
-    sign = 1 if GREATER_IS_BETTER[metric] else -1
     pool = compute.Jobs(cross_validate, shared=(X, codes), parallel=workers > 1, settings=s)
     deadline = Deadline.of(time_budget)  # a number of seconds counts from here, once the workers are up
     start = time.time()
     rows, results, in_flight = [], {}, {}
     asked, stopped = 0, "max_trials"
-    state = {"told": 0, "best": -np.inf, "since_best": 0, "cand": None}
+    state = {"told": 0, "best": np.inf, "since_best": 0, "cand": None}
 
     def tell_upto(limit: float) -> None:
         """Tell buffered results in trial order, up to trial ``limit``: what a proposal may know is fixed by its number."""
         while state["told"] <= limit and state["told"] in results:
             proposal, cand, status, error = results.pop(state["told"])
             score = cand.cv.get(metric, np.nan) if cand is not None else np.nan
-            search.tell(proposal, None if status != "ok" or np.isnan(score) else -sign * score)
+            search.tell(proposal, None if status != "ok" or np.isnan(score) else loss(metric, score))
             rows.append({"trial": proposal.id, **{f"param_{k}": v for k, v in proposal.params.items()},
                          "score": score, "status": status, "seconds": cand.fit_time * len(split) if cand else np.nan,
                          "error": error, "finished_at": round(time.time() - start, 2)})
-            if status == "ok" and sign * score > state["best"]:
-                state.update(best=sign * score, since_best=0, cand=cand)
+            if status == "ok" and loss(metric, score) < state["best"]:
+                state.update(best=loss(metric, score), since_best=0, cand=cand)
             else:
                 state["since_best"] += 1
             state["told"] += 1

@@ -8,14 +8,15 @@ from workbench.extras import extra
 with extra("notebook"):
     import plotly.graph_objects as go
 
-from workbench.models.metrics import GREATER_IS_BETTER
+from workbench.models.metrics import loss
 from workbench.viz.figures import METRIC_WORDS, _fig
 
 
 def history_line(history: pd.DataFrame, metric: str) -> go.Figure:
     """Each trial's score, and the best so far."""
     ok = history[history["status"] == "ok"]
-    best = ok["score"].cummax() if GREATER_IS_BETTER[metric] else ok["score"].cummin()
+    losses = ok["score"].map(lambda v: loss(metric, v))
+    best = ok["score"].where(losses == losses.cummin()).ffill()
     fig = _fig("How the search improved, trial by trial", "Trial", METRIC_WORDS.get(metric, metric))
     fig.add_scatter(x=ok["trial"].tolist(), y=ok["score"].tolist(), mode="markers", name="trial")
     fig.add_scatter(x=ok["trial"].tolist(), y=best.tolist(), mode="lines", name="best so far", line=dict(shape="hv"))
