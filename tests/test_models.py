@@ -8,6 +8,7 @@ from workbench import compute
 from workbench.data import clean
 from workbench.errors import ModelError, UnknownNameError
 from workbench.models import compare, models_for
+from workbench.models.compare import cross_validate, make_folds
 from workbench.models.metrics import score
 from workbench.data.task import detect_task
 from workbench.settings import get_settings
@@ -95,10 +96,35 @@ def test_a_model_put_off_for_its_expected_time_runs_once_the_cheaper_ones_are_do
     lb = compare(X, y, task="regression", models=["linear", "random_forest"], portfolio=True, folds=2, time_budget=30,
                  params={"random_forest": {"n_estimators": 20}}, parallel=False, progress=False,
                  on_result=lambda c, _: order.append(c.name))
-    # 20 s expected: over half the time left as the second of five configurations, within all of it in the second
-    # round (its portfolio configuration, fourth of five, had all the time left in the first)
-    assert order[-1] == "random_forest" and len(order) == 5
+    # 20 s expected: over half the time left as the second of five configurations, within all of it in the last
+    # round; its portfolio configuration (larger) waits with it
+    assert order[-2:] == ["random_forest", "random_forest:p1"] and len(order) == 5
     assert all(lb[name].status == "ok" and lb[name].oof is not None for name in order)
+
+
+def test_a_model_that_cannot_finish_its_folds_stops_after_the_first():
+    """A model whose folds are not all done in its time is thrown away: its first fold tells what the others cost, so
+    it stops there rather than after the third (each of them wasted)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(3_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = X.sum(axis=1).to_numpy() + rng.normal(size=len(X))
+    split = make_folds(pd.Series(y), "regression", 5)
+    forest = {"n_estimators": 60, "min_samples_leaf": 1}
+    one = cross_validate(X, y, "random_forest", forest, "regression", split[:1], 1, 0)
+    fold = one.fit_time + one.predict_time
+    # time for three and a half folds: one fold at a time it ran three, then stopped
+    cand = cross_validate(X, y, "random_forest", forest, "regression", split, 1, 0, timeout=3.5 * fold)
+    assert cand.status == "timeout" and cand.error.startswith("stopped after 1 of 5 folds"), cand.error
+    assert cand.oof is None
+
+
+def test_a_family_too_slow_to_serve_is_not_tried_in_its_other_configurations(cleaned):
+    lb = compare(cleaned.X, cleaned.y, task="binary", models=["linear", "knn"], portfolio=True, folds=3,
+                 progress=False, parallel=False, max_latency_ms=0.001)
+    assert lb["knn"].status == "skipped" and lb["knn"].fit_time > 0  # its defaults ran a fold, measured
+    for name in ("knn:p1", "knn:p2"):
+        assert lb[name].status == "skipped" and lb[name].error.startswith("not tried: knn's defaults")
+        assert np.isnan(lb[name].fit_time) and lb[name].latency_ms == lb["knn"].latency_ms
 
 
 def test_a_model_too_slow_to_serve_stops_after_its_first_fold(cleaned):

@@ -39,6 +39,7 @@ class Candidate:
     latency_100_ms: float = float("nan")  # 100 rows at once
     oof: np.ndarray | None = None
     error: str = ""
+    fold_s: float = float("nan")  # stopped for its time: the seconds a fold was expected to take (measured or probed)
     estimator: BaseEstimator | None = None  # fitted on all training rows, once refit
 
     def row(self) -> dict:
@@ -216,30 +217,66 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
             if on_result:
                 on_result(cand, board)
 
-        def run(order: list[int], first: bool) -> list[tuple[int, Candidate]]:
-            """The configurations ``order`` names, cross-validated; those of the first round not started for their
-            expected time come back (with their place in ``configs``), for a second round once the cheaper ones are
-            done."""
+        def run(order: list[int], first: bool, known: dict[int, float], offset: int = 0,
+                total: int | None = None) -> list[tuple[int, Candidate]]:
+            """The configurations ``order`` names, cross-validated. ``offset`` and ``total``: a round run in parts
+            gives each part its places in the whole round (the time shares, ``fair_share``). In the ``first`` round
+            those stopped for their expected time come back (with their place in ``configs``), for a last round once
+            the cheaper ones are done. ``known``: a fold's expected seconds, by place, where the first round told."""
+            if not order:
+                return []
+            total = total or len(order)
             jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
-                     None if model_timeout else fair_share(j, len(order), workers, first), max_latency_ms,
-                     not first or j >= workers)
-                    for j, (name, model, p) in enumerate(configs[i] for i in order)]
+                     None if model_timeout else fair_share(j, total, workers, first), max_latency_ms,
+                     not first or j >= workers, known.get(i, np.nan))
+                    for j, (i, (name, model, p)) in enumerate(((i, configs[i]) for i in order), start=offset)]
             later = []
             for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, parallel=parallel,
                                    settings=s):
                 name, model, p = configs[order[out.key]]
                 cand = out.value if out.status == "ok" else Candidate(name, model, p, task, status=out.status,
                                                                       error=out.error)
-                if first and not_started(cand):
+                if first and cand.status == "timeout":
                     later.append((order[out.key], cand))
                 else:
                     record(cand)
             return later
 
-        later = run(list(range(len(configs))), first=True)
-        if later and not deadline.expired():
-            later = run([i for i, _ in later], first=False)
-        for _, cand in later:
+        def followers(order: list[int], last: bool) -> tuple[list[int], list[tuple[int, Candidate]]]:
+            """Of the proven configurations ``order``, those to run now, and those that wait for their family's
+            defaults (put off: the configurations are larger, more trees or more neighbours' weights). Recorded as
+            not tried: those of a family whose defaults score a row over the latency limit (the configurations
+            differ in size, not in how they score), and, in the ``last`` round, of one whose defaults did not finish."""
+            done = {c.name: c for c in board.candidates}
+            now, wait = [], []
+            for i in order:
+                name, model, p = configs[i]
+                own = done.get(model)
+                if own is not None and own.status == "skipped" and np.isfinite(own.latency_ms):
+                    record(Candidate(name, model, p, task, status="skipped", latency_ms=own.latency_ms,
+                                     error=f"not tried: {model}'s defaults score a row over the limit of "
+                                           f"{max_latency_ms:g} ms"))
+                elif last and (own is None or own.status != "ok"):
+                    record(Candidate(name, model, p, task, status="timeout",
+                                     error=f"not tried: {model}'s defaults did not finish in their time"))
+                elif own is None:
+                    wait.append((i, Candidate(name, model, p, task, status="timeout",
+                                              error=f"put off with {model}'s defaults, over their time: not started")))
+                else:
+                    now.append(i)
+            return now, wait
+
+        # the first round: every family's defaults, then its proven configurations; the last round: what the first
+        # put off, once the cheaper ones are done, each with up to all the time left
+        later = run(list(range(len(names))), True, {}, 0, len(configs))
+        now, waiting = followers(list(range(len(names), len(configs))), last=False)
+        later += run(now, True, {}, len(names), len(configs))
+        if (later or waiting) and not deadline.expired():
+            later.sort(key=lambda e: np.nan_to_num(e[1].fold_s))  # the cheapest first
+            later = run([i for i, _ in later], False, {i: c.fold_s for i, c in later})
+            now, waiting = followers([i for i, _ in waiting], last=True)
+            later += run(now, False, {})
+        for _, cand in later + waiting:
             record(cand)
     return board
 
@@ -261,23 +298,19 @@ def fair_share(i: int, n_models: int, workers: int, first: bool = True) -> float
     return None if first and i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
 
 
-def not_started(cand: Candidate) -> bool:
-    """Stopped for its time before its first fold (expected to run over its share, or its share already gone)."""
-    return cand.status == "timeout" and np.isnan(cand.fit_time)
-
-
 def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,
                    seed: int, timeout: float | None = None, deadline: Deadline | None = None,
                    label: str | None = None, share: float | None = None,
-                   max_latency_ms: float | None = None, probe: bool = False) -> Candidate:
+                   max_latency_ms: float | None = None, probe: bool = False, fold_s: float = np.nan) -> Candidate:
     """One model on every fold (runs on a worker); stops between folds once over its time. ``label`` names the
     candidate (default: the model's name); ``share`` bounds it to that share of the time left as it starts. What the
     folds' fits learned (early stopping's number of trees, averaged) goes into the candidate's parameters, so that
     its refit repeats it. ``max_latency_ms``: after the first fold, a model that scores a row slower than this (times
-    ``LATENCY_SLACK``) stops, skipped. ``probe``: on a large table, a model whose folds are expected
-    (``expected_fold``) to run over its time is not started (a timeout with no fold run: ``not_started``)."""
+    ``LATENCY_SLACK``) stops, skipped. Before each fold, all the folds left must be expected to end within its time,
+    else it stops there (a model that cannot finish every fold is thrown away: better after one fold than after
+    four); the first fold is expected to take ``fold_s`` when that is known (a first round measured it), or, with
+    ``probe`` on a large table, what ``expected_fold`` says (a timeout with no fold run: not started)."""
     spec = get_model(name)
-    start = time.time()
     stop = Deadline.of(deadline).within(timeout)
     stop = stop.share(share) if share else stop
     k = int(y.max()) + 1 if task != "regression" else 0
@@ -286,25 +319,24 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
     scores, learned = [], []
     cand = Candidate(label or name, name, dict(params), task)
     with threadpool_limits(n_jobs):
-        expected = expected_fold(spec, params, task, X, y, split[0][0], n_jobs, seed) if probe and stop.limited else 0.0
-        if not stop.fits(expected * len(split)):
-            cand.status = "timeout"
-            cand.error = (f"expected to take {expected * len(split):.0f} s for {len(split)} folds (from a fit on "
-                          f"{PROBE:.1%} of a fold's rows), over its time of {stop.left():.0f} s: not started")
-            split = []
+        if np.isnan(fold_s):
+            fold_s = expected_fold(spec, params, task, X, y, split[0][0], n_jobs, seed) if probe and stop.limited else 0.0
+            source = f"from a fit on {PROBE:.1%} of a fold's rows"
+        else:
+            source = "as measured before"
         for train_idx, test_idx in split:
-            per_fold = (time.time() - start) / len(scores) if scores else 0.0
-            if not stop.fits(per_fold) or stop.expired():  # stop before a fold that would run over, not after it
-                cand.status = "timeout"
-                cand.error = f"stopped after {len(scores)} of {len(split)} folds ({time.time() - start:.0f} s): over its time"
+            # the folds' own work: the first fold's wall time may hold a library's import or a cold cache
+            per_fold = (fit_time + predict_time) / len(scores) if scores else fold_s
+            if not stop.fits(per_fold * (len(split) - len(scores))) or stop.expired():  # stop before, not after
+                cand.status, cand.error = "timeout", _over_time(len(scores), len(split), per_fold, source, stop)
+                cand.fold_s = per_fold or np.nan
                 break
-            est = spec.make(task, params, n_jobs=n_jobs, seed=seed)
-            t0 = time.time()
-            learned.append(spec.fit(est, params, X.iloc[train_idx], y[train_idx], seed=seed))
+            est, fold_learned, seconds = _fit(spec, params, task, X, y, train_idx, n_jobs, seed)
+            learned.append(fold_learned)
             t1 = time.time()
             pred = predict_scores(est, X.iloc[test_idx], task, k)
             predict_time += time.time() - t1
-            fit_time += t1 - t0
+            fit_time += seconds
             oof[test_idx] = pred
             scores.append(score(task, y[test_idx], pred))
             if max_latency_ms and len(scores) == 1 and len(split) > 1:
@@ -328,6 +360,17 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task
     return cand
 
 
+def _over_time(done: int, folds: int, per_fold: float, source: str, stop: Deadline) -> str:
+    """Why a model stopped for its time after ``done`` of its ``folds``."""
+    left = f"over its time of {stop.left():.0f} s"
+    if done:
+        return (f"stopped after {done} of {folds} folds: the other {folds - done} expected to take "
+                f"{per_fold * (folds - done):.0f} s, {left}")
+    if per_fold:
+        return f"expected to take {per_fold * folds:.0f} s for {folds} folds ({source}), {left}: not started"
+    return "its time was used up before its first fold: not started"
+
+
 def expected_fold(spec, params: dict, task: str, X: pd.DataFrame, y: np.ndarray, train_idx: np.ndarray, n_jobs: int,
                   seed: int) -> float:
     """Seconds one fold's fit is expected to take, from a fit on a ``PROBE`` share of its training rows, in proportion
@@ -339,9 +382,16 @@ def expected_fold(spec, params: dict, task: str, X: pd.DataFrame, y: np.ndarray,
     if n < PROBE_ROWS or params.get(EARLY_STOP):
         return 0.0
     rows = np.random.default_rng(seed).choice(train_idx, n, replace=False)
+    return _fit(spec, params, task, X, y, rows, n_jobs, seed)[2] * PROBE_SLACK * len(train_idx) / n
+
+
+def _fit(spec, params: dict, task: str, X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, n_jobs: int,
+         seed: int) -> tuple[BaseEstimator, dict, float]:
+    """A new model fitted on ``rows``: the estimator, what its fit learned (``ModelSpec.fit``), and the seconds."""
+    est = spec.make(task, params, n_jobs=n_jobs, seed=seed)
     t0 = time.time()
-    spec.fit(spec.make(task, params, n_jobs=n_jobs, seed=seed), params, X.iloc[rows], y[rows], seed=seed)
-    return (time.time() - t0) * PROBE_SLACK * len(train_idx) / n
+    learned = spec.fit(est, params, X.iloc[rows], y[rows], seed=seed)
+    return est, learned, time.time() - t0
 
 
 def predict_scores(est: BaseEstimator, X: pd.DataFrame, task: str, k: int) -> np.ndarray:
