@@ -127,7 +127,7 @@ def test_early_stopping_learns_the_number_of_trees_a_refit_repeats(family, fitte
 
 def test_by_name_they_compare_with_their_portfolio_and_learn_their_trees(tables):
     c, y, k = tables["binary"]
-    assert not {"catboost", "xgboost"} & set(models_for("binary"))  # not in auto's defaults (see zoo.BOOST_DEFAULT)
+    assert models_for("binary")[:2] == ["lightgbm", "catboost"] and "xgboost" not in models_for("binary")  # zoo.py
     board = compare(c.X, c.y, task="binary", models=["xgboost", "catboost"], folds=3, portfolio=True, parallel=False,
                     progress=False)
     done = {x.name: x for x in board.candidates if x.status == "ok"}

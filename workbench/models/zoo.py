@@ -179,23 +179,14 @@ def _lightgbm(task, params, n_jobs, seed):
     return cls(**{"n_jobs": n_jobs, "random_state": seed, "verbose": -1, **params})
 
 
-@_register("hist_gb", "Histogram gradient boosting", ALL_TASKS, {
-    "learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(7, 127, log=True),
-    "min_samples_leaf": Int(5, 100, log=True), "l2_regularization": Float(1e-4, 10.0, log=True),
-})
-def _hist_gb(task, params, n_jobs, seed):
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
-    return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
-
-
 # XGBoost and CatBoost come with the `boost` extra; AutoGluon's zero-shot portfolio supplies their proven configurations.
-# By name only: in benchmarks/accuracy.py (2026-12-05, 30 s and 60 s, titanic, penguins, winequality_red,
-# movie_reviews) adding them to auto's defaults did not improve the test metric within the budget — they take
-# the time cheaper families, tuning and the ensembles would have had. True puts them in every default comparison.
+# CatBoost is compared by default, second: its defaults are the best family where a target is a smooth function of
+# numbers (friedman1, 5,000 rows: CV RMSE 1.08, LightGBM 1.25, the MLP 1.15; 0.3 s a fold), and the walker scores
+# them in ~0.015 ms a row. It had been left out (2026-12-05) when OpenMP's passive wait made every fit 2-25x slower.
+# On a large table with category columns its own predictor scores a row in ~0.13 ms, over auto's default limit: it is
+# then not started (the probe) or skipped after a fold, and its proven configurations are not tried. XGBoost, by name
+# only: on the same tables it was no better than LightGBM (friedman1: 1.28) and costs 3x its time.
 _BOOST = ("catboost", "xgboost")
-BOOST_DEFAULT = False
 
 
 def _boosted(library: str) -> Callable:
@@ -209,6 +200,29 @@ def _boosted(library: str) -> Callable:
     return build
 
 
+_register("catboost", "CatBoost", ALL_TASKS, {
+    "n_estimators": Int(100, 1500, log=True), "learning_rate": Float(0.02, 0.3, log=True), "depth": Int(4, 8),
+    "l2_leaf_reg": Float(1.0, 10.0, log=True), "one_hot_max_size": Choice(2, 10),
+}, portfolio=(
+    Config({"n_estimators": 2000, "learning_rate": 0.05, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.069, "depth": 6, "l2_leaf_reg": 2.15, "max_ctr_complexity": 4,
+            "one_hot_max_size": 10, EARLY_STOP: 50}),
+    Config({"n_estimators": 2000, "learning_rate": 0.049, "depth": 4, "l2_leaf_reg": 4.56, "max_ctr_complexity": 3,
+            "one_hot_max_size": 3, EARLY_STOP: 50}),
+), stop=_stop_boosted, default=True, requires=_BOOST)(_boosted("CatBoost"))
+
+
+@_register("hist_gb", "Histogram gradient boosting", ALL_TASKS, {
+    "learning_rate": Float(0.01, 0.3, log=True), "max_leaf_nodes": Int(7, 127, log=True),
+    "min_samples_leaf": Int(5, 100, log=True), "l2_regularization": Float(1e-4, 10.0, log=True),
+})
+def _hist_gb(task, params, n_jobs, seed):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    return cls(**{"categorical_features": "from_dtype", "random_state": seed, **params})
+
+
 _register("xgboost", "XGBoost", ALL_TASKS, {
     "n_estimators": Int(50, 1000, log=True), "learning_rate": Float(0.01, 0.3, log=True), "max_depth": Int(3, 10),
     "min_child_weight": Float(0.5, 10.0, log=True), "subsample": Float(0.5, 1.0), "colsample_bytree": Float(0.5, 1.0),
@@ -219,7 +233,7 @@ _register("xgboost", "XGBoost", ALL_TASKS, {
             "colsample_bytree": 0.66, EARLY_STOP: 50}),
     Config({"n_estimators": 2000, "learning_rate": 0.018, "max_depth": 10, "min_child_weight": 0.6,
             "colsample_bytree": 0.69, EARLY_STOP: 50}),
-), stop=_stop_boosted, default=BOOST_DEFAULT, requires=_BOOST)(_boosted("XGBoost"))
+), stop=_stop_boosted, default=False, requires=_BOOST)(_boosted("XGBoost"))
 
 
 @_register("linear", "Logistic / ridge regression", ALL_TASKS, {"C": Float(1e-3, 100.0, log=True)}, portfolio=(
@@ -281,18 +295,6 @@ def _extra_trees(task, params, n_jobs, seed):
 
     cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
     return _onehot(cls(**{"n_estimators": 100, "min_samples_leaf": 2, "n_jobs": n_jobs, "random_state": seed, **params}), scale=False)
-
-
-_register("catboost", "CatBoost", ALL_TASKS, {
-    "n_estimators": Int(100, 1500, log=True), "learning_rate": Float(0.02, 0.3, log=True), "depth": Int(4, 8),
-    "l2_leaf_reg": Float(1.0, 10.0, log=True), "one_hot_max_size": Choice(2, 10),
-}, portfolio=(
-    Config({"n_estimators": 2000, "learning_rate": 0.05, EARLY_STOP: 50}),
-    Config({"n_estimators": 2000, "learning_rate": 0.069, "depth": 6, "l2_leaf_reg": 2.15, "max_ctr_complexity": 4,
-            "one_hot_max_size": 10, EARLY_STOP: 50}),
-    Config({"n_estimators": 2000, "learning_rate": 0.049, "depth": 4, "l2_leaf_reg": 4.56, "max_ctr_complexity": 3,
-            "one_hot_max_size": 3, EARLY_STOP: 50}),
-), stop=_stop_boosted, default=BOOST_DEFAULT, requires=_BOOST)(_boosted("CatBoost"))
 
 
 @_register("svm", "Support vector machine", ALL_TASKS, {"C": Float(1e-2, 100.0, log=True), "gamma": Choice("scale", "auto")}, max_rows=5_000)
