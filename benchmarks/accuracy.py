@@ -41,15 +41,17 @@ def main() -> None:
     ap.add_argument("--budgets", default="30,60")
     ap.add_argument("--only", default="")
     ap.add_argument("--peers", default="flaml,autogluon", help="peers to run, comma-separated ('' for none)")
+    ap.add_argument("--datasets", type=Path, default=DATASETS,
+                    help="a folder of tables with a manifest.json as ../shared/datasets has (tables kept out of sight)")
     args = ap.parse_args()
-    manifest = json.loads((DATASETS / "manifest.json").read_text())
+    manifest = json.loads((args.datasets / "manifest.json").read_text())
     names = [n for n in manifest if not args.only or n in args.only.split(",")]
     others = [p for p in args.peers.split(",") if p]
     for budget in map(float, args.budgets.split(",")):
         rows = []
         for name in names:
             with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
-                rows.append(_table(name, manifest[name], budget, others, Path(tmp)))
+                rows.append(_table(name, manifest[name] | {"folder": args.datasets}, budget, others, Path(tmp)))
             print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
         _summary(pd.DataFrame(rows), budget, ["auto", "lgbm", *others])
 
@@ -153,9 +155,10 @@ def _paired(model, test_df, base_pred, classes, target, task, metric) -> tuple[f
 
 
 def _split(info):
-    df = pd.read_csv(DATASETS / info["file"])
+    folder = info.get("folder", DATASETS)
+    df = pd.read_csv(folder / info["file"])
     if "test_file" in info:
-        return df, pd.read_csv(DATASETS / info["test_file"])
+        return df, pd.read_csv(folder / info["test_file"])
     strat = df[info["target"]] if info["task"] != "regression" else None
     return train_test_split(df, test_size=0.25, random_state=0, stratify=strat)
 
