@@ -102,6 +102,23 @@ def test_a_model_put_off_for_its_expected_time_runs_once_the_cheaper_ones_are_do
     assert all(lb[name].status == "ok" and lb[name].oof is not None for name in order)
 
 
+def test_models_put_off_run_cheapest_first_each_with_all_the_time_left(monkeypatch):
+    """Ten configurations each expected to take 8 s (two folds of 4 s): a share of the first round's 20 s turns most
+    away; together they take a few real seconds, so the last round, with no share, runs every one of them."""
+    comparing = importlib.import_module("workbench.models.compare")
+
+    monkeypatch.setattr(comparing, "expected_fold", lambda spec, *_: 0.0 if spec.name == "naive_bayes" else 4.0)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(2_000, 4)), columns=[f"x{i}" for i in range(4)])
+    y = pd.Series(np.where(X.sum(axis=1) + rng.normal(size=len(X)) > 0, "yes", "no"))
+    lb = compare(X, y, task="binary", models=["naive_bayes", "linear", "knn", "random_forest"], portfolio=True,
+                 folds=2, time_budget=20, params={"random_forest": {"n_estimators": 20}}, parallel=False,
+                 progress=False)
+    put_off = [c for c in lb.candidates if "over its time" in c.error]
+    assert len(lb.candidates) >= 10 and not put_off, [(c.name, c.error) for c in put_off]
+    assert all(c.status == "ok" for c in lb.candidates)
+
+
 def test_a_model_that_cannot_finish_its_folds_stops_after_the_first():
     """A model whose folds are not all done in its time is thrown away: its first fold tells what the others cost, so
     it stops there rather than after the third (each of them wasted)."""

@@ -172,7 +172,8 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     ``time_budget`` (seconds, or a ``Deadline``) bounds the whole comparison, the cluster's start included: models
     not started by then are cancelled, a model still running stops before a fold that would run over.
     ``model_timeout`` bounds one model (default: twice its fair share of the time left when it starts; none for the
-    first on each core, so a model asked for alone, and the first of the zoo, run while the budget lasts). Models run
+    first on each core, so a model asked for alone, and the first of the zoo, run while the budget lasts; none in the
+    last round, where what was put off runs cheapest first). Models run
     in parallel across the cores (see ``workbench.compute``; ``parallel=False``: one by one in this process, each with
     every core); ``on_result`` is called as each one finishes. ``portfolio`` adds each model's proven configurations after the
     defaults (``lightgbm:p1``, ...: ``workbench.models.zoo.portfolio``), in rounds across the families.
@@ -222,12 +223,14 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
             """The configurations ``order`` names, cross-validated. ``offset`` and ``total``: a round run in parts
             gives each part its places in the whole round (the time shares, ``fair_share``). In the ``first`` round
             those stopped for their expected time come back (with their place in ``configs``), for a last round once
-            the cheaper ones are done. ``known``: a fold's expected seconds, by place, where the first round told."""
+            the cheaper ones are done; there, cheapest first, each may take all the time left (a share would turn
+            away one by one models the time left holds). ``known``: a fold's expected seconds, by place, where the
+            first round told."""
             if not order:
                 return []
             total = total or len(order)
             jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
-                     None if model_timeout else fair_share(j, total, workers, first), max_latency_ms,
+                     None if model_timeout or not first else fair_share(j, total, workers), max_latency_ms,
                      not first or j >= workers, known.get(i, np.nan))
                     for j, (i, (name, model, p)) in enumerate(((i, configs[i]) for i in order), start=offset)]
             later = []
@@ -291,11 +294,11 @@ PROBE, PROBE_ROWS, PROBE_SLACK = 0.125, 1_000, 1.25
 MIN_SHARE = 0.25  # a model may always take this share of the time left as it starts: one stopped early is wasted
 
 
-def fair_share(i: int, n_models: int, workers: int, first: bool = True) -> float | None:
+def fair_share(i: int, n_models: int, workers: int) -> float | None:
     """The share of the time left when it starts that the ``i``-th of ``n_models`` may take: twice its fair share
-    (at least MIN_SHARE), so a slow family cannot starve the rest; in a ``first`` round, no limit but the deadline
-    for the first on each worker."""
-    return None if first and i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
+    (at least MIN_SHARE), so a slow family cannot starve the rest; no limit but the deadline for the first on each
+    worker."""
+    return None if i < workers else min(1.0, max(MIN_SHARE, 2 * workers / (n_models - i)))
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, name: str, params: dict, task: str, split, n_jobs: int,
