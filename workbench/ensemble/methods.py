@@ -90,8 +90,7 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
         refit(cand, X, y, settings=s)
     cand.latency_ms, cand.latency_100_ms = scoring_latency(cand.estimator, X.iloc[:100], board.task, _k(board))
     metric = board.metric
-    best = chosen[0] if chosen else board.best
-    best = min(chosen, key=lambda c: loss(metric, c.cv[metric])) if chosen else best
+    best = min(chosen, key=lambda c: loss(metric, c.cv[metric])) if chosen else board.best
     report = EnsembleReport(method, metric, [c.name for c in chosen] or [cand.name], list(weights), cand.cv[metric],
                             best.name, best.cv[metric], _correlation(chosen, board.task))
     if test is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -210,79 +210,102 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
     with _progress(len(configs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        def record(cand: Candidate) -> None:
-            board.add(cand)
-            bar.update(1)
-            bar.set_postfix_str(f"{cand.name}: {cand.cv.get(metric, float('nan')):.4f}" if cand.status == "ok"
-                                else f"{cand.name}: {cand.status}")
-            if on_result:
-                on_result(cand, board)
-
-        def run(order: list[int], first: bool, known: dict[int, float], offset: int = 0,
-                total: int | None = None) -> list[tuple[int, Candidate]]:
-            """The configurations ``order`` names, cross-validated. ``offset`` and ``total``: a round run in parts
-            gives each part its places in the whole round (the time shares, ``fair_share``). In the ``first`` round
-            those stopped for their expected time come back (with their place in ``configs``), for a last round once
-            the cheaper ones are done; there, cheapest first, each may take all the time left (a share would turn
-            away one by one models the time left holds). ``known``: a fold's expected seconds, by place, where the
-            first round told."""
-            if not order:
-                return []
-            total = total or len(order)
-            jobs = [(model, p, task, split, n_jobs, s.seed, model_timeout, deadline, name,
-                     None if model_timeout or not first else fair_share(j, total, workers), max_latency_ms,
-                     not first or j >= workers, known.get(i, np.nan))
-                    for j, (i, (name, model, p)) in enumerate(((i, configs[i]) for i in order), start=offset)]
-            later = []
-            for out in compute.run(cross_validate, jobs, shared=(X, codes), deadline=deadline, parallel=parallel,
-                                   settings=s):
-                name, model, p = configs[order[out.key]]
-                cand = out.value if out.status == "ok" else Candidate(name, model, p, task, status=out.status,
-                                                                      error=out.error)
-                if first and cand.status == "timeout":
-                    later.append((order[out.key], cand))
-                else:
-                    record(cand)
-            return later
-
-        def followers(order: list[int], last: bool) -> tuple[list[int], list[tuple[int, Candidate]]]:
-            """Of the proven configurations ``order``, those to run now, and those that wait for their family's
-            defaults (put off: the configurations are larger, more trees or more neighbours' weights). Recorded as
-            not tried: those of a family whose defaults score a row over the latency limit (the configurations
-            differ in size, not in how they score), and, in the ``last`` round, of one whose defaults did not finish."""
-            done = {c.name: c for c in board.candidates}
-            now, wait = [], []
-            for i in order:
-                name, model, p = configs[i]
-                own = done.get(model)
-                if own is not None and own.status == "skipped" and np.isfinite(own.latency_ms):
-                    record(Candidate(name, model, p, task, status="skipped", latency_ms=own.latency_ms,
-                                     error=f"not tried: {model}'s defaults score a row over the limit of "
-                                           f"{max_latency_ms:g} ms"))
-                elif last and (own is None or own.status != "ok"):
-                    record(Candidate(name, model, p, task, status="timeout",
-                                     error=f"not tried: {model}'s defaults did not finish in their time"))
-                elif own is None:
-                    wait.append((i, Candidate(name, model, p, task, status="timeout",
-                                              error=f"put off with {model}'s defaults, over their time: not started")))
-                else:
-                    now.append(i)
-            return now, wait
-
-        # the first round: every family's defaults, then its proven configurations; the last round: what the first
-        # put off, once the cheaper ones are done, each with up to all the time left
-        later = run(list(range(len(names))), True, {}, 0, len(configs))
-        now, waiting = followers(list(range(len(names), len(configs))), last=False)
-        later += run(now, True, {}, len(names), len(configs))
-        if (later or waiting) and not deadline.expired():
-            later.sort(key=lambda e: np.nan_to_num(e[1].fold_s))  # the cheapest first
-            later = run([i for i, _ in later], False, {i: c.fold_s for i, c in later})
-            now, waiting = followers([i for i, _ in waiting], last=True)
-            later += run(now, False, {})
-        for _, cand in later + waiting:
-            record(cand)
+        rounds = _Rounds(configs, board, bar, on_result, fold=(split, n_jobs, s.seed, model_timeout, deadline),
+                         latency=max_latency_ms, workers=workers, shared=(X, codes), parallel=parallel, settings=s)
+        rounds.first(list(range(len(names))))  # every family's defaults
+        rounds.first(rounds.followers(list(range(len(names), len(configs))), last=False))  # then its proven ones
+        rounds.last()
     return board
 
+
+class _Rounds:
+    """The comparison's two rounds over ``configs`` (name, model, params). The first: every family's defaults, then
+    its proven configurations, each with its share of the time left (``fair_share``, by its place in the round);
+    what is expected over its share is put off. The last: what was put off, once the cheaper ones are done, cheapest
+    first, each with up to all the time left (a share would turn away one by one models the time left holds)."""
+
+    def __init__(self, configs: list[tuple[str, str, dict]], board: Leaderboard, bar, on_result, *, fold: tuple,
+                 latency: float | None, workers: int, shared: tuple, parallel: bool, settings: Settings):
+        """``fold``: what every model's ``cross_validate`` shares (split, n_jobs, seed, timeout, deadline)."""
+        self.configs, self.board, self.bar, self.on_result = configs, board, bar, on_result
+        self.task, self.fold, self.deadline, self.timeout = board.task, fold, fold[4], fold[3]
+        self.latency, self.workers, self.shared, self.parallel, self.settings = latency, workers, shared, parallel, settings
+        self.placed = 0  # the first round's configurations started so far: the next one's place
+        self.later: list[tuple[int, Candidate]] = []  # put off for their time (a fold's expected seconds in fold_s)
+        self.waiting: list[tuple[int, Candidate]] = []  # put off with their family's defaults, not started
+
+    def record(self, cand: Candidate) -> None:
+        self.board.add(cand)
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"{cand.name}: {cand.cv.get(self.board.metric, float('nan')):.4f}"
+                                 if cand.status == "ok" else f"{cand.name}: {cand.status}")
+        if self.on_result:
+            self.on_result(cand, self.board)
+
+    def first(self, order: list[int]) -> None:
+        """The configurations ``order`` names (places in ``configs``), each with its share by its place in the
+        round; those stopped for their expected time are put off."""
+        places = range(self.placed, self.placed + len(order))
+        self.placed += len(order)
+        shares = [None if self.timeout else fair_share(j, len(self.configs), self.workers) for j in places]
+        for i, cand in self._run(order, shares, [j >= self.workers for j in places], {}):
+            if cand.status == "timeout":
+                self.later.append((i, cand))
+            else:
+                self.record(cand)
+
+    def last(self) -> None:
+        """What the first round put off, cheapest first, each with all the time left, then the proven configurations
+        that waited for their family's defaults; with no time left, each is recorded as it stands."""
+        put_off, self.later = sorted(self.later, key=lambda e: np.nan_to_num(e[1].fold_s)), []
+        waiting, self.waiting = self.waiting, []
+        if self.deadline.expired():
+            for _, cand in put_off + waiting:
+                self.record(cand)
+            return
+        order = [i for i, _ in put_off]
+        for _, cand in self._run(order, [None] * len(order), [True] * len(order), {i: c.fold_s for i, c in put_off}):
+            self.record(cand)
+        now = self.followers([i for i, _ in waiting], last=True)
+        for _, cand in self._run(now, [None] * len(now), [True] * len(now), {}):
+            self.record(cand)
+
+    def followers(self, order: list[int], last: bool) -> list[int]:
+        """Of the proven configurations ``order``, those to run now; those that wait for their family's defaults
+        (put off: the configurations are larger, more trees or more neighbours' weights) go to ``waiting``. Recorded
+        as not tried: those of a family whose defaults score a row over the latency limit (the configurations differ
+        in size, not in how they score), and, in the ``last`` round, of one whose defaults did not finish."""
+        done = {c.name: c for c in self.board.candidates}
+        now = []
+        for i in order:
+            name, model, p = self.configs[i]
+            own = done.get(model)
+            if own is not None and own.status == "skipped" and np.isfinite(own.latency_ms):
+                self.record(Candidate(name, model, p, self.task, status="skipped", latency_ms=own.latency_ms,
+                                      error=f"not tried: {model}'s defaults score a row over the limit of "
+                                            f"{self.latency:g} ms"))
+            elif last and (own is None or own.status != "ok"):
+                self.record(Candidate(name, model, p, self.task, status="timeout",
+                                      error=f"not tried: {model}'s defaults did not finish in their time"))
+            elif own is None:
+                self.waiting.append((i, Candidate(name, model, p, self.task, status="timeout",
+                                                  error=f"put off with {model}'s defaults, over their time: not started")))
+            else:
+                now.append(i)
+        return now
+
+    def _run(self, order: list[int], shares: list[float | None], probes: list[bool],
+             known: dict[int, float]) -> Iterator[tuple[int, Candidate]]:
+        """The configurations ``order`` names, cross-validated, each with its share and probe, as each finishes;
+        ``known``: a fold's expected seconds, by place, where the first round told."""
+        jobs = [(self.configs[i][1], self.configs[i][2], self.task, *self.fold, self.configs[i][0], share, self.latency,
+                 probe, known.get(i, np.nan))
+                for i, share, probe in zip(order, shares, probes)]
+        for o in compute.run(cross_validate, jobs, shared=self.shared, deadline=self.deadline, parallel=self.parallel,
+                             settings=self.settings) if jobs else ():
+            name, model, p = self.configs[order[o.key]]
+            yield order[o.key], (o.value if o.status == "ok" else
+                                 Candidate(name, model, p, self.task, status=o.status, error=o.error))
 
 LATENCY_SLACK = 1.25  # a first fold's latency is measured quickly, on fewer rows than the refit sees: only clear cases stop
 # a model on a large table is first fitted on a PROBE share of a fold's training rows (at least PROBE_ROWS of them):
