@@ -38,7 +38,7 @@ from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClas
                               ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
                               GradientBoostingRegressor, HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
-from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -411,6 +411,7 @@ def _(est: LogisticRegression, columns):
 
 
 @_compile.register(Ridge)
+@_compile.register(RidgeCV)  # the regression stack's meta-learner: through predict it cost 0.07 ms a row
 @_compile.register(LinearRegression)
 @_compile.register(Lasso)
 @_compile.register(ElasticNet)
