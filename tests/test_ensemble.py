@@ -120,3 +120,19 @@ def test_stacking_and_selection_beat_their_best_member_on_adult(datasets):
     for method in ("stack", "select"):
         r = ensemble(method, lb, c.X, c.y, test=test)
         assert r.report.test > r.report.best_member_test, r.report.to_dict()
+
+
+def test_a_selection_measured_over_its_latency_limit_is_planned_again_within_it(binary):
+    """Members' latencies are measured alone; side by side they score slower. Here the plan believes them free (their
+    measured latencies set to 0), so the first selection holds as many as help: measured over the limit, it is
+    planned again with the limit cut by the excess, until it scores a row within it."""
+    c, _ = binary
+    lb = compare(c.X, c.y, task="binary", models=["lightgbm", "linear"], folds=3, progress=False, portfolio=True)
+    members = [x.name for x in lb.candidates if x.status == "ok"][:6]
+    limit = 1.5 * max(lb[m].latency_ms for m in members)
+    for m in members:
+        lb[m].latency_ms = 0.0
+    free = ensemble("select", lb, c.X, c.y, members=members)  # no limit: what the plan would hold
+    assert free.candidate.latency_ms > limit  # the case this test is about
+    r = ensemble("select", lb, c.X, c.y, members=members, max_latency_ms=limit)
+    assert r.candidate.latency_ms <= limit and 1 <= sum(w > 0 for w in r.report.weights) < len(free.report.members)
