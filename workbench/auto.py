@@ -34,6 +34,10 @@ from workbench.settings import Settings, get_settings
 from workbench.tune import tune
 
 COMPARE = 0.5  # the comparison's share of the search time; tuning the leaders gets what it leaves
+# the comparison's last round (the models its first put off for their time, cheapest first) may run into tuning's
+# time up to this share of the search: a family not tried yet is worth more than tuning one that was (titanic at
+# 30 s: CatBoost, the best family alone, was put off and never ran, while TPE spent 11 s finding nothing better)
+LAST_ROUND = 0.75
 LEADERS = 2  # how many of the best families are tuned, in turn, each with an equal share of the time left
 # a family after the best shares the tuning time only when its best loss (``metrics.loss``) is within this ratio of
 # the best family's: one far behind would not be weighed by an ensemble however it is tuned (diamonds at 60 s: 17 s
@@ -148,7 +152,8 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     folds = FEW_FOLDS if len(c.X) > LARGE_ROWS and deadline.seconds < CLUSTER_S else FOLDS
     # every family's defaults, then the portfolio of proven configurations, cheap first, before any search
     board = compare(c.X, c.y, task=c.task, folds=folds, time_budget=search.share(COMPARE), progress=progress,
-                    parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms)
+                    parallel=parallel, portfolio=True, settings=s, max_latency_ms=max_latency_ms,
+                    last_round=search.share(LAST_ROUND))
     if not board.within_latency(None)[0]:
         # no model finished: the budget went first (a slow start on a busy machine), or every one scored a row over the
         # limit on its first fold. The fastest of those, else the zoo's first family (LightGBM), runs to the end

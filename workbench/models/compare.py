@@ -166,11 +166,14 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
             folds: int = 5, groups=None, time_budget: float | Deadline | None = None, model_timeout: float | None = None,
             params: dict[str, dict] | None = None, settings: Settings | None = None,
             on_result: Callable[[Candidate, Leaderboard], None] | None = None, progress: bool = True,
-            parallel: bool | None = None, portfolio: bool = False, max_latency_ms: float | None = None) -> Leaderboard:
+            parallel: bool | None = None, portfolio: bool = False, max_latency_ms: float | None = None,
+            last_round: Deadline | None = None) -> Leaderboard:
     """Cross-validate every model on the same folds; return the leaderboard with out-of-fold predictions.
 
     ``time_budget`` (seconds, or a ``Deadline``) bounds the whole comparison, the cluster's start included: models
     not started by then are cancelled, a model still running stops before a fold that would run over.
+    ``last_round`` (a later ``Deadline``; default: the same) bounds the last round, where the models the first put off
+    for their time run: a family not yet tried is worth more to what follows than tuning one that was.
     ``model_timeout`` bounds one model (default: twice its fair share of the time left when it starts; none for the
     first on each core, so a model asked for alone, and the first of the zoo, run while the budget lasts; none in the
     last round, where what was put off runs cheapest first). Models run
@@ -207,10 +210,11 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     if parallel:
         compute.start(len(configs), s)
     deadline = Deadline.of(time_budget)  # a number of seconds counts from here, once the workers are up
+    last_round = last_round or deadline
     workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
     with _progress(len(configs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        rounds = _Rounds(configs, board, bar, on_result, fold=(split, n_jobs, s.seed, model_timeout, deadline),
+        rounds = _Rounds(configs, board, bar, on_result, fold=(split, n_jobs, s.seed, model_timeout), deadlines=(deadline, last_round),
                          latency=max_latency_ms, workers=workers, shared=(X, codes), parallel=parallel, settings=s)
         rounds.first(list(range(len(names))))  # every family's defaults
         rounds.first(rounds.followers(list(range(len(names), len(configs))), last=False))  # then its proven ones
@@ -225,10 +229,13 @@ class _Rounds:
     first, each with up to all the time left (a share would turn away one by one models the time left holds)."""
 
     def __init__(self, configs: list[tuple[str, str, dict]], board: Leaderboard, bar, on_result, *, fold: tuple,
-                 latency: float | None, workers: int, shared: tuple, parallel: bool, settings: Settings):
-        """``fold``: what every model's ``cross_validate`` shares (split, n_jobs, seed, timeout, deadline)."""
+                 deadlines: tuple[Deadline, Deadline], latency: float | None, workers: int, shared: tuple,
+                 parallel: bool, settings: Settings):
+        """``fold``: what every model's ``cross_validate`` shares (split, n_jobs, seed, timeout); ``deadlines``:
+        the first round's and the last round's."""
         self.configs, self.board, self.bar, self.on_result = configs, board, bar, on_result
-        self.task, self.fold, self.deadline, self.timeout = board.task, fold, fold[4], fold[3]
+        self.task, self.fold, self.timeout = board.task, fold, fold[3]
+        self.deadline, self.last_deadline = deadlines
         self.latency, self.workers, self.shared, self.parallel, self.settings = latency, workers, shared, parallel, settings
         self.placed = 0  # the first round's configurations started so far: the next one's place
         self.later: list[tuple[int, Candidate]] = []  # put off for their time (a fold's expected seconds in fold_s)
@@ -248,7 +255,7 @@ class _Rounds:
         places = range(self.placed, self.placed + len(order))
         self.placed += len(order)
         shares = [None if self.timeout else fair_share(j, len(self.configs), self.workers) for j in places]
-        for i, cand in self._run(order, shares, [j >= self.workers for j in places], {}):
+        for i, cand in self._run(order, shares, [j >= self.workers for j in places], {}, self.deadline):
             if cand.status == "timeout":
                 self.later.append((i, cand))
             else:
@@ -259,15 +266,16 @@ class _Rounds:
         that waited for their family's defaults; with no time left, each is recorded as it stands."""
         put_off, self.later = sorted(self.later, key=lambda e: np.nan_to_num(e[1].fold_s)), []
         waiting, self.waiting = self.waiting, []
-        if self.deadline.expired():
+        if self.last_deadline.expired():
             for _, cand in put_off + waiting:
                 self.record(cand)
             return
         order = [i for i, _ in put_off]
-        for _, cand in self._run(order, [None] * len(order), [True] * len(order), {i: c.fold_s for i, c in put_off}):
+        for _, cand in self._run(order, [None] * len(order), [True] * len(order), {i: c.fold_s for i, c in put_off},
+                                 self.last_deadline):
             self.record(cand)
         now = self.followers([i for i, _ in waiting], last=True)
-        for _, cand in self._run(now, [None] * len(now), [True] * len(now), {}):
+        for _, cand in self._run(now, [None] * len(now), [True] * len(now), {}, self.last_deadline):
             self.record(cand)
 
     def followers(self, order: list[int], last: bool) -> list[int]:
@@ -294,14 +302,14 @@ class _Rounds:
                 now.append(i)
         return now
 
-    def _run(self, order: list[int], shares: list[float | None], probes: list[bool],
-             known: dict[int, float]) -> Iterator[tuple[int, Candidate]]:
-        """The configurations ``order`` names, cross-validated, each with its share and probe, as each finishes;
-        ``known``: a fold's expected seconds, by place, where the first round told."""
-        jobs = [(self.configs[i][1], self.configs[i][2], self.task, *self.fold, self.configs[i][0], share, self.latency,
-                 probe, known.get(i, np.nan))
+    def _run(self, order: list[int], shares: list[float | None], probes: list[bool], known: dict[int, float],
+             deadline: Deadline) -> Iterator[tuple[int, Candidate]]:
+        """The configurations ``order`` names, cross-validated by ``deadline``, each with its share and probe, as each
+        finishes; ``known``: a fold's expected seconds, by place, where the first round told."""
+        jobs = [(self.configs[i][1], self.configs[i][2], self.task, *self.fold, deadline, self.configs[i][0], share,
+                 self.latency, probe, known.get(i, np.nan))
                 for i, share, probe in zip(order, shares, probes)]
-        for o in compute.run(cross_validate, jobs, shared=self.shared, deadline=self.deadline, parallel=self.parallel,
+        for o in compute.run(cross_validate, jobs, shared=self.shared, deadline=deadline, parallel=self.parallel,
                              settings=self.settings) if jobs else ():
             name, model, p = self.configs[order[o.key]]
             yield order[o.key], (o.value if o.status == "ok" else
