@@ -3,13 +3,14 @@ import importlib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from workbench import compute
 from workbench.data import clean
 from workbench.errors import ModelError, UnknownNameError
 from workbench.models import compare, models_for
 from workbench.models.compare import cross_validate, make_folds
-from workbench.models.metrics import score
+from workbench.models.metrics import roc_auc, score
 from workbench.data.task import detect_task
 from workbench.settings import get_settings
 from workbench.tune import tune
@@ -215,3 +216,12 @@ def test_a_model_asked_for_alone_runs_while_the_budget_lasts(cleaned):
     lb = compare(cleaned.X, cleaned.y, task="binary", models=["random_forest"], folds=5, time_budget=120,
                  params={"random_forest": {"n_estimators": 300}}, progress=False)
     assert lb["random_forest"].status == "ok"
+
+
+def test_roc_auc_is_scikit_learns_with_ties():
+    rng = np.random.default_rng(3)
+    for n in (7, 500, 20_000):
+        y = (rng.random(n) < 0.1).astype(int)
+        y[:2] = (0, 1)
+        p = np.round(rng.random(n) + 0.2 * y, 2)  # ties on purpose: they count half
+        assert abs(roc_auc(y, p) - roc_auc_score(y, p)) < 1e-12

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
 from sklearn.model_selection import cross_val_predict
 
 from workbench.deadline import Deadline
@@ -14,7 +15,7 @@ from workbench.errors import ModelError
 from workbench.lookup import Registry
 from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
                                       member_cost, refit_seconds, scoring_latency)
-from workbench.models.metrics import loss, score
+from workbench.models.metrics import loss, roc_auc, score
 from workbench.settings import Settings, get_settings
 
 METHODS: Registry = Registry("ensemble method")
@@ -224,9 +225,7 @@ def _select(members, board, X, y, codes, s, deadline, rounds: int = 50, max_late
 def _one_metric(task: str, metric: str):
     """``metric`` alone, as ``score`` computes it: the greedy selection asks it rounds × members times, and every
     metric of the task each time cost seconds a round on a busy machine."""
-    from sklearn import metrics as skm
-
-    alone = {"roc_auc": (lambda y, p: skm.roc_auc_score(y, p[:, 1])) if task == "binary" else None,
+    alone = {"roc_auc": (lambda y, p: roc_auc(y, p[:, 1])) if task == "binary" else None,
              "log_loss": lambda y, p: skm.log_loss(y, np.clip(p, 1e-15, 1), labels=np.arange(p.shape[1])),
              "rmse": lambda y, p: float(np.sqrt(np.mean((y - p) ** 2))),
              "mae": lambda y, p: float(np.mean(np.abs(y - p)))}.get(metric)
