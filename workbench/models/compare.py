@@ -320,8 +320,10 @@ LATENCY_SLACK = 1.25  # a first fold's latency is measured quickly, on fewer row
 # from that fit's time its folds' time is expected (``expected_fold``), and one expected to run over its time is not
 # started. Without it each slow family's first fold ran to the end and was thrown away (diamonds at 30 s: MLP and
 # both forests, ~6 s of a 13 s comparison). A fit's time grows a little faster than its rows (deeper trees):
-# PROBE_SLACK. On diamonds and adult the estimate was 1.0-2.6x a fold's real time for MLP and the forests
-PROBE, PROBE_ROWS, PROBE_SLACK = 0.125, 1_000, 1.25
+# PROBE_SLACK. On diamonds and adult the estimate was 1.0-2.6x a fold's real time for MLP and the forests. With 1,000
+# rows at least, a table of 15,000 in two folds had no probe: a tuning trial of a forest ran a 5 s fold past a 3 s
+# tuning (7 s in all), and auto had no time left for its ensembles; with 500 it is not started (3.7 s)
+PROBE, PROBE_ROWS, PROBE_SLACK = 0.125, 500, 1.25
 MIN_SHARE = 0.25  # a model may always take this share of the time left as it starts: one stopped early is wasted
 
 
