@@ -236,14 +236,13 @@ def _ensembles(board: Leaderboard, X: pd.DataFrame, y: pd.Series, search: Deadli
     for method in ("select", "stack"):
         # members whose refits fit the time left (a tuned model may cost more than planned; selection's are refit)
         fast = _affordable(_members(board, max_latency_ms), search)
-        # selection keeps within the limit itself; a stack scores every member: the best ones whose sum fits
+        # both keep within the limit (a stack scores every member: the best ones whose sum fits)
         members = fast if method == "select" else fitting_together(fast[:STACKED], max_latency_ms)
-        options = {"max_latency_ms": max_latency_ms} if method == "select" else {}
         if len(members) < 2:
             continue  # fewer than two finished members, or time to refit fewer: no ensemble to build
         try:
             e = ensemble(method, board, X, y, members=[x.name for x in members], deadline=search, settings=s,
-                         **options)
+                         max_latency_ms=max_latency_ms)
         except WorkbenchError:
             continue  # fewer than two finished members, or no time to refit them: no ensemble to build
         board.add(e.candidate)

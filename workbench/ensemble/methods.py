@@ -13,8 +13,8 @@ from workbench.deadline import Deadline
 from workbench.ensemble.estimators import StackEnsemble, WeightedEnsemble
 from workbench.errors import ModelError
 from workbench.lookup import Registry
-from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, predict_scores, refit,
-                                      member_cost, refit_seconds, scoring_latency)
+from workbench.models.compare import (Candidate, Leaderboard, compare, encode_target, fitting_together, member_cost,
+                                      predict_scores, refit, refit_seconds, scoring_latency)
 from workbench.models.metrics import loss, roc_auc, score
 from workbench.settings import Settings, get_settings
 
@@ -75,6 +75,8 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
     (no refit for the CV score); ``bag``, ``boost`` and ``random_forest`` train a new ensemble
     model over a ``base`` zoo model. The result's candidate joins the leaderboard. With a ``deadline``, an ensemble
     whose members' refits on all rows would not end before it is refused (ModelError) before any is refit.
+    ``max_latency_ms`` (``select``, ``stack``): the members it holds score a row together within it, planned from
+    their latencies and planned again while the ensemble measures over it (``REPLANS``).
 
     Examples
     --------
@@ -100,12 +102,13 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
             break
         # measured over the limit its members' latencies planned for: planned again, each member's cost taken as
         # the plan's times what side by side measured
-        planned = sum(member_cost(c) for c, w in zip(chosen, weights) if w > 0)
+        planned = sum(member_cost(c) for c in _kept(chosen, method, weights, options["max_latency_ms"]))
         options["max_latency_ms"] = limit * planned / cand.latency_ms * REPLAN_MARGIN
     metric = board.metric
-    best = min(chosen, key=lambda c: loss(metric, c.cv[metric])) if chosen else board.best
-    report = EnsembleReport(method, metric, [c.name for c in chosen] or [cand.name], list(weights), cand.cv[metric],
-                            best.name, best.cv[metric], _correlation(chosen, board.task))
+    held = fitting_together(chosen, options.get("max_latency_ms")) if method == "stack" else chosen
+    best = min(held, key=lambda c: loss(metric, c.cv[metric])) if held else board.best
+    report = EnsembleReport(method, metric, [c.name for c in held] or [cand.name], list(weights), cand.cv[metric],
+                            best.name, best.cv[metric], _correlation(held, board.task))
     if test is not None:
         Xt, yt = test
         k = len(board.classes) if board.classes else 0
@@ -116,6 +119,14 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
             refit(best, X, y, settings=s)
         report.best_member_test = score(board.task, tc, predict_scores(best.estimator, Xt, board.task, k))[metric]
     return EnsembleResult(cand, report)
+
+
+def _kept(chosen: list[Candidate], method: str, weights, max_latency_ms: float) -> list[Candidate]:
+    """The members an ensemble built with ``max_latency_ms`` holds: a selection's of weight above 0, a stack's that
+    fit the limit together."""
+    if method == "stack":
+        return fitting_together(chosen, max_latency_ms)
+    return [c for c, w in zip(chosen, weights) if w > 0]
 
 
 def _members(board: Leaderboard, names, top, X, y) -> list[Candidate]:
@@ -232,7 +243,14 @@ def _one_metric(task: str, metric: str):
     return alone or (lambda y, p: score(task, y, p)[metric])
 
 
-def _stack(members, board, X, y, codes, s, deadline, passthrough: bool = False, meta=None):
+def _stack(members, board, X, y, codes, s, deadline, passthrough: bool = False, meta=None,
+           max_latency_ms: float | None = None):
+    """A meta-learner on the members' out-of-fold predictions. With ``max_latency_ms``, the best members (in the
+    order given) whose scoring times together fit it (a stack scores every member: ``fitting_together``)."""
+    members = fitting_together(members, max_latency_ms)
+    if len(members) < 2:
+        raise ModelError(f"fewer than two members score a row together within {max_latency_ms:g} ms; "
+                         "raise max_latency_ms or name faster members")
     params = dict(task=board.task, n_classes=_k(board) or 2, passthrough=passthrough, meta=meta)
     proto = StackEnsemble([], **params)
     F = proto.features([c.oof for c in members], X)
