@@ -72,15 +72,16 @@ def test_the_text_encoder_equals_scikit_learns_tfidf_and_linear_model():
     assert enc(None) == enc("") == (plan["intercept"][0], 0.0)
 
 
-def test_movie_reviews_through_auto_in_60_s_and_served_as_predicted(datasets, manifest, tmp_path):
-    """As a user meets it: `workbench auto --time-budget 60` on the 75/25 split, then a raw review over HTTP."""
+def test_movie_reviews_through_auto_in_30_s_and_served_as_predicted(datasets, manifest, tmp_path):
+    """As a user meets it: `workbench auto --time-budget 30` on the 75/25 split, then a raw review over HTTP (30 s,
+    not 60: the same floor holds, 0.948 in benchmarks/accuracy.py, and the suite keeps under its 20 minutes)."""
     spec = manifest["movie_reviews"]
     df = load(datasets / spec["file"])
     tr, te = train_test_split(df, test_size=0.25, random_state=0)
     tr.to_csv(tmp_path / "train.csv", index=False)
     te.to_csv(tmp_path / "test.csv", index=False)
     p = subprocess.run([sys.executable, "-m", "workbench.cli", "auto", "--data", tmp_path / "train.csv", "--test",
-                        tmp_path / "test.csv", "--target", spec["target"], "--time-budget", "60", "--out",
+                        tmp_path / "test.csv", "--target", spec["target"], "--time-budget", "30", "--out",
                         tmp_path / "reviews", "--json"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     result = json.loads(p.stdout.strip().splitlines()[-1])
