@@ -154,6 +154,6 @@ def test_a_stack_keeps_within_its_latency_limit_or_is_refused(believed_free):
     try:
         r = ensemble("stack", lb, c.X, c.y, members=members, max_latency_ms=limit)
     except ModelError as e:
-        assert "fewer than two members score a row together within" in str(e)
+        assert f"no 'stack' ensemble of these members scores a row within {limit:g} ms" in str(e)
     else:
         assert r.candidate.latency_ms <= limit and 2 <= len(r.report.members) < len(members)

@@ -93,7 +93,14 @@ def ensemble(method: str, board: Leaderboard, X: pd.DataFrame, y: pd.Series, *, 
     codes, _ = encode_target(y, board.task)
     limit = options.get("max_latency_ms")
     for _ in range(REPLANS + 1):
-        cand, weights = build(chosen, board, X, y, codes, s, Deadline.of(deadline), **options)
+        try:
+            cand, weights = build(chosen, board, X, y, codes, s, Deadline.of(deadline), **options)
+        except ModelError as e:
+            if options.get("max_latency_ms") == limit:
+                raise
+            raise ModelError(f"no '{method}' ensemble of these members scores a row within {limit:g} ms: side by "
+                             f"side they measured {cand.latency_ms:.3f} ms; raise max_latency_ms or name faster "
+                             "members") from e
         cand.name = f"ensemble:{method}"
         if cand.estimator is None:
             refit(cand, X, y, settings=s)
