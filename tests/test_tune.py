@@ -2,6 +2,7 @@ import time
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from workbench.data import clean, load
@@ -9,6 +10,7 @@ from workbench.errors import ModelError, UnknownNameError
 from workbench.models.space import Choice, Float, Int, When
 from workbench.settings import get_settings
 from workbench.tune import STRATEGIES, tune
+from workbench.tune.search import UNSTARTED
 from workbench.tune.strategies import GridSearch
 
 TWO_WORKERS = get_settings(n_threads=2)  # the Dask path: a 2-worker LocalCluster
@@ -62,14 +64,23 @@ def test_the_time_budget_is_kept_within_a_few_seconds(data):
 
 def test_a_trial_expected_past_the_deadline_on_a_large_table_is_not_started():
     """Its first fold would run past the end of the search (a fold cannot be stopped in this process)."""
-    import pandas as pd
-
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(20_000, 8)), columns=[f"x{i}" for i in range(8)])
     y = pd.Series(X.sum(axis=1) + rng.normal(size=len(X)))
     with pytest.raises(ModelError, match="no trial of random_forest finished.*expected to take .* not started"):
         tune("random_forest", X, y, task="regression", strategy="random", space={"n_estimators": Int(400, 500)},
              max_trials=3, cv=2, time_budget=1.0, log=False, parallel=False)
+
+
+def test_a_search_whose_trials_are_all_expected_past_the_deadline_stops_after_a_few():
+    """Each trial not started still cost its probe: after UNSTARTED in a row the search stops, and the time left
+    goes to what follows (auto: the next family's tuning)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20_000, 8)), columns=[f"x{i}" for i in range(8)])
+    y = pd.Series(X.sum(axis=1) + rng.normal(size=len(X)))
+    with pytest.raises(ModelError, match=f"{UNSTARTED} trials in a row expected to run over the time left"):
+        tune("random_forest", X, y, task="regression", strategy="random", space={"n_estimators": Int(400, 500)},
+             max_trials=50, cv=2, time_budget=5.0, log=False, parallel=False)
 
 
 def test_early_stop_ends_a_search_that_stalls(data):
