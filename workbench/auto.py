@@ -1,7 +1,8 @@
 """One call from a raw table to a model logged to MLflow.
 
 ``train``: profile → clean → compare → refit the best → test → log.
-``auto``: profile → clean → compare → ensemble → tune the most promising → ensemble again → pick by CV → log, in a budget.
+``auto``: profile → clean → compare → ensemble → tune the most promising → ensemble again → pick by CV → log, in a
+budget.
 """
 from __future__ import annotations
 

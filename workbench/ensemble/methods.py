@@ -21,7 +21,8 @@ from workbench.settings import Settings, get_settings
 METHODS: Registry = Registry("ensemble method")
 # an ensemble built within ``max_latency_ms`` from its members' latencies can measure over it: members measured alone,
 # each hot in the cache, score slower side by side (friedman: four members planned at 0.087 ms measured 0.101 ms).
-# Such an ensemble is planned again, at most REPLANS times, its members' costs scaled by the excess measured, with a margin
+# Such an ensemble is planned again, at most REPLANS times, its members' costs scaled by the excess measured, with a
+# margin
 REPLANS, REPLAN_MARGIN = 2, 0.95
 
 

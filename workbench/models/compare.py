@@ -214,8 +214,9 @@ def compare(X: pd.DataFrame, y: pd.Series, *, task: str, models: list[str] | Non
     workers = compute.workers(s) if parallel else 1
     board = Leaderboard([], task, metric, classes, split)
     with _progress(len(configs), progress) as bar:  # closed on Ctrl-C too: no bar redrawn after "interrupted"
-        rounds = _Rounds(configs, board, bar, on_result, fold=(split, n_jobs, s.seed, model_timeout), deadlines=(deadline, last_round),
-                         latency=max_latency_ms, workers=workers, shared=(X, codes), parallel=parallel, settings=s)
+        rounds = _Rounds(configs, board, bar, on_result, fold=(split, n_jobs, s.seed, model_timeout),
+                         deadlines=(deadline, last_round), latency=max_latency_ms, workers=workers,
+                         shared=(X, codes), parallel=parallel, settings=s)
         rounds.first(list(range(len(names))))  # every family's defaults
         rounds.first(rounds.followers(list(range(len(names), len(configs))), last=False))  # then its proven ones
         rounds.last()
@@ -236,7 +237,8 @@ class _Rounds:
         self.configs, self.board, self.bar, self.on_result = configs, board, bar, on_result
         self.task, self.fold, self.timeout = board.task, fold, fold[3]
         self.deadline, self.last_deadline = deadlines
-        self.latency, self.workers, self.shared, self.parallel, self.settings = latency, workers, shared, parallel, settings
+        self.latency, self.workers, self.shared = latency, workers, shared
+        self.parallel, self.settings = parallel, settings
         self.placed = 0  # the first round's configurations started so far: the next one's place
         self.later: list[tuple[int, Candidate]] = []  # put off for their time (a fold's expected seconds in fold_s)
         self.waiting: list[tuple[int, Candidate]] = []  # put off with their family's defaults, not started
@@ -296,8 +298,8 @@ class _Rounds:
                 self.record(Candidate(name, model, p, self.task, status="timeout",
                                       error=f"not tried: {model}'s defaults did not finish in their time"))
             elif own is None:
-                self.waiting.append((i, Candidate(name, model, p, self.task, status="timeout",
-                                                  error=f"put off with {model}'s defaults, over their time: not started")))
+                why = f"put off with {model}'s defaults, over their time: not started"
+                self.waiting.append((i, Candidate(name, model, p, self.task, status="timeout", error=why)))
             else:
                 now.append(i)
         return now
