@@ -21,8 +21,8 @@ from workbench.deadline import Deadline
 from workbench.decompose.core import DecomposedModel, combiner_model, predict_parallel
 from workbench.ensemble import EnsembleReport, ensemble
 from workbench.errors import ModelError, WorkbenchError
-from workbench.models.compare import (REFIT_ROWS, Candidate, Leaderboard, compare, encode_target, fitting_together,
-                                      refit, refit_seconds)
+from workbench.models.compare import (REFIT_ROWS, Candidate, Leaderboard, compare, encode_target, refit,
+                                      refit_seconds)
 from workbench.models.decide import CalibrationReport, trust, value_matrix
 from workbench.models.metrics import loss
 from workbench.models.train import TrainResult, evaluate, fit, prepare
@@ -208,8 +208,8 @@ def _tune(board: Leaderboard, X: pd.DataFrame, y: pd.Series, search: Deadline, m
         # kept back: the refits of the ensembles' members not refit yet, and of the tuned model itself (planned from
         # its family's best fit: a tuned model that costs more is left out of the ensembles, not late)
         members = _members(board, max_latency_ms)[:STACKED]
-        own = [x for x in board.candidates if x.model == leader and np.isfinite(x.fit_time)][:1]
-        planned = refit_seconds(members) + REFIT_ROWS * sum(x.fit_time for x in own) + 2 * ENSEMBLE_S
+        own = next((x.fit_time for x in board.candidates if x.model == leader and np.isfinite(x.fit_time)), 0.0)
+        planned = refit_seconds(members) + REFIT_ROWS * own + 2 * ENSEMBLE_S
         left = search.before(planned)
         # the leaders share the time; a family further behind has what they leave (a search that ran out of trials)
         tuning = left.share(1 / (len(leaders) - i)) if i < len(leaders) else left
@@ -237,8 +237,8 @@ def _ensembles(board: Leaderboard, X: pd.DataFrame, y: pd.Series, search: Deadli
     for method in ("select", "stack"):
         # members whose refits fit the time left (a tuned model may cost more than planned; selection's are refit)
         fast = _affordable(_members(board, max_latency_ms), search)
-        # both keep within the limit (a stack scores every member: the best ones whose sum fits)
-        members = fast if method == "select" else fitting_together(fast[:STACKED], max_latency_ms)
+        # both keep within the limit themselves (a stack holds the best of these whose latencies fit together)
+        members = fast if method == "select" else fast[:STACKED]
         if len(members) < 2:
             continue  # fewer than two finished members, or time to refit fewer: no ensemble to build
         try:
