@@ -124,24 +124,26 @@ def test_stacking_and_selection_beat_their_best_member_on_adult(datasets):
 
 @pytest.fixture
 def believed_free(binary):
-    """Six LightGBM and linear candidates whose latencies the plan believes 0 (measured alone they are ~0.01 ms), and a
-    limit of 1.5 times the slowest's real latency: side by side, more than one of them is over it."""
+    """LightGBM and linear candidates whose latencies the plan believes 0 (measured alone they are ~0.01 ms), their
+    selection with no limit (what such a plan holds), and a limit half way between its best member alone and it:
+    side by side, the members the plan would hold are over it; the best alone is within it."""
     c, _ = binary
     lb = compare(c.X, c.y, task="binary", models=["lightgbm", "linear"], folds=3, progress=False, portfolio=True)
     members = [x.name for x in lb.candidates if x.status == "ok"][:6]
-    limit = 1.5 * max(lb[m].latency_ms for m in members)
+    alone = lb[members[0]].latency_ms
     for m in members:
         lb[m].latency_ms = 0.0
-    return c, lb, members, limit
+    free = ensemble("select", lb, c.X, c.y, members=members)
+    assert sum(w > 0 for w in free.report.weights) >= 2  # the case these tests are about
+    return c, lb, members, (alone + free.candidate.latency_ms) / 2, free
 
 
 def test_a_selection_measured_over_its_latency_limit_is_planned_again_within_it(believed_free):
     """Members' latencies are measured alone; side by side they score slower. Here the plan believes them free, so
     the first selection holds as many as help: measured over the limit, it is planned again with its members' costs
     scaled by the excess, until it scores a row within it."""
-    c, lb, members, limit = believed_free
-    free = ensemble("select", lb, c.X, c.y, members=members)  # no limit: what the plan would hold
-    assert free.candidate.latency_ms > limit  # the case this test is about
+    c, lb, members, limit, free = believed_free
+    assert free.candidate.latency_ms > limit
     r = ensemble("select", lb, c.X, c.y, members=members, max_latency_ms=limit)
     assert r.candidate.latency_ms <= limit and 1 <= sum(w > 0 for w in r.report.weights) < len(free.report.members)
 
@@ -149,7 +151,7 @@ def test_a_selection_measured_over_its_latency_limit_is_planned_again_within_it(
 def test_a_stack_keeps_within_its_latency_limit_or_is_refused(believed_free):
     """A stack scores every member: with a limit it holds the best that fit together, planned again when measured
     over; when not even two fit, it is refused with the reason."""
-    c, lb, members, limit = believed_free
+    c, lb, members, limit, _ = believed_free
     assert ensemble("stack", lb, c.X, c.y, members=members).candidate.latency_ms > limit
     try:
         r = ensemble("stack", lb, c.X, c.y, members=members, max_latency_ms=limit)
