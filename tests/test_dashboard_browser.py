@@ -198,7 +198,9 @@ def test_monitoring_dashboard_updates_itself_with_traffic_and_drift(trained, bro
               "return i < 0 ? null : [d.y[i], Array.isArray(d.marker.color) ? d.marker.color[i] : d.marker.color]; })()"
         before, age_before = page.evaluate(total), page.evaluate(age)
         assert before >= 10
-        assert age_before is None or age_before[0] < 0.2
+        # not flagged: on ~200 rows against 11 bins (one of them the missing values) the index alone moves by 0.1
+        # or more by chance; a column is drifted when the test's p-value says so too
+        assert age_before is None or age_before[1] != "#dc2626"
 
         shifted = [dict(r, age=r["age"] + 30 if isinstance(r["age"], (int, float)) else r["age"]) for r in rows[200:600]]
         ids = []

@@ -1,12 +1,13 @@
 """One row encoder: raw JSON records (the service) and a table's columns (transform, batch prediction, streaming) give
 the same matrix, value for value, on every shared table and on dirty demo rows."""
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.data import clean, load
+from workbench.data import Cleaner, clean, load
 from workbench.data.columns import read_number, read_number_fast
 from workbench.data.encode import InputError, frame_of, matrix_of
 from workbench.data.schema import Schema
@@ -67,8 +68,24 @@ def test_the_schema_checks_records_but_not_tables(demo_df):
     row = _records(demo_df.drop(columns=["churn"]).head(1))[0] | {"tenure_months": "twelve"}
     with pytest.raises(InputError, match="row 0: 'tenure_months' is not a number"):
         c.cleaner.encoder(schema).records([row])
-    imputed = c.cleaner.encoder(schema).frame(pd.DataFrame([row]))  # cleaning's rule: unreadable → imputed
-    assert not np.isnan(imputed[0, [n for n, _ in c.cleaner.encoder().columns].index("tenure_months")])
+    read = c.cleaner.encoder(schema).frame(pd.DataFrame([row]))  # cleaning's rule: unreadable → missing
+    assert np.isnan(read[0, [n for n, _ in c.cleaner.encoder().columns].index("tenure_months")])
+
+
+def test_missing_numbers_stay_missing_and_a_plan_of_an_older_version_imputes_its_median(demo_df):
+    c = clean(demo_df, "churn")
+    raw = demo_df.drop(columns="churn")
+    rows = _records(raw.head(3))
+    rows[0]["age"], rows[1]["age"] = None, "n/a"
+    j = [n for n, _ in c.cleaner.encoder().columns].index("age")
+    for encoder in (c.cleaner.encoder(), c.cleaner.encoder(Schema.infer(c.cleaner, demo_df))):
+        assert np.isnan(encoder.records(rows)[:2, j]).all() and np.isnan(encoder.records(rows[:1])[0, j])
+        assert np.isnan(encoder.frame(pd.DataFrame(rows))[:2, j]).all()
+    older = json.loads(c.cleaner.to_json())  # written when the cleaner imputed: replayed as trained
+    older["plan"]["age"]["fill"] = 41.5
+    encoder = Cleaner.from_json(json.dumps(older)).encoder()
+    assert encoder.records(rows)[:2, j].tolist() == [41.5, 41.5] and encoder.records(rows[:1])[0, j] == 41.5
+    assert encoder.frame(pd.DataFrame(rows))[:2, j].tolist() == [41.5, 41.5]
 
 
 def test_the_short_road_for_numbers_reads_every_spelling_as_the_full_parser_does():

@@ -159,7 +159,7 @@ def _dependence(re: RowExplainer, X: np.ndarray, columns: list[str], ice_rows: i
         if levels is not None:
             values = np.unique(bg[:, j])
         else:
-            values = np.unique(np.quantile(bg[:, j], np.linspace(0, 1, grid)))
+            values = np.unique(np.nanquantile(bg[:, j], np.linspace(0, 1, grid)))  # a missing value is no grid point
         M = np.repeat(X[None], len(values), axis=0)
         M[:, :, j] = values[:, None]
         out = np.asarray(model.scorer(M.reshape(-1, X.shape[1])), dtype=float)

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from workbench.data.columns import (DAY_FIRST, DECIMAL_COMMAS, as_text, association, category_key, infer_kind,
-                                    to_date, to_number)
+                                    to_number)
 from workbench.data.encode import DATE_PARTS, RowEncoder
 from workbench.data.load import resolve_target
 from workbench.data.readers import READERS
@@ -67,8 +67,10 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
     Fitted on training data, it replays the same plan on any later table: the same
     output columns in the same order, categories with the training levels (unseen
-    values become ``"(other)"``, missing ones ``"(missing)"``), numbers imputed with
-    the training median and clipped at the training fences. Its whole learned state
+    values become ``"(other)"``, missing ones ``"(missing)"``), numbers held to the
+    training range and left missing where they are missing (the tree families read a
+    missing value as such; the others impute it inside their own pipeline, with the
+    median of the rows they are fitted on). Its whole learned state
     is plain JSON (``to_json`` / ``from_json``): no pickle needed to ship it.
 
     Parameters
@@ -213,8 +215,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
             plan, values = _fit_number(s, detail, report, col, self.outlier_iqr)
         elif kind == "date":
             dayfirst = detail == DAY_FIRST
-            plan = {"kind": "date", "fill": float(_days(to_date(s, dayfirst)).median())} | (
-                {"dayfirst": True} if dayfirst else {})
+            plan = {"kind": "date", "fill": None} | ({"dayfirst": True} if dayfirst else {})  # missing stays missing
             values = None
             report.add(col, "date → year, month, weekday, days", int(as_text(s).notna().sum()))
         else:
@@ -244,11 +245,11 @@ def _fit_number(s, detail, report, col, k):
                                                     "they are")
     # later values are held to the training range, which changes no training value (the service refuses far beyond)
     clip = [float(x.min()), float(x.max())] if x.notna().any() else None
-    fill = float(x.median())
     n_missing = int(x.isna().sum())
-    if n_missing:
-        report.add(col, "imputed missing", n_missing, f"median {fill:.4g}")
-    plan = {"kind": "number", "fill": fill, "clip": clip, "from_text": bool(detail)} | ({"comma": True} if comma else {})
+    if n_missing:  # a missing value may be the signal: the tree families split on it, the others impute in their pipeline
+        report.add(col, "missing kept", n_missing, "tree models read them as missing; the others impute the median")
+    # "fill": None — missing stays missing (a plan of an older version holds the median it imputed)
+    plan = {"kind": "number", "fill": None, "clip": clip, "from_text": bool(detail)} | ({"comma": True} if comma else {})
     return plan, x
 
 
@@ -280,10 +281,6 @@ def _cleaned(col: str, plan: dict, s: pd.Series) -> pd.Series:
     """One raw column cleaned by its plan (a category or a number)."""
     encoder = RowEncoder({col: plan})
     return encoder.to_frame(encoder.frame(s.to_frame(col)), s.index)[col]
-
-
-def _days(d: pd.Series) -> pd.Series:
-    return (d - pd.Timestamp("1970-01-01")).dt.days.astype("float64")
 
 
 def _fit_target(y: pd.Series, task: str | None, report: CleaningReport) -> dict:

@@ -193,7 +193,7 @@ def as_text(s: pd.Series) -> pd.Series:
 
 
 def number_or_nan(v, comma: bool = False) -> float:
-    """``read_number`` that says NaN for a missing or unreadable value (cleaning's rule: it is imputed)."""
+    """``read_number`` that says NaN for a missing or unreadable value (cleaning's rule: it is missing)."""
     try:
         x = read_number(v, comma)
     except ValueError:

@@ -1,7 +1,9 @@
 """The row encoder: a fitted cleaner compiled into one function from raw values to the float matrix every scorer takes.
 
-The matrix has the cleaned table's columns in order: a number (clipped and imputed as in training), a category as its
-code among ``[*levels, "(other)", "(missing)"]``, a date as four numbers (year, month, day of week, days since 1970).
+The matrix has the cleaned table's columns in order: a number (held to the training range; NaN where missing), a
+category as its code among ``[*levels, "(other)", "(missing)"]``, a date as four numbers (year, month, day of week, days
+since 1970; NaN where missing). A plan written before missing values were kept holds the median it imputed
+(``"fill"``), and is replayed as it was trained.
 Raw JSON records (the service) and a DataFrame's columns (``Cleaner.transform``, batch prediction, streaming) go
 through the same readers of ``workbench.data.columns``; records are also checked against the schema on the way, and
 every bad value is named by row and field.
@@ -110,7 +112,8 @@ class RowEncoder:
         self._high = limit([self.bounds.get(c, (-top, top))[1] for c, _ in numbers])
         self._clip_low = limit([(p["clip"] or (-math.inf, math.inf))[0] for _, p in numbers])
         self._clip_high = limit([(p["clip"] or (-math.inf, math.inf))[1] for _, p in numbers])
-        self._fill = limit([p["fill"] for _, p in numbers])
+        self._fill = limit([filled(p) for _, p in numbers])
+        self._imputes = not np.isnan(self._fill).all()  # a plan of an older version
         required = np.array([not self.nullable[c] for c, _ in numbers], dtype=bool).reshape(-1, 1)
         self._required_num = required if required.any() else None
 
@@ -119,7 +122,7 @@ class RowEncoder:
     def records(self, records: list) -> np.ndarray:
         """The matrix of ``records`` (JSON objects of column: raw value); raises InputError naming every bad field and
         row. A column of plain numbers (or text ``read_number_fast`` reads) or spellings its cache knows is taken at
-        once, and the numbers are range-checked, clipped and imputed as one matrix; any other column goes value by
+        once, and the numbers are range-checked and clipped as one matrix; any other column goes value by
         value through its compiled encoder, which names what is wrong."""
         errors: list[RowError] = []
         if not (set(map(type, records)) == {dict} and set().union(*records) <= self.known):
@@ -162,7 +165,8 @@ class RowEncoder:
             if errors:
                 raise InputError(sorted(errors, key=lambda e: e.row))
         np.clip(num, self._clip_low, self._clip_high, out=num)
-        np.copyto(num, self._fill, where=missing)
+        if self._imputes:
+            np.copyto(num, self._fill, where=missing)
         X[self._num] = num
         return np.ascontiguousarray(X.T)
 
@@ -175,7 +179,7 @@ class RowEncoder:
 
     def frame(self, df: pd.DataFrame) -> np.ndarray:
         """The matrix of a table, column by column, each distinct raw value read once by the same readers as
-        ``records``. Lenient like training's cleaning: an unreadable number or date is missing (then imputed), an
+        ``records``. Lenient like training's cleaning: an unreadable number or date is missing, an
         unseen category is "(other)"; nothing is range-checked (``problems`` says what a request would refuse)."""
         self._require(df)
         out = np.empty((len(df), len(self.columns)), dtype=np.float64)
@@ -186,7 +190,7 @@ class RowEncoder:
                 x = to_number(s, p.get("comma", False)).to_numpy()
                 if p["clip"]:
                     x = np.clip(x, *p["clip"])
-                out[:, j] = np.where(np.isnan(x), p["fill"], x)
+                out[:, j] = np.where(np.isnan(x), filled(p), x)
                 j += 1
             elif kind == "category":
                 codes = self.codes[col]
@@ -197,7 +201,7 @@ class RowEncoder:
                 out[:, j:j + read.width] = per_distinct(s, lambda v: read.lenient(read_text(v)), width=read.width)
                 j += read.width
             else:
-                parts = per_distinct(s, lambda v: date_parts(date_or_none(v, p.get("dayfirst", False)), p["fill"]),
+                parts = per_distinct(s, lambda v: date_parts(date_or_none(v, p.get("dayfirst", False)), filled(p)),
                                      width=4)
                 out[:, j:j + 4] = parts
                 j += 4
@@ -267,7 +271,7 @@ class RowEncoder:
 
     def _known(self, col: str, raw):
         """A column's values at once when each is a plain number (or text ``read_number_fast`` reads), or a spelling
-        its cache holds: numbers as they are (range, clipping and imputation follow for the whole matrix), categories
+        its cache holds: numbers as they are (range checks and clipping follow for the whole matrix), categories
         and dates as their codes. None sends the column through its value-by-value encoder, which names what is
         wrong."""
         kind = self.kinds[col]
@@ -313,7 +317,7 @@ class RowEncoder:
                 raise ValueError("is missing, and training never had it missing")
 
         if kind == "number":
-            fill, comma = plan["fill"], plan.get("comma", False)
+            fill, comma = filled(plan), plan.get("comma", False)
             lo, hi = plan["clip"] or (-math.inf, math.inf)
             low, high = self.bounds.get(col, (-math.inf, math.inf))
 
@@ -381,7 +385,7 @@ class RowEncoder:
                 return read(t)
             return encode
 
-        absent, dayfirst = date_parts(None, plan["fill"]), plan.get("dayfirst", False)
+        absent, dayfirst = date_parts(None, filled(plan)), plan.get("dayfirst", False)
         cache = self.caches[col] = {None: absent} if nullable else {}
 
         def encode(v):  # dates
@@ -407,13 +411,19 @@ class RowEncoder:
         return encode
 
 
+def filled(plan: dict) -> float:
+    """What a missing number (or a missing date's days) becomes: NaN, or the median a plan of an older version
+    imputed."""
+    return math.nan if plan["fill"] is None else plan["fill"]
+
+
 ON_BAD_ROWS = ("fail", "skip", "missing")
 
 
 def screen(encoder: RowEncoder, df: pd.DataFrame, on_bad_rows: str = "fail") -> tuple[pd.DataFrame, pd.DataFrame]:
     """A table's rows as batch prediction takes them, by the service's rules (``RowEncoder.problems``), and the refused
     values (row, column, value, problem). ``on_bad_rows``: ``fail`` raises DataError naming them; ``skip`` leaves
-    their rows out; ``missing`` scores those rows with the refused values missing (imputed as in training)."""
+    their rows out; ``missing`` scores those rows with the refused values missing."""
     if on_bad_rows not in ON_BAD_ROWS:
         raise DataError(f"unknown policy for bad rows '{on_bad_rows}'; choose one of {', '.join(ON_BAD_ROWS)}")
     errors = encoder.problems(df)

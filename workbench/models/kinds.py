@@ -20,6 +20,7 @@ from workbench.models.scorers import compile_scorer
 ZOO_TYPES = (
     "collections.OrderedDict",
     "functools.partial",
+    "numpy.dtype",  # SimpleImputer keeps the dtype it was fitted on
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.compose._column_transformer.make_column_selector",

@@ -38,6 +38,7 @@ from sklearn.ensemble import (AdaBoostClassifier, AdaBoostRegressor, BaggingClas
                               ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
                               GradientBoostingRegressor, HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge, RidgeCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
@@ -267,23 +268,18 @@ def _column_transformer(ct: ColumnTransformer, columns: Columns) -> Scorer:
     (a code the encoder never saw points at a spare column that is dropped, so its row is all zeros)."""
     index = {name: j for j, (name, _) in enumerate(columns)}
     width = max((s.stop for s in ct.output_indices_.values()), default=0)
-    num_in, num_out, mean, scale = [], [], [], []
+    num_in, num_out, fill, mean, scale = [], [], [], [], []
     cat_in, sizes, table = [], [], []
     for name, trans, spec in ct.transformers_:
         out = ct.output_indices_.get(name, slice(0, 0))
         if trans == "drop" or out.stop == out.start:
             continue
         picked = _selected(spec, columns, index)
-        if trans == "passthrough" or (type(trans) is FunctionTransformer and trans.func is None):
+        if (numbers := _number_steps(trans, len(picked))) is not None:
             num_in += picked
             num_out += range(out.start, out.stop)
-            mean += [0.0] * len(picked)  # x - 0 and x / 1 are exact: passthrough rides with the scaled numbers
-            scale += [1.0] * len(picked)
-        elif type(trans) is StandardScaler:
-            num_in += picked
-            num_out += range(out.start, out.stop)
-            mean += list(trans.mean_) if trans.with_mean else [0.0] * len(picked)
-            scale += list(trans.scale_) if trans.with_std else [1.0] * len(picked)
+            for gathered, values in zip((fill, mean, scale), numbers):
+                gathered += values.tolist()
         elif type(trans) is OneHotEncoder:
             if trans.drop_idx_ is not None or getattr(trans, "_infrequent_enabled", False) or trans.dtype != np.float64:
                 raise TypeError("no scorer for a OneHotEncoder that drops, groups infrequent categories or is not float64")
@@ -302,7 +298,8 @@ def _column_transformer(ct: ColumnTransformer, columns: Columns) -> Scorer:
     num_in, num_out = np.array(num_in, dtype=np.intp), np.array(num_out, dtype=np.intp)
     if len(num_out) and np.array_equal(num_out, np.arange(num_out[0], num_out[0] + len(num_out))):
         num_out = slice(int(num_out[0]), int(num_out[0]) + len(num_out))
-    mean, scale = np.array(mean), np.array(scale)
+    fill, mean, scale = np.array(fill), np.array(mean), np.array(scale)
+    imputes = not np.isnan(fill).all()
     cat_in, sizes, table = np.array(cat_in, dtype=np.intp), np.array(sizes, dtype=np.float64), np.array(table, dtype=np.intp)
     starts = np.concatenate([[0], np.cumsum(sizes[:-1] + 1)]).astype(np.intp) if len(sizes) else np.zeros(0, np.intp)
 
@@ -310,13 +307,36 @@ def _column_transformer(ct: ColumnTransformer, columns: Columns) -> Scorer:
         n = len(X)
         Z = np.zeros((n, width + 1))
         if len(num_in):
-            Z[:, num_out] = (X[:, num_in] - mean) / scale
+            x = X[:, num_in]
+            Z[:, num_out] = ((np.where(np.isnan(x), fill, x) if imputes else x) - mean) / scale
         if len(cat_in):
             codes = X[:, cat_in]
             slot = np.where((codes >= 0) & (codes < sizes), codes, sizes).astype(np.intp)
             Z[np.arange(n)[:, None], table[starts + slot]] = 1.0
         return Z[:, :width]
     return transform
+
+
+def _number_steps(trans, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A ColumnTransformer's transformer of ``n`` numbers as (fill, mean, scale): a missing value becomes its fill (NaN:
+    it stays missing), then (x - mean) / scale (x - 0 and x / 1 are exact: passthrough rides with the scaled numbers).
+    None when it is not passthrough, a median or mean imputation without indicator and a StandardScaler, in order."""
+    fill, mean, scale = np.full(n, np.nan), np.zeros(n), np.ones(n)
+    scaled = False
+    for _, step in trans.steps if type(trans) is Pipeline else [(None, trans)]:
+        if step is None or (isinstance(step, str) and step == "passthrough") or (
+                type(step) is FunctionTransformer and step.func is None):
+            continue
+        if type(step) is SimpleImputer and not scaled and step.indicator_ is None and step.strategy in ("mean", "median") \
+                and isinstance(step.missing_values, float) and np.isnan(step.missing_values):
+            fill = np.where(np.isnan(fill), step.statistics_, fill)
+        elif type(step) is StandardScaler and not scaled:
+            scaled = True
+            mean = step.mean_ if step.with_mean else mean
+            scale = step.scale_ if step.with_std else scale
+        else:
+            return None
+    return fill, mean, scale
 
 
 def _selected(spec, columns: Columns, index: dict[str, int]) -> list[int]:

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -118,9 +119,12 @@ def portfolio(task: str, models: list[str], n_rows: int | None = None) -> list[t
 
 
 def _onehot(estimator: BaseEstimator, scale: bool = True) -> Pipeline:
-    """Numbers scaled and categories one-hot encoded, for models that cannot read categories."""
+    """Numbers imputed (the median of the rows fitted on) and scaled, categories one-hot encoded: for models that read
+    neither a missing value nor a category. The tree families (LightGBM, CatBoost, XGBoost, HGB) read both as they are."""
+    numbers = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("scale", StandardScaler() if scale else "passthrough")])
     prep = ColumnTransformer([
-        ("num", StandardScaler() if scale else "passthrough", make_column_selector(dtype_exclude="category")),
+        ("num", numbers, make_column_selector(dtype_exclude="category")),
         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), make_column_selector(dtype_include="category")),
     ], verbose_feature_names_out=False)
     return Pipeline([("prep", prep), ("model", estimator)])
