@@ -170,7 +170,9 @@ def _write(est, folder: Path, stem: str, task: str) -> dict:
                for i, ((name, _), fitted) in enumerate(zip(est.estimators, est.estimators_))]
     spec = {"task": est.task, "n_classes": est.n_classes, "members": members}
     if isinstance(est, WeightedEnsemble):
-        return spec | {"kind": "weighted", "weights": [float(w) for w in est.weights_], "voting": est.voting}
+        # the weights as given: normalizing them again on reading moves an already normalized sum by a rounding
+        weights = None if est.weights is None else [float(w) for w in est.weights]
+        return spec | {"kind": "weighted", "weights": weights, "voting": est.voting}
     meta = kinds.write(est.meta_, folder, f"{stem}.meta", task)
     return spec | {"kind": "stack", "passthrough": est.passthrough, "cv": est.cv, "meta": meta}
 
