@@ -52,6 +52,23 @@ def test_an_isotonic_map_keeps_the_models_ranking():
     assert len(np.unique(fixed)) == len(np.unique(p))
     assert roc_auc_score(y, fixed) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
 
+def test_more_classes_are_calibrated_by_a_temperature_that_keeps_each_rows_likeliest_class():
+    """Probabilities of three classes made too timid (an average of several models is): one temperature, chosen out
+    of fold, sharpens them; the rows still sum to one, the likeliest class stays the likeliest. Honest ones stay."""
+    rng = np.random.default_rng(3)
+    true = rng.dirichlet([0.4, 0.4, 0.4], 3000)
+    y = np.array([rng.choice(3, p=p) for p in true])
+    timid = np.exp(np.log(true) / 3)
+    timid /= timid.sum(axis=1, keepdims=True)
+    calibration, report = calibrate(y, timid)
+    assert calibration.method == "temperature" and 0.2 < calibration.params["t"] < 0.5, calibration
+    assert report.log_loss_after < 0.9 * report.log_loss_before and report.ece_after < report.ece_before / 3
+    fixed = calibration.probabilities(timid)
+    assert np.allclose(fixed.sum(axis=1), 1) and (fixed.argmax(axis=1) == timid.argmax(axis=1)).all()
+    assert np.abs(fixed - true).mean() < np.abs(timid - true).mean() / 3
+    assert calibrate(y, true)[0] is None
+
+
 def test_the_threshold_is_where_the_values_say_for_calibrated_probabilities():
     rng = np.random.default_rng(1)
     p = rng.uniform(size=20_000)
@@ -133,7 +150,7 @@ def test_a_calibrated_models_contributions_still_sum_to_its_output():
 
     r = train(load("demo", n_rows=600), "churn", models=["lightgbm"], folds=3, log=False, progress=False)
     codes = np.asarray(r.cleaned.y == r.leaderboard.classes[1], dtype=int)
-    oof = r.leaderboard.best.oof[:, 1]
+    oof = r.leaderboard.best.oof
     enc = r.model.cleaner.encoder()
     X = enc.frame(load("demo", n_rows=60, seed=4).drop(columns="churn"))
     for method, scale in [("sigmoid", "log-odds"), ("isotonic", "probability")]:
@@ -143,3 +160,25 @@ def test_a_calibrated_models_contributions_still_sum_to_its_output():
         phi = ex(X)
         assert contrib.gap(phi, est.predict_proba(X), scale, "binary") < 1e-6, method
         assert np.abs(phi[:, :-1, 0]).sum(axis=1).mean() > 0.01  # the columns carry the answer, not the bias alone
+
+
+@pytest.mark.parametrize("family, scale", [("lightgbm", "margin"), ("random_forest", "probability")])
+def test_a_temperature_calibrated_models_contributions_still_sum_to_its_output(family, scale):
+    """More classes: on margins a temperature divides every contribution (exact); on probabilities the move is
+    shared in proportion (the sum exact)."""
+    from workbench import kinds, train
+    from workbench.models import contrib
+    from workbench.models.decide import Calibrated, Calibration
+
+    r = train(load("demo", n_rows=600), "contract", models=[family], folds=3, log=False, progress=False)
+    enc = r.model.cleaner.encoder()
+    X = enc.frame(load("demo", n_rows=60, seed=4).drop(columns="contract"))
+    est = Calibrated(r.model.estimator, Calibration("temperature", {"t": 0.5}))
+    k = len(r.leaderboard.classes)
+    ex = contrib.explainer(est, contrib.Layout.of(enc, enc.frame(load("demo", n_rows=200).drop(columns="contract"))),
+                           "multiclass", k)
+    assert ex.scale == scale and "temperature calibration" in ex.method, ex.method
+    scores = kinds.scorer(est, enc.columns, "multiclass", k)(X)
+    assert contrib.gap(ex(X), scores, scale, "multiclass") < 1e-6
+    raw = kinds.scorer(r.model.estimator, enc.columns, "multiclass", k)(X)
+    assert (scores.argmax(axis=1) == raw.argmax(axis=1)).all() and np.abs(scores - raw).max() > 0.01

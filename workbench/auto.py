@@ -128,7 +128,7 @@ def auto(data, target: str | int, *, time_budget: float | Deadline = 60, test=No
     scorer that will serve it, is over the limit (AutoGluon's ``infer_limit``, on by default: None takes the
     ``WORKBENCH_MAX_LATENCY_MS`` setting, 0.1 ms; 0 means no limit); if none is under it, the fastest is taken.
     ``out`` saves the final model with its cleaner and schema (``workbench predict --model out``).
-    Two classes' probabilities are calibrated when that helps out of fold; ``values`` (what each outcome is worth,
+    The probabilities are calibrated when that helps out of fold; ``values`` (what each outcome is worth,
     ``workbench.models.decide``) adds the decision rule that earns the most.
     """
     s = settings or get_settings()

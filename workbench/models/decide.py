@@ -1,11 +1,12 @@
 """Probabilities to take at face value, and the decision that pays.
 
 **Calibration.** A model's out-of-fold probabilities (each row scored by a model that never saw it) are mapped to
-frequencies by a sigmoid (Platt: a logistic regression on the log-odds) or an isotonic step function, whichever
-has the lower log loss on folds of those probabilities; the map is kept only when it beats the raw probabilities
-there. The calibrated model is a model kind of its own (``calibrated``: the inner model's files and the map as
-JSON), so packages, the service and batch prediction score it like any other. Two classes; with more, calibration
-is left out (a per-class map breaks the probabilities' sum, and renormalizing undoes it).
+frequencies: two classes by a sigmoid (Platt: a logistic regression on the log-odds) or an isotonic step function,
+whichever has the lower log loss on folds of those probabilities; more classes by a temperature (every class's log
+probability divided by one number, then softmax: the probabilities still sum to one and the likeliest class stays the
+likeliest — a per-class map would break the sum, and renormalizing undoes it). A map is kept only when it beats the
+raw probabilities there. The calibrated model is a model kind of its own (``calibrated``: the inner model's files
+and the map as JSON), so packages, the service and batch prediction score it like any other.
 
 **Decisions.** Given what each outcome is worth (``{"tp": 100, "fp": -10, "fn": -100, "tn": 0}`` for two classes, or
 ``{actual: {decided: value}}`` for any number), the threshold on the positive class's probability that earns the
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.special import softmax
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -59,13 +62,16 @@ def expected_calibration_error(y: np.ndarray, proba: np.ndarray) -> float:
 
 @dataclass
 class Calibration:
-    """A fitted map from the positive class's raw probability to a calibrated one (JSON-able)."""
+    """A fitted map from raw probabilities to calibrated ones (JSON-able): of the positive class (two classes), or of
+    every class (``temperature``)."""
 
-    method: str  # "sigmoid" or "isotonic"
+    method: str  # "sigmoid" or "isotonic" (two classes), "temperature" (more)
     params: dict
 
     def __call__(self, p: np.ndarray) -> np.ndarray:
-        """Calibrated positive-class probabilities of raw ones."""
+        """Calibrated probabilities of raw ones: the positive class's (two classes), else rows of every class's."""
+        if self.method == "temperature":
+            return softmax(np.log(np.clip(p, EPS, 1.0)) / self.params["t"], axis=1)
         if self.method == "sigmoid":
             z = self.params["a"] * _logit(p) + self.params["b"]
             return 1.0 / (1.0 + np.exp(-z))
@@ -74,6 +80,14 @@ class Calibration:
         # they were fitted
         keep = self.params.get("keep_order", 0.0)
         return (1 - keep) * np.interp(p, self.params["x"], self.params["y"]) + keep * p
+
+    def probabilities(self, P: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (n × classes) of raw ones."""
+        P = np.asarray(P, dtype=np.float64)
+        if self.method == "temperature":
+            return self(P)
+        q = self(P[:, 1])
+        return np.column_stack([1 - q, q])
 
 
 @dataclass
@@ -99,30 +113,44 @@ class CalibrationReport:
 
 
 def calibrate(y: np.ndarray, oof: np.ndarray, seed: int = 0) -> tuple[Calibration | None, CalibrationReport]:
-    """The calibration map for out-of-fold probabilities ``oof`` (n × 2) of class codes ``y``, chosen by log loss on
-    5 folds of them; None when neither map beats the raw probabilities by ``MIN_GAIN``."""
+    """The calibration map for out-of-fold probabilities ``oof`` (n × classes) of class codes ``y``, chosen by log
+    loss on 5 folds of them; None when no map beats the raw probabilities by ``MIN_GAIN`` (or a class has fewer than
+    two rows to fold)."""
     y = np.asarray(y).astype(int)
-    p = np.clip(np.asarray(oof, dtype=np.float64)[:, 1], EPS, 1 - EPS)
-    before = _log_loss(y, p)
-    folds = StratifiedKFold(min(5, int(np.bincount(y).min())), shuffle=True, random_state=seed)
+    P = np.clip(np.asarray(oof, dtype=np.float64), EPS, 1 - EPS)
+    before, ece = _log_loss(y, P), expected_calibration_error(y, P)
+    counts = np.bincount(y)
+    n_folds = min(5, int(counts[counts > 0].min()))
+    if n_folds < 2:
+        return None, CalibrationReport("none", before, before, ece, ece)
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     held = {}
-    for method in ("sigmoid", "isotonic"):
-        q = np.empty_like(p)
-        for fit, test in folds.split(p.reshape(-1, 1), y):
-            q[test] = _fit(method, y[fit], p[fit])(p[test])
-        held[method] = q
-    losses = {m: _log_loss(y, q) for m, q in held.items()}
+    for method in ("sigmoid", "isotonic") if P.shape[1] == 2 else ("temperature",):
+        Q = np.empty_like(P)
+        for fit, test in folds.split(P, y):
+            Q[test] = _fit(method, y[fit], P[fit]).probabilities(P[test])
+        held[method] = Q
+    losses = {m: _log_loss(y, Q) for m, Q in held.items()}
     best = min(losses, key=losses.get)
-    two = lambda q: np.column_stack([1 - q, q])  # noqa: E731
     if losses[best] > before * (1 - MIN_GAIN):
-        ece = expected_calibration_error(y, two(p))
         return None, CalibrationReport("none", before, before, ece, ece, losses)
-    report = CalibrationReport(best, before, losses[best], expected_calibration_error(y, two(p)),
-                               expected_calibration_error(y, two(held[best])), losses)
-    return _fit(best, y, p), report
+    report = CalibrationReport(best, before, losses[best], ece, expected_calibration_error(y, held[best]), losses)
+    return _fit(best, y, P), report
 
 
-def _fit(method: str, y: np.ndarray, p: np.ndarray) -> Calibration:
+def _fit(method: str, y: np.ndarray, P: np.ndarray) -> Calibration:
+    """The map ``method`` fitted to probabilities ``P`` (n × classes) of class codes ``y``."""
+    if method == "temperature":  # one number, on the log scale: the log loss is smooth and has one minimum there
+        logp = np.log(np.clip(P, EPS, 1.0))
+        rows = np.arange(len(y))
+
+        def loss(log_t):
+            z = logp / np.exp(log_t)
+            z -= z.max(axis=1, keepdims=True)
+            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y]))
+        return Calibration("temperature", {"t": float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0),
+                                                                             method="bounded").x))})
+    p = P[:, 1]
     if method == "sigmoid":
         lr = LogisticRegression(C=1e6).fit(_logit(p).reshape(-1, 1), y)
         return Calibration("sigmoid", {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])})
@@ -136,13 +164,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, EPS, 1 - EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+def _log_loss(y: np.ndarray, P: np.ndarray) -> float:
+    """The mean negative log probability of each row's class (``P``: n × classes)."""
+    return float(-np.mean(np.log(np.clip(P[np.arange(len(y)), y], EPS, 1.0))))
 
 
 class Calibrated(BaseEstimator):
-    """A fitted two-class estimator whose positive-class probability goes through a ``Calibration``."""
+    """A fitted classifier whose probabilities go through a ``Calibration``."""
 
     def __init__(self, estimator, calibration: Calibration):
         self.estimator = estimator
@@ -153,11 +181,10 @@ class Calibrated(BaseEstimator):
         return self.estimator.classes_
 
     def predict_proba(self, X) -> np.ndarray:
-        q = self.calibration(np.asarray(self.estimator.predict_proba(X), dtype=np.float64)[:, 1])
-        return np.column_stack([1 - q, q])
+        return self.calibration.probabilities(self.estimator.predict_proba(X))
 
     def predict(self, X) -> np.ndarray:
-        return np.asarray(self.classes_)[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
 
 
 def _write(est: Calibrated, folder: Path, stem: str, task: str) -> dict:
@@ -171,25 +198,25 @@ def _read(spec: dict, folder: Path, task: str) -> Calibrated:
 def _scorer(est: Calibrated, columns: kinds.Columns, task: str, n_classes: int) -> kinds.Scorer:
     inner, calibration = kinds.scorer(est.estimator, columns, task, n_classes), est.calibration
 
-    def calibrated(X):
-        q = calibration(inner(X)[:, 1])
-        return np.column_stack([1 - q, q])
-    return calibrated
+    return lambda X: calibration.probabilities(inner(X))
 
 
 def _contributions(est: Calibrated, layout: contrib.Layout, task: str, n_classes: int) -> contrib.Explainer:
-    """The inner model's contributions carried through the map: a sigmoid map is linear on the log-odds (exact: each
-    contribution times its slope); an isotonic one moves the probability, shared among the contributions in
-    proportion (the sum exact)."""
+    """The inner model's contributions carried through the map: a sigmoid map is linear on the log-odds, a
+    temperature on the margins (exact: each contribution times the slope); otherwise the map moves the probability,
+    shared among the contributions in proportion (the sum exact)."""
     inner = contrib.explainer(est.estimator, layout, task, n_classes)
     c = est.calibration
     if c.method == "sigmoid":
         odds = contrib.on_scale(inner, "log-odds", task)
         return contrib.combined([odds], np.array([[c.params["a"]]]), np.array([c.params["b"]]), "log-odds",
                                 f"{odds.method}, through the sigmoid calibration")
+    if c.method == "temperature" and inner.scale == "margin":
+        return contrib.combined([inner], np.eye(n_classes) / c.params["t"], np.zeros(n_classes), "margin",
+                                f"{inner.method}, through the temperature calibration")
     prob = contrib.on_scale(inner, "probability", task)
     return contrib.Explainer(lambda X: contrib.rescaled(prob(X), c), "probability",
-                             f"{prob.method}, through the isotonic calibration (shared in proportion)", prob.exact)
+                             f"{prob.method}, through the {c.method} calibration (shared in proportion)", prob.exact)
 
 
 kinds.register(kinds.Kind("calibrated", (Calibrated,), _write, _read, _scorer, contributions=_contributions))
@@ -303,7 +330,7 @@ def decide(y: np.ndarray, proba: np.ndarray, values: dict, classes: list) -> Dec
 def trust(estimator, oof: np.ndarray | None, y, task: str, classes: list | None,
           values: dict | None = None) -> tuple[object, CalibrationReport | None, Decision | None]:
     """The final model's estimator made trustworthy from its out-of-fold probabilities ``oof`` and labels ``y``:
-    calibrated when a map helps (two classes), and the decision rule for ``values`` (any classes). Returns
+    calibrated when a map helps, and the decision rule for ``values`` (any classes). Returns
     (estimator, what calibration did or None, decision or None)."""
     if task == "regression" or oof is None or np.isnan(oof).any():
         if values:
@@ -311,10 +338,9 @@ def trust(estimator, oof: np.ndarray | None, y, task: str, classes: list | None,
         return estimator, None, None
     codes = pd.Categorical(np.asarray(y), categories=classes).codes
     report = None
-    if task == "binary" and hasattr(estimator, "predict_proba"):
+    if hasattr(estimator, "predict_proba"):
         calibration, report = calibrate(codes, oof)
         if calibration is not None:
             estimator = Calibrated(estimator, calibration)
-            q = calibration(oof[:, 1])
-            oof = np.column_stack([1 - q, q])
+            oof = calibration.probabilities(oof)
     return estimator, report, decide(codes, oof, values, classes) if values else None

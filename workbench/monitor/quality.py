@@ -253,8 +253,8 @@ def live_metrics(preds: pd.DataFrame, task: str, labels: list[str], names: list[
 
 def estimated_quality(preds: pd.DataFrame, task: str, labels: list[str]) -> dict:
     """Quality expected from the logged probabilities alone, before any outcome arrives: confidence-based performance
-    estimation (CBPE, as NannyML does). It holds when the probabilities are calibrated (``auto`` calibrates two
-    classes' when that helps out of fold) and the link from inputs to outcomes has not changed; input drift alone it
+    estimation (CBPE, as NannyML does). It holds when the probabilities are calibrated (``auto`` calibrates
+    them when that helps out of fold) and the link from inputs to outcomes has not changed; input drift alone it
     follows. Accuracy is the mean probability of the predicted class; ROC AUC comes from the expected confusion
     matrices over all thresholds (``expected_roc_auc``). A regression has no estimate: an empty dict."""
     if task == "regression":
