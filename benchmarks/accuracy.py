@@ -8,9 +8,13 @@ Protocol (../shared/datasets/README.md): the published test file where there is 
 them on first use) with the same budget. LightGBM defaults get the raw table with text columns as categories.
 
 The noise of the split: a paired bootstrap over the test rows (200 resamples) of `auto`'s metric minus LightGBM
-defaults'; "worse beyond noise" is a difference below -2 standard deviations of it.
+defaults'; "worse beyond noise" is a difference below -2 standard deviations of it. With ``--seeds K`` every table
+without a published test file is split K times (random_state 0..K-1); each system's metric is averaged over the
+splits before ranking, and the noise of the mean difference is the splits' bootstrap deviations combined
+(sqrt(sum sd²) / K): one 30 s run moves by more than the gaps between systems on small tables.
 
     .venv/bin/python benchmarks/accuracy.py [--budgets 30,60] [--only adult,titanic] [--peers flaml,autogluon]
+                                            [--seeds 3]
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ def main() -> None:
     ap.add_argument("--budgets", default="30,60")
     ap.add_argument("--only", default="")
     ap.add_argument("--peers", default="flaml,autogluon", help="peers to run, comma-separated ('' for none)")
+    ap.add_argument("--seeds", type=int, default=1, help="splits per table (a published test file: one)")
     ap.add_argument("--datasets", type=Path, default=DATASETS,
                     help="a folder of tables with a manifest.json as ../shared/datasets has (tables kept out of sight)")
     args = ap.parse_args()
@@ -50,19 +55,21 @@ def main() -> None:
     for budget in map(float, args.budgets.split(",")):
         rows = []
         for name in names:
-            with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
-                rows.append(_table(name, manifest[name] | {"folder": args.datasets}, budget, others, Path(tmp)))
-            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
+            info = manifest[name] | {"folder": args.datasets}
+            for seed in range(1 if "test_file" in info else args.seeds):
+                with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
+                    rows.append(_table(name, info, budget, others, Path(tmp), seed))
+                print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
         _summary(pd.DataFrame(rows), budget, ["auto", "lgbm", *others])
 
 
-def _table(name: str, info: dict, budget: float, others: list[str], tmp: Path) -> dict:
-    train_df, test_df = _split(info)
+def _table(name: str, info: dict, budget: float, others: list[str], tmp: Path, seed: int = 0) -> dict:
+    train_df, test_df = _split(info, seed)
     target, task = info["target"], info["task"]
     train_df.to_csv(tmp / "train.csv", index=False)
     test_df.to_csv(tmp / "test.csv", index=False)
     m = REPORTED[task]
-    row = {"table": name, "budget": budget, "task": task, "metric": m}
+    row = {"table": name, "seed": seed, "budget": budget, "task": task, "metric": m}
     t0 = time.time()
     p = subprocess.run([sys.executable, "-m", "workbench.cli", "auto", "--data", tmp / "train.csv", "--test",
                         tmp / "test.csv", "--target", target, "--time-budget", str(budget), "--out", tmp / "auto",
@@ -97,9 +104,13 @@ def _table(name: str, info: dict, budget: float, others: list[str], tmp: Path) -
     return row
 
 
-def _summary(frame: pd.DataFrame, budget: float, systems: list[str]) -> None:
+def _summary(runs: pd.DataFrame, budget: float, systems: list[str]) -> None:
     print(f"\n=== budget {budget:g} s ===")
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(runs.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    frame = _over_seeds(runs)
+    if len(frame) < len(runs):
+        print("\nmean over the splits:")
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     ranks = pd.DataFrame([_ranks(r, systems) for _, r in frame.iterrows()])
     print("\nmean rank on the test metric (1 = best; multiclass: accuracy, ties broken by log loss):",
           ranks.mean().round(2).to_dict())
@@ -107,6 +118,17 @@ def _summary(frame: pd.DataFrame, budget: float, systems: list[str]) -> None:
     print("worse than LightGBM defaults beyond the split's noise:", ", ".join(worse["table"]) or "none")
     print("auto within 1.1 × B + 3 s:", int(frame["auto_within"].sum()), "of", len(frame),
           f"(longest {frame['auto_s'].max():.1f} s)")
+
+
+def _over_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per table: metrics, times and differences averaged over its splits; the noise of the mean difference
+    is the splits' deviations combined; within the budget only if every run was."""
+    def one(g: pd.DataFrame) -> dict:
+        return (g.iloc[0][["table", "budget", "task", "metric"]].to_dict()
+                | g.drop(columns=["seed", "budget", "auto_within"]).mean(numeric_only=True).to_dict()
+                | {"noise": float(np.sqrt((g["noise"] ** 2).sum())) / len(g), "auto_s": g["auto_s"].max(),
+                   "auto_within": bool(g["auto_within"].all()), "splits": len(g)})
+    return pd.DataFrame([one(g) for _, g in runs.groupby("table", sort=False)])
 
 
 def _ranks(row, systems) -> pd.Series:
@@ -154,13 +176,13 @@ def _paired(model, test_df, base_pred, classes, target, task, metric) -> tuple[f
     return float(np.std(diffs)), float(np.mean(diffs))
 
 
-def _split(info):
+def _split(info, seed: int = 0):
     folder = info.get("folder", DATASETS)
     df = pd.read_csv(folder / info["file"])
     if "test_file" in info:
         return df, pd.read_csv(folder / info["test_file"])
     strat = df[info["target"]] if info["task"] != "regression" else None
-    return train_test_split(df, test_size=0.25, random_state=0, stratify=strat)
+    return train_test_split(df, test_size=0.25, random_state=seed, stratify=strat)
 
 
 def _lightgbm_defaults(train_df, test_df, target, task):
