@@ -26,7 +26,7 @@ from workbench.compress.core import package_variant
 from workbench.data import CleaningReport, Profile, Schema, load, split
 from workbench.data.clean import Cleaned, Cleaner
 from workbench.deploy import deploy, read_config, stop_serving
-from workbench.ensemble import ensemble
+from workbench.ensemble import LIMITED, ensemble
 from workbench.errors import WorkbenchError
 from workbench.explanation import explain, reasons
 from workbench.models.compare import Candidate, Leaderboard, encode_target, fitting_together, make_folds, refit
@@ -165,9 +165,10 @@ def ensemble_stage(run_dir: str | Path, *, methods: tuple[str, ...] = ("select",
     limit = (s.max_latency_ms if max_latency_ms is None else max_latency_ms) or None
     fast = [c for c in board.within_latency(limit)[0] if c.model != "ensemble"][:top]
     for method in methods:
-        # selection keeps within the limit itself; any other method scores every member: the best ones whose sum fits
-        members = fast if method == "select" else fitting_together(fast, limit)
-        options = {"max_latency_ms": limit} if method == "select" else {}
+        # a selection and a stack keep within the limit themselves; any other method scores every member: the best
+        # ones whose sum fits
+        members = fast if method in LIMITED else fitting_together(fast, limit)
+        options = {"max_latency_ms": limit} if method in LIMITED else {}
         r = ensemble(method, board, cleaned.X, cleaned.y, members=[c.name for c in members], test=test, settings=s,
                      **options)
         board.add(r.candidate)

@@ -24,6 +24,7 @@ METHODS: Registry = Registry("ensemble method")
 # Such an ensemble is planned again, at most REPLANS times, its members' costs scaled by the excess measured, with a
 # margin
 REPLANS, REPLAN_MARGIN = 2, 0.95
+LIMITED = ("select", "stack")  # the methods that take ``max_latency_ms`` and keep within it themselves
 
 
 @dataclass
