@@ -141,15 +141,10 @@ def calibrate(y: np.ndarray, oof: np.ndarray, seed: int = 0) -> tuple[Calibratio
 def _fit(method: str, y: np.ndarray, P: np.ndarray) -> Calibration:
     """The map ``method`` fitted to probabilities ``P`` (n × classes) of class codes ``y``."""
     if method == "temperature":  # one number, on the log scale: the log loss is smooth and has one minimum there
-        logp = np.log(np.clip(P, EPS, 1.0))
-        rows = np.arange(len(y))
-
         def loss(log_t):
-            z = logp / np.exp(log_t)
-            z -= z.max(axis=1, keepdims=True)
-            return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y]))
-        return Calibration("temperature", {"t": float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0),
-                                                                             method="bounded").x))})
+            return _log_loss(y, Calibration("temperature", {"t": np.exp(log_t)})(P))
+        log_t = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x
+        return Calibration("temperature", {"t": float(np.exp(log_t))})
     p = P[:, 1]
     if method == "sigmoid":
         lr = LogisticRegression(C=1e6).fit(_logit(p).reshape(-1, 1), y)
